@@ -1,0 +1,42 @@
+"""A real MRML scene without Qt, from the `slicer-core` wheel.
+
+Module logic (the Qt-free `*Lib` packages inside the module folders) is tested
+against it. Each test gets a fresh scene.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+for module_folder in ("LTNetTransfer", "LTNetTraining"):
+    path = str(REPO / module_folder)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test set-up")
+
+
+@pytest.fixture
+def scene():
+    """A fresh `vtkMRMLScene`, installed as `slicer.mrmlScene`, with colors and segmentations logic."""
+    mrml_scene = slicer.vtkMRMLScene()
+    slicer.mrmlScene = mrml_scene
+    app_logic = slicer.vtkSlicerApplicationLogic()
+    app_logic.SetMRMLScene(mrml_scene)
+
+    def make_logic(cls):
+        logic = cls()
+        logic.SetMRMLApplicationLogic(app_logic)
+        logic.SetMRMLScene(mrml_scene)
+        return logic
+
+    colors = make_logic(slicer.vtkSlicerColorLogic)
+    app_logic.SetColorLogic(colors)
+    app_logic.SetModuleLogic("Colors", colors)
+    segmentations = make_logic(slicer.vtkSlicerSegmentationsModuleLogic)
+    app_logic.SetModuleLogic("Segmentations", segmentations)
+    mrml_scene.segmentationsLogic = segmentations  # handy for tests
+    yield mrml_scene
+    mrml_scene.Clear(1)
