@@ -1,0 +1,204 @@
+"""TrainingLogic: check the inputs, write scene nodes to files, start `ltnet train` in a child process.
+
+    from LTNetTrainingLib import TrainingLogic
+    job = TrainingLogic().start(atlasVolumeNode, atlasSegmentationNode, cohort, "/out/model.pt",
+                                iterations=300, device="cpu")
+    job.poll()                 # from a timer; returns the latest progress dict
+    job.cancel(); job.wait()
+    TrainingLogic().train(...)  # blocking, for batch scripts
+
+No Qt here. Every check runs before any process starts; a problem raises
+`TrainingInputError`.
+"""
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from . import inputChecks
+from .cohortFiles import scanCohortFolder
+from .lossPlot import LossPlot
+from .nodeImages import writeSegmentationNode, writeVolumeNode
+from .trainingErrors import TrainingInputError
+from .trainingJob import COMPLETED, TrainingJob
+from .trainingProcess import SubprocessLauncher
+from .trainingSettings import START_BUNDLED, START_SCRATCH, TrainingSettings
+
+
+def bundledModelPath():
+    """The model shipped inside the `ltnet` package."""
+    import ltnet.sample
+
+    return str(ltnet.sample.demo_model_path())
+
+
+def safeFileStem(name, fallback):
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "").strip("._")
+    return stem or fallback
+
+
+class TrainingLogic:
+    """Starts trainings. `launcher` and `cudaAvailable` can be swapped (tests, other runtimes)."""
+
+    def __init__(self, launcher=None, scene=None, cudaAvailable=None, logCallback=None):
+        self.launcher = launcher or SubprocessLauncher()
+        self.sceneOverride = scene
+        self.cudaAvailable = cudaAvailable or inputChecks.torchCudaAvailable
+        self.logCallback = logCallback
+
+    @property
+    def scene(self):
+        if self.sceneOverride is not None:
+            return self.sceneOverride
+        import slicer
+
+        return slicer.mrmlScene
+
+    @staticmethod
+    def splitCohort(cohort):
+        """(volume nodes, image file paths) from nodes, files and folders (a folder adds its readable images)."""
+        if cohort is None:
+            return [], []
+        if isinstance(cohort, (str, os.PathLike)) or inputChecks.isNode(cohort):
+            cohort = [cohort]
+        volumes, files = [], []
+        for item in cohort:
+            if inputChecks.isNode(item):
+                volumes.append(item)
+            elif os.path.isdir(item):
+                files.extend(scanCohortFolder(item).readable)
+            else:
+                files.append(str(item))
+        return volumes, files
+
+    def resolveInitModel(self, initModel):
+        """None/'scratch' -> None, 'bundled' -> the bundled model's path, else the path itself."""
+        if not initModel or initModel == START_SCRATCH:
+            return None
+        if initModel == START_BUNDLED:
+            path = bundledModelPath()
+            if not os.path.isfile(path):
+                raise TrainingInputError(f"The bundled model {path} is missing. Reinstall ltnet, or start from "
+                                         "another model or from scratch.")
+            return path
+        return str(initModel)
+
+    def checkInputs(self, atlasVolume, atlasSegmentation, cohort, outputModelPath, settings, initModel=None,
+                    resume=False):
+        """Run every check; returns (cohort volumes, cohort files, init model path or None)."""
+        atlasGeometry = inputChecks.checkAtlasVolume(atlasVolume)
+        inputChecks.checkAtlasSegmentation(atlasSegmentation, atlasVolume, atlasGeometry)
+        cohortVolumes, cohortFiles = self.splitCohort(cohort)
+        inputChecks.checkCohort(cohortVolumes, cohortFiles)
+        inputChecks.checkOutputWritable(outputModelPath)
+        if resume and not os.path.isfile(outputModelPath):
+            raise TrainingInputError(f"Nothing to resume: {outputModelPath} does not exist yet. Start a training "
+                                     "first (Resume continues from its last checkpoint).")
+        inputChecks.checkDevice(settings.device, self.cudaAvailable)
+        initPath = None if resume else self.resolveInitModel(initModel)
+        inputChecks.checkInitModel(initPath)
+        return cohortVolumes, cohortFiles, initPath
+
+    def writeInputs(self, workFolder, atlasVolume, atlasSegmentation, cohortVolumes, cohortFiles):
+        """Files for the child: nodes are written into `workFolder`, paths are used as they are."""
+        if inputChecks.isNode(atlasVolume):
+            atlasImagePath = writeVolumeNode(atlasVolume, os.path.join(workFolder, "atlas.nrrd"))
+        else:
+            atlasImagePath = str(atlasVolume)
+        if inputChecks.isNode(atlasSegmentation):
+            if atlasSegmentation.IsA("vtkMRMLSegmentationNode"):
+                referenceNode, temporaryNode = self.referenceVolume(atlasVolume)
+                try:
+                    atlasLabelsPath = writeSegmentationNode(
+                        atlasSegmentation, referenceNode, os.path.join(workFolder, "atlas_labels.seg.nrrd"))
+                finally:
+                    if temporaryNode is not None:
+                        self.scene.RemoveNode(temporaryNode)
+            else:
+                atlasLabelsPath = writeVolumeNode(atlasSegmentation, os.path.join(workFolder, "atlas_labels.nrrd"))
+        else:
+            atlasLabelsPath = str(atlasSegmentation)
+        imagePaths = []
+        for index, volumeNode in enumerate(cohortVolumes):
+            stem = safeFileStem(volumeNode.GetName(), "volume")
+            imagePaths.append(writeVolumeNode(volumeNode, os.path.join(workFolder, f"cohort{index:03d}_{stem}.nrrd")))
+        imagePaths.extend(cohortFiles)
+        return atlasImagePath, atlasLabelsPath, imagePaths
+
+    def referenceVolume(self, atlasVolume):
+        """(volume node with the atlas grid, temporary node to remove or None)."""
+        if inputChecks.isNode(atlasVolume):
+            return atlasVolume, None
+        import numpy as np
+        import slicer
+
+        ijkToRas, size, _ = inputChecks.fileGeometry(atlasVolume)
+        node = slicer.util.addVolumeFromArray(np.zeros(tuple(reversed(size)), np.uint8), ijkToRas,
+                                              "__LTNetTrainingReference__")
+        return node, node
+
+    def commandArguments(self, atlasImagePath, atlasLabelsPath, imagePaths, outputModelPath, settings, initPath,
+                         resume):
+        arguments = ["train", "--atlas-image", atlasImagePath, "--atlas-labels", atlasLabelsPath,
+                     "--images", *imagePaths, "--out", str(outputModelPath), "--progress", "jsonl"]
+        arguments += settings.commandArguments()
+        if resume:
+            arguments.append("--resume")
+        elif initPath:
+            arguments += ["--init", initPath]
+        return arguments
+
+    def start(self, atlasVolume, atlasSegmentation, cohort, outputModelPath, initModel=None, resume=False,
+              logCallback=None, plotName="LTNet training", **settings):
+        """Check everything, then start `ltnet train` in a child process; returns the `TrainingJob`.
+
+        atlasVolume: scalar volume node or image file path. atlasSegmentation: segmentation node,
+        label map volume node, or label file path (.seg.nrrd keeps names and colors). cohort: volume
+        nodes, image files and/or folders. initModel: None (scratch), 'bundled', or a model path
+        (fine-tuning). resume: continue from the checkpoint at outputModelPath. settings: see
+        `TrainingSettings` (iterations, learningRate, grid, lambda1, lambda2, adversarial,
+        diffeomorphic, device, seed, checkpointEvery).
+        """
+        settings = settings.pop("settings", None) or TrainingSettings.fromKeywords(**settings)
+        outputModelPath = str(Path(outputModelPath).expanduser().resolve()) if outputModelPath else outputModelPath
+        cohortVolumes, cohortFiles, initPath = self.checkInputs(
+            atlasVolume, atlasSegmentation, cohort, outputModelPath, settings, initModel, resume)
+        workFolder = tempfile.mkdtemp(prefix="LTNetTraining-")
+        try:
+            atlasImagePath, atlasLabelsPath, imagePaths = self.writeInputs(
+                workFolder, atlasVolume, atlasSegmentation, cohortVolumes, cohortFiles)
+        except Exception:
+            shutil.rmtree(workFolder, ignore_errors=True)
+            raise
+        arguments = self.commandArguments(atlasImagePath, atlasLabelsPath, imagePaths, outputModelPath, settings,
+                                          initPath, resume)
+        lossPlot = LossPlot(self.scene, plotName)
+        process = self.launcher.start(arguments)
+        job = TrainingJob(process, outputModelPath, lossPlot, workFolder, logCallback or self.logCallback, arguments)
+        job.addLog(f"Started ltnet {' '.join(arguments[:1])} on {len(imagePaths)} scans "
+                   f"({'resuming' if resume else 'from ' + (initPath or 'scratch')}), process {process.pid}")
+        return job
+
+    def resume(self, *arguments, **keywords):
+        """`start(..., resume=True)`: continue from the checkpoint at outputModelPath."""
+        return self.start(*arguments, resume=True, **keywords)
+
+    def train(self, *arguments, progressCallback=None, pollInterval=0.5, **keywords):
+        """Blocking `start` + wait; returns the model path, raises RuntimeError when the training fails."""
+        job = self.start(*arguments, **keywords)
+        try:
+            while job.isRunning:
+                progress = job.poll()
+                if progressCallback is not None and progress:
+                    progressCallback(progress)
+                if job.isRunning:
+                    time.sleep(pollInterval)
+        except BaseException:
+            job.cancel()
+            raise
+        if job.status != COMPLETED:
+            raise RuntimeError(f"LTNet training {job.status}: {job.errorMessage()}")
+        return job.outputModelPath

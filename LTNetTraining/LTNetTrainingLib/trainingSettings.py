@@ -1,0 +1,73 @@
+"""The training settings that matter, their defaults and tooltips, and the `ltnet train` options they make."""
+
+from dataclasses import dataclass, fields
+
+DEVICES = ("auto", "cpu", "cuda")
+
+# Where the networks start: the bundled model, another model (fine-tuning) or random weights.
+START_BUNDLED = "bundled"
+START_MODEL = "model"
+START_SCRATCH = "scratch"
+STARTS = (START_BUNDLED, START_MODEL, START_SCRATCH)
+
+TOOLTIPS = {
+    "iterations": "Training iterations (one atlas-scan pair each). More iterations fit the cohort better and take longer.",
+    "learningRate": "Adam learning rate of all networks. Lower it (e.g. 1e-5) when fine-tuning a model.",
+    "grid": "Network grid (voxels per axis) the atlas and scans are resampled to. Smaller is faster and coarser; "
+            "each size must be a multiple of 16.",
+    "lambda1": "λ1: weight of the smoothness of the displacement fields against image similarity. "
+               "Higher gives smoother, less detailed registrations.",
+    "lambda2": "λ2: weight of the cycle-consistency terms (image, anatomy and transformation cycles) that "
+               "make the forward and backward maps agree.",
+    "adversarial": "Train the discriminator and use the adversarial (GAN) term that makes warped atlases look "
+                   "like real scans. Off: faster, often a little less accurate.",
+    "diffeomorphic": "Integrate the velocity field (scaling and squaring) so that maps do not fold.",
+    "device": "auto: GPU when one is usable, else CPU. CPU: always CPU. GPU: CUDA only (fails early if none).",
+    "seed": "Random seed: the same seed and inputs give the same training.",
+    "checkpointEvery": "Save the model every this many iterations, so Cancel or a crash keeps recent work.",
+}
+
+
+@dataclass
+class TrainingSettings:
+    """Settings of one training; names follow the `ltnet train` options."""
+
+    iterations: int = 2000
+    learningRate: float = 1e-4
+    grid: tuple = (64, 64, 64)
+    lambda1: float = 1.0
+    lambda2: float = 1.0
+    adversarial: bool = True
+    diffeomorphic: bool = False
+    device: str = "auto"
+    seed: int = 0
+    checkpointEvery: int = 50
+
+    @classmethod
+    def fromKeywords(cls, **keywords):
+        """Settings from keyword arguments; unknown names raise a TypeError that lists the known ones."""
+        known = {field.name for field in fields(cls)}
+        unknown = set(keywords) - known
+        if unknown:
+            raise TypeError(f"Unknown training setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        settings = cls(**keywords)
+        settings.grid = tuple(int(size) for size in settings.grid)
+        return settings
+
+    def commandArguments(self):
+        """The `ltnet train` options for these settings."""
+        arguments = [
+            "--iterations", str(int(self.iterations)),
+            "--lr", repr(float(self.learningRate)),
+            "--grid", *(str(int(size)) for size in self.grid),
+            "--lambda1", repr(float(self.lambda1)),
+            "--lambda2", repr(float(self.lambda2)),
+            "--device", self.device,
+            "--seed", str(int(self.seed)),
+            "--checkpoint-every", str(max(1, int(self.checkpointEvery))),
+        ]
+        if not self.adversarial:
+            arguments.append("--no-adversarial")
+        if self.diffeomorphic:
+            arguments.append("--diffeomorphic")
+        return arguments
