@@ -52,6 +52,16 @@ def ltnetCommand():
     return [executable, "-m", "ltnet"]
 
 
+def ltnetImportFolder():
+    """The folder holding the `ltnet` package (found without importing it), for the child's PYTHONPATH."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ltnet")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.dirname(list(spec.submodule_search_locations)[0])
+
+
 def killProcessTree(pid, timeout=5.0):
     """Terminate `pid` and its descendants, then kill what is left after `timeout` seconds."""
     import psutil
@@ -129,6 +139,9 @@ class SubprocessLauncher:
         command = (self.command or ltnetCommand()) + list(arguments)
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
+        folder = ltnetImportFolder()
+        if folder:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, env.get("PYTHONPATH")]))
         env.update(environment or {})
         options = {}
         if os.name == "nt":

@@ -13,16 +13,18 @@ STARTS = (START_BUNDLED, START_MODEL, START_SCRATCH)
 TOOLTIPS = {
     "iterations": "Training iterations (one atlas-scan pair each). More iterations fit the cohort better and take longer.",
     "learningRate": "Adam learning rate of all networks. Lower it (e.g. 1e-5) when fine-tuning a model.",
-    "grid": "Network grid (voxels per axis) the atlas and scans are resampled to. Smaller is faster and coarser; "
-            "each size must be a multiple of 16.",
-    "lambda1": "λ1: weight of the smoothness of the displacement fields against image similarity. "
-               "Higher gives smoother, less detailed registrations.",
-    "lambda2": "λ2: weight of the cycle-consistency terms (image, anatomy and transformation cycles) that "
-               "make the forward and backward maps agree.",
+    "grid": "Network grid (voxels per axis) the atlas and scans are resampled to; padded to a multiple of 8. "
+            "Smaller is faster and coarser. auto (0): the atlas grid, at most 128 voxels per axis.",
+    "lambda1": "λ1: weight of the image cycle-consistency term (the atlas warped to the scan and back must "
+               "match the atlas). Paper default 10.",
+    "lambda2": "λ2: weight of the anatomy-cycle, transformation-cycle, field-cycle and smoothness terms. "
+               "Higher gives smoother maps that agree better forward and backward. Paper default 3.",
     "adversarial": "Train the discriminator and use the adversarial (GAN) term that makes warped atlases look "
                    "like real scans. Off: faster, often a little less accurate.",
     "diffeomorphic": "Integrate the velocity field (scaling and squaring) so that maps do not fold.",
     "device": "auto: GPU when one is usable, else CPU. CPU: always CPU. GPU: CUDA only (fails early if none).",
+    "prealign": "Align each scan affinely to the atlas before training, so the networks learn only the local "
+                "differences. Switch off for scans that are already aligned.",
     "seed": "Random seed: the same seed and inputs give the same training.",
     "checkpointEvery": "Save the model every this many iterations, so Cancel or a crash keeps recent work.",
 }
@@ -34,14 +36,15 @@ class TrainingSettings:
 
     iterations: int = 2000
     learningRate: float = 1e-4
-    grid: tuple = (64, 64, 64)
-    lambda1: float = 1.0
-    lambda2: float = 1.0
+    grid: tuple = None  # None or (0, 0, 0): ltnet's default (the atlas grid, at most 128 per axis)
+    lambda1: float = 10.0
+    lambda2: float = 3.0
     adversarial: bool = True
     diffeomorphic: bool = False
+    prealign: bool = True
     device: str = "auto"
     seed: int = 0
-    checkpointEvery: int = 50
+    checkpointEvery: int = 100
 
     @classmethod
     def fromKeywords(cls, **keywords):
@@ -51,7 +54,7 @@ class TrainingSettings:
         if unknown:
             raise TypeError(f"Unknown training setting(s) {sorted(unknown)}; known: {sorted(known)}")
         settings = cls(**keywords)
-        settings.grid = tuple(int(size) for size in settings.grid)
+        settings.grid = tuple(int(size) for size in settings.grid) if settings.grid else None
         return settings
 
     def commandArguments(self):
@@ -59,13 +62,16 @@ class TrainingSettings:
         arguments = [
             "--iterations", str(int(self.iterations)),
             "--lr", repr(float(self.learningRate)),
-            "--grid", *(str(int(size)) for size in self.grid),
             "--lambda1", repr(float(self.lambda1)),
             "--lambda2", repr(float(self.lambda2)),
             "--device", self.device,
             "--seed", str(int(self.seed)),
             "--checkpoint-every", str(max(1, int(self.checkpointEvery))),
         ]
+        if self.grid and all(int(size) > 0 for size in self.grid):
+            arguments += ["--grid", *(str(int(size)) for size in self.grid)]
+        if not self.prealign:
+            arguments.append("--no-prealign")
         if not self.adversarial:
             arguments.append("--no-adversarial")
         if self.diffeomorphic:

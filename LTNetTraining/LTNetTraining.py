@@ -1,0 +1,192 @@
+"""LTNetTraining: train LT-Net networks from one labeled atlas and a cohort of unlabeled scans.
+
+Thin module file: the logic lives in the Qt-free package `LTNetTrainingLib`
+(TrainingLogic, TrainingJob), the panel in `LTNetTrainingLib.trainingPanel`.
+torch is never imported here; it is installed (PyTorch extension) only after the
+user agrees, when a training starts.
+"""
+
+import os
+import tempfile
+import time
+from typing import Annotated
+
+import slicer
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+from LTNetTrainingLib import COMPLETED, TrainingLogic
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+
+
+class LTNetTraining(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "LTNet Training"
+        self.parent.categories = ["Segmentation"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["LTNet contributors"]
+        self.parent.helpText = (
+            "Train LT-Net (one-shot segmentation by label transfer, CVPR 2020) from one labeled atlas and a cohort "
+            "of unlabeled scans. The training runs in a background process with a live loss plot; Cancel keeps "
+            "the last checkpoint and Resume continues from it. The new model appears in LTNet Transfer.")
+        self.parent.acknowledgementText = (
+            "Method: Wang et al., LT-Net: Label Transfer by Learning Reversible Voxel-wise Correspondence for "
+            "One-shot Medical Image Segmentation, CVPR 2020.")
+
+
+@parameterNodeWrapper
+class LTNetTrainingParameterNode:
+    """The panel's state saved with the scene (names match the .ui's SlicerParameterName properties)."""
+
+    atlasVolume: vtkMRMLScalarVolumeNode
+    atlasSegmentation: vtkMRMLSegmentationNode
+    iterations: Annotated[int, WithinRange(1, 1000000)] = 2000
+    learningRate: Annotated[float, WithinRange(1e-6, 1e-2)] = 1e-4
+    gridX: Annotated[int, WithinRange(0, 512)] = 0  # 0: auto
+    gridY: Annotated[int, WithinRange(0, 512)] = 0  # 0: auto
+    gridZ: Annotated[int, WithinRange(0, 512)] = 0  # 0: auto
+    lambda1: Annotated[float, WithinRange(0, 1000)] = 10.0
+    lambda2: Annotated[float, WithinRange(0, 1000)] = 3.0
+    adversarial: bool = True
+    diffeomorphic: bool = False
+    prealign: bool = True
+    seed: Annotated[int, WithinRange(0, 2147483647)] = 0
+    checkpointEvery: Annotated[int, WithinRange(1, 100000)] = 100
+
+
+class LTNetTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self.panel = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        from LTNetTrainingLib.trainingPanel import TrainingPanel
+
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LTNetTraining.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = LTNetTrainingLogic()
+        self.panel = TrainingPanel(self.ui, self.logic)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.initializeParameterNode()
+
+    def cleanup(self):
+        self.removeObservers()
+        if self.panel is not None:
+            self.panel.cleanup()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode and self._parameterNodeGuiTag:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.atlasVolume:
+            self._parameterNode.atlasVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+
+    def setParameterNode(self, inputParameterNode):
+        if self._parameterNode and self._parameterNodeGuiTag:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+        if self.panel is not None:
+            self.panel.updateButtons()
+
+
+class LTNetTrainingLogic(ScriptedLoadableModuleLogic, TrainingLogic):
+    """Slicer's logic object: the parameter node plus the Qt-free TrainingLogic (start, resume, train)."""
+
+    def __init__(self, **keywords):
+        ScriptedLoadableModuleLogic.__init__(self)
+        TrainingLogic.__init__(self, **keywords)
+
+    def getParameterNode(self):
+        return LTNetTrainingParameterNode(super().getParameterNode())
+
+
+class LTNetTrainingTest(ScriptedLoadableModuleTest):
+    """Inside Slicer: a short real training on the bundled sample, cancel, resume, and the loss plot."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_TrainCancelResume()
+        self.setUp()
+        self.test_BadInputsStartNothing()
+
+    def loadSample(self):
+        import ltnet.sample
+
+        atlas = slicer.util.loadVolume(str(ltnet.sample.atlas_image_path()))
+        segmentation = slicer.util.loadSegmentation(str(ltnet.sample.atlas_labels_path()))
+        scans = [slicer.util.loadVolume(str(path)) for path in ltnet.sample.scan_paths()[:2]]
+        return atlas, segmentation, scans
+
+    def test_TrainCancelResume(self):
+        self.delayDisplay("Training on two bundled scans")
+        atlas, segmentation, scans = self.loadSample()
+        outputPath = os.path.join(tempfile.mkdtemp(prefix="LTNetTrainingTest-"), "model.pt")
+        logic = LTNetTrainingLogic()
+        settings = dict(grid=(32, 32, 32), device="cpu", checkpointEvery=1)
+        job = logic.start(atlas, segmentation, scans, outputPath, iterations=2, **settings)
+        self.assertEqual(job.wait(timeout=600), COMPLETED, job.errorMessage())
+        self.assertEqual(job.tableNode.GetNumberOfRows(), 2)
+        for seriesNode in job.seriesNodes.values():
+            self.assertEqual(seriesNode.GetTableNodeID(), job.tableNode.GetID())
+        from ltnet.model_file import load_model
+
+        self.assertTrue(load_model(outputPath).labels)
+
+        self.delayDisplay("Cancel keeps the last checkpoint; Resume continues its count")
+        job = logic.resume(atlas, segmentation, scans, outputPath, iterations=200, **settings)
+        while job.isRunning and job.iteration < 4:
+            job.poll()
+            slicer.app.processEvents()
+            time.sleep(0.2)
+        started = time.monotonic()
+        job.cancel()
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertGreaterEqual(min(event["iteration"] for event in job.progressEvents), 3)
+        checkpoint = load_model(outputPath)
+        job = logic.resume(atlas, segmentation, scans, outputPath, iterations=checkpoint.iteration + 1, **settings)
+        self.assertEqual(job.wait(timeout=600), COMPLETED, job.errorMessage())
+        self.assertEqual(job.progressEvents[0]["iteration"], checkpoint.iteration + 1)
+        self.delayDisplay("Training test passed")
+
+    def test_BadInputsStartNothing(self):
+        from LTNetTrainingLib import TrainingInputError
+
+        atlas, segmentation, scans = self.loadSample()
+        outputPath = os.path.join(tempfile.mkdtemp(prefix="LTNetTrainingTest-"), "model.pt")
+        logic = LTNetTrainingLogic()
+        with self.assertRaises(TrainingInputError):
+            logic.start(atlas, segmentation, [], outputPath, iterations=2, device="cpu")
+        emptySegmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        with self.assertRaises(TrainingInputError):
+            logic.start(atlas, emptySegmentation, scans, outputPath, iterations=2, device="cpu")
+        self.delayDisplay("Bad inputs test passed")
