@@ -87,7 +87,7 @@ class TrainingLogic:
         return str(initModel)
 
     def checkInputs(self, atlasVolume, atlasSegmentation, cohort, outputModelPath, settings, initModel=None,
-                    resume=False):
+                    resume=False, overwrite=False):
         """Run every check; returns (cohort volumes, cohort files, init model path or None)."""
         atlasGeometry = inputChecks.checkAtlasVolume(atlasVolume)
         inputChecks.checkAtlasSegmentation(atlasSegmentation, atlasVolume, atlasGeometry)
@@ -97,6 +97,9 @@ class TrainingLogic:
         if resume and not os.path.isfile(outputModelPath):
             raise TrainingInputError(f"Nothing to resume: {outputModelPath} does not exist yet. Start a training "
                                      "first (Resume continues from its last checkpoint).")
+        if not resume and not overwrite and os.path.exists(outputModelPath):
+            raise TrainingInputError(f"Output model {outputModelPath} exists already. Resume it, choose another "
+                                     "file, or confirm overwriting it.")
         inputChecks.checkDevice(settings.device, self.cudaAvailable)
         initPath = None if resume else self.resolveInitModel(initModel)
         inputChecks.checkInitModel(initPath)
@@ -152,20 +155,23 @@ class TrainingLogic:
         return arguments
 
     def start(self, atlasVolume, atlasSegmentation, cohort, outputModelPath, initModel=None, resume=False,
-              logCallback=None, plotName="LTNet training", **settings):
+              overwrite=False, logCallback=None, plotName="LTNet training", **settings):
         """Check everything, then start `ltnet train` in a child process; returns the `TrainingJob`.
 
         atlasVolume: scalar volume node or image file path. atlasSegmentation: segmentation node,
         label map volume node, or label file path (.seg.nrrd keeps names and colors). cohort: volume
         nodes, image files and/or folders. initModel: None (scratch), 'bundled', or a model path
-        (fine-tuning). resume: continue from the checkpoint at outputModelPath. settings: see
+        (fine-tuning). resume: continue from the checkpoint at outputModelPath. overwrite: replace an
+        existing outputModelPath when not resuming (else that is an error). settings: see
         `TrainingSettings` (iterations, learningRate, grid, lambda1, lambda2, adversarial,
         diffeomorphic, device, seed, checkpointEvery).
         """
         settings = settings.pop("settings", None) or TrainingSettings.fromKeywords(**settings)
         outputModelPath = str(Path(outputModelPath).expanduser().resolve()) if outputModelPath else outputModelPath
         cohortVolumes, cohortFiles, initPath = self.checkInputs(
-            atlasVolume, atlasSegmentation, cohort, outputModelPath, settings, initModel, resume)
+            atlasVolume, atlasSegmentation, cohort, outputModelPath, settings, initModel, resume, overwrite)
+        if overwrite and not resume and os.path.isfile(outputModelPath):
+            os.remove(outputModelPath)
         workFolder = tempfile.mkdtemp(prefix="LTNetTraining-")
         try:
             atlasImagePath, atlasLabelsPath, imagePaths = self.writeInputs(

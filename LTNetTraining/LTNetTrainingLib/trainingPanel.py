@@ -123,12 +123,20 @@ class TrainingPanel:
         with slicer.util.tryWithErrorDisplay("Failed to start the training.", waitCursor=True):
             if not ensureDependencies(slicer.util.confirmOkCancelDisplay):
                 return
+            outputPath = self.ui.outputModelPathLineEdit.currentPath
+            overwrite = False
+            if not resume and os.path.exists(outputPath):
+                if not slicer.util.confirmYesNoDisplay(f"{outputPath} exists already. Overwrite it with a new "
+                                                       "training? (Resume continues it instead.)"):
+                    return
+                overwrite = True
             self.ui.outputModelPathLineEdit.addCurrentPathToHistory()
             self.ui.logTextEdit.clear()
             self.job = self.logic.start(
                 self.ui.atlasVolumeSelector.currentNode(), self.ui.atlasSegmentationSelector.currentNode(),
                 self.cohortVolumes() + self.cohortFiles(), self.ui.outputModelPathLineEdit.currentPath,
-                initModel=self.initModel(), resume=resume, logCallback=self.appendLog, settings=self.settings())
+                initModel=self.initModel(), resume=resume, overwrite=overwrite, logCallback=self.appendLog,
+                settings=self.settings())
             self.ui.progressBar.value = 0
             self.ui.statusLabel.text = self.job.statusText()
             self.onShowPlot()

@@ -1,0 +1,205 @@
+"""TrainingLogic against a real MRML scene and the real `ltnet train` child process.
+
+Trainings are a few iterations on the smallest grid, so they finish in seconds
+on two CPU cores. Only the sample bundled with `ltnet` is used.
+"""
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import numpy as np
+import psutil
+import pytest
+import slicer
+
+from LTNetTrainingLib import CANCELLED, COMPLETED, TrainingJob, TrainingLogic, recentModels
+from LTNetTrainingLib.lossPlot import ITERATION_COLUMN, LossPlot
+
+SMALL = dict(grid=(32, 32, 32), device="cpu", checkpointEvery=1, seed=1)
+RENAMED = "renamed in Slicer"
+
+
+@pytest.fixture(autouse=True)
+def recentModelsFile(tmp_path, monkeypatch):
+    """Keep the shared list of recent models inside the test's folder."""
+    path = tmp_path / "recent_models.json"
+    monkeypatch.setenv("LTNET_RECENT_MODELS_FILE", str(path))
+    return path
+
+
+def readVolume(scene, path, className="vtkMRMLScalarVolumeNode"):
+    """A volume node read by Slicer's own storage node (slicer.util.loadVolume needs slicer.app)."""
+    node = scene.AddNewNodeByClass(className, str(path).split("/")[-1].split(".")[0])
+    storageNode = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storageNode.SetFileName(str(path))
+    assert storageNode.ReadData(node), path
+    return node
+
+
+@pytest.fixture
+def sample(scene):
+    """(atlas volume node, atlas segmentation node, scan paths) from the bundled sample."""
+    sample = pytest.importorskip("ltnet.sample")
+    atlas = readVolume(scene, sample.atlas_image_path())
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "atlas labels")
+    storageNode = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    storageNode.SetFileName(str(sample.atlas_labels_path()))
+    assert storageNode.ReadData(segmentation)
+    segmentation.GetSegmentation().GetNthSegment(0).SetName(RENAMED)  # names come from the scene, not the file
+    scans = [str(path) for path in sample.scan_paths()[:2]]
+    assert len(scans) == 2
+    return atlas, segmentation, scans
+
+
+def waitForIteration(job, iteration, timeout=180):
+    deadline = time.monotonic() + timeout
+    while job.isRunning and job.iteration < iteration:
+        assert time.monotonic() < deadline, f"no iteration {iteration} after {timeout} s:\n" + "\n".join(job.log)
+        job.poll()
+        time.sleep(0.1)
+    assert job.isRunning, "\n".join(job.log)
+
+
+def processTree(pid):
+    parent = psutil.Process(pid)
+    return [parent] + parent.children(recursive=True)
+
+
+def isGone(process):
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_short_training_writes_a_model_that_transfer_accepts(scene, sample, tmp_path):
+    atlas, segmentation, scans = sample
+    cohort = [readVolume(scene, scans[0]), scans[1]]  # a volume node and a file
+    outputPath = tmp_path / "models" / "model.pt"
+
+    job = TrainingLogic().start(atlas, segmentation, cohort, outputPath, iterations=2, **SMALL)
+    assert job.wait(timeout=600) == COMPLETED, job.errorMessage()
+
+    # progress lines became rows of the loss table, and the plot series read that table
+    table = job.tableNode.GetTable()
+    assert table.GetNumberOfRows() == 2
+    assert list(slicer.util.arrayFromTableColumn(job.tableNode, ITERATION_COLUMN)) == [1, 2]
+    assert set(job.progressEvents[-1]["losses"]) == set(job.seriesNodes)
+    assert job.chartNode.GetNumberOfPlotSeriesNodes() == len(job.seriesNodes) > 0
+    for lossName, seriesNode in job.seriesNodes.items():
+        assert seriesNode.GetTableNodeID() == job.tableNode.GetID()
+        assert seriesNode.GetXColumnName() == ITERATION_COLUMN and seriesNode.GetYColumnName() == lossName
+        assert np.isfinite(slicer.util.arrayFromTableColumn(job.tableNode, lossName)).all()
+    assert job.fraction == 1.0 and job.doneEvent["iteration"] == 2
+
+    # the model keeps the segment names, and `ltnet transfer` accepts it
+    from ltnet.model_file import load_model
+
+    model = load_model(str(outputPath))
+    segments = segmentation.GetSegmentation()
+    names = [segments.GetNthSegment(index).GetName() for index in range(segments.GetNumberOfSegments())]
+    assert [label.name for label in model.labels] == names and names[0] == RENAMED
+    out = tmp_path / "transferred.seg.nrrd"
+    result = subprocess.run([sys.executable, "-m", "ltnet", "transfer", "--model", str(outputPath), "--target",
+                             scans[1], "--out", str(out), "--device", "cpu"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert out.is_file()
+
+    # offered to LTNetTransfer through the shared list of recent models
+    assert recentModels()[0] == str(outputPath.resolve())
+    assert job.workFolder is None  # temporary input files removed
+
+
+def test_cancel_kills_the_process_tree_and_resume_continues_the_count(scene, sample, tmp_path):
+    atlas, segmentation, scans = sample
+    outputPath = tmp_path / "model.pt"
+    logic = TrainingLogic()
+    job = logic.start(atlas, segmentation, scans, outputPath, iterations=500, **SMALL)
+    waitForIteration(job, 2)
+    tree = processTree(job.process.pid)
+
+    started = time.monotonic()
+    job.cancel()
+    job.wait()
+    assert time.monotonic() - started < 10
+    assert job.status == CANCELLED
+    assert all(isGone(process) for process in tree)
+
+    from ltnet.model_file import load_model
+
+    checkpoint = load_model(str(outputPath))  # the last good checkpoint is loadable
+    assert checkpoint.iteration >= 2
+
+    resumed = logic.resume(atlas, segmentation, scans, outputPath, iterations=checkpoint.iteration + 2, **SMALL)
+    assert resumed.wait(timeout=600) == COMPLETED, resumed.errorMessage()
+    iterations = [event["iteration"] for event in resumed.progressEvents]
+    assert iterations == [checkpoint.iteration + 1, checkpoint.iteration + 2]
+    assert load_model(str(outputPath)).iteration == checkpoint.iteration + 2
+
+
+def test_blocking_train_for_batch_scripts(scene, sample, tmp_path):
+    atlas, segmentation, scans = sample
+    seen = []
+    modelPath = TrainingLogic().train(atlas, segmentation, scans, tmp_path / "batch.pt", iterations=1,
+                                      progressCallback=seen.append, pollInterval=0.1, **SMALL)
+    assert modelPath == str((tmp_path / "batch.pt").resolve())
+    assert seen and seen[-1]["iteration"] == 1
+
+
+class ScriptedProcess:
+    """A ChildProcess that replays given (stream, line) pairs, then exits with `code`."""
+
+    pid = 0
+
+    def __init__(self, lines, code=0):
+        self.lines = list(lines)
+        self.code = code
+
+    def drainLines(self):
+        lines, self.lines = self.lines, []
+        return lines
+
+    def returnCode(self):
+        return None if self.lines else self.code
+
+    def killTree(self, timeout=5.0):
+        self.lines = []
+
+    def wait(self, timeout=None):
+        return self.code
+
+
+def progressLine(iteration, **losses):
+    return ("stdout", json.dumps({"event": "progress", "iteration": iteration, "total": 3, "losses": losses,
+                                  "elapsed_s": iteration * 1.0, "eta_s": (3 - iteration) * 1.0}))
+
+
+def test_progress_lines_become_table_rows_and_log(scene, tmp_path):
+    lines = [("stdout", "some text that is not JSON"), progressLine(1, sim=-0.5, smooth=0.1),
+             ("stderr", "a warning"), progressLine(2, sim=-0.6, smooth=0.09, gan=0.7),
+             ("stdout", json.dumps({"event": "done", "model": str(tmp_path / "m.pt"), "iteration": 2}))]
+    (tmp_path / "m.pt").write_bytes(b"model")
+    logged = []
+    job = TrainingJob(ScriptedProcess(lines), tmp_path / "m.pt", LossPlot(scene), logCallback=logged.append)
+    assert job.statusText().startswith("Starting")
+    progress = job.poll()
+    assert progress["iteration"] == 2 and job.status == COMPLETED
+    assert job.tableNode.GetNumberOfRows() == 2
+    gan = slicer.util.arrayFromTableColumn(job.tableNode, "gan")
+    assert math.isnan(gan[0]) and gan[1] == pytest.approx(0.7)  # a term that appears later: NaN before
+    assert list(job.seriesNodes) == ["sim", "smooth", "gan"]
+    assert "some text that is not JSON" in logged and "a warning" in logged
+    assert recentModels() == [str((tmp_path / "m.pt").resolve())]
+
+
+def test_failed_training_reports_the_error_line(scene, tmp_path):
+    lines = [("stderr", "ltnet: error: /x/atlas.nrrd: is constant (0.0); give an image with content.")]
+    job = TrainingJob(ScriptedProcess(lines, code=2), tmp_path / "m.pt", LossPlot(scene))
+    job.wait()
+    assert job.status == "failed"
+    assert "is constant" in job.statusText()
+    assert recentModels() == []
