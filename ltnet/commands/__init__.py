@@ -1,0 +1,1 @@
+"""The subcommands of ``ltnet``, one module each."""

@@ -1,0 +1,98 @@
+"""``ltnet train``: build or resume a model and train it on a cohort."""
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from ltnet.data.io import read_image, read_label_map
+from ltnet.data.prepare import Atlas, prepare_scan
+from ltnet.device import pick_device
+from ltnet.errors import LTNetError
+from ltnet.model_file import LTNetModel, load_model
+from ltnet.nn.losses import LossWeights
+from ltnet.nn.networks import LTNetNetworks, NetworkConfig
+from ltnet.paths import expand_images
+from ltnet.progress import reporter
+from ltnet.training import Stopped, TrainSettings, train
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--atlas-image", required=True, help="the atlas image (NIfTI, NRRD, MHA, DICOM folder)")
+    parser.add_argument("--atlas-labels", required=True, help="the atlas label map (integer NIfTI/NRRD or Slicer .seg.nrrd)")
+    parser.add_argument("--images", required=True, nargs="+", help="unlabeled scans: files, folders or globs")
+    parser.add_argument("--out", required=True, help="the model file to write (also the checkpoint --resume continues)")
+    parser.add_argument("--iterations", type=int, default=2000, help="total iterations (default 2000)")
+    parser.add_argument("--grid", type=int, nargs=3, metavar=("X", "Y", "Z"), help="network grid size in voxels (default: the atlas at up to 128 voxels per axis); padded to a multiple of 8")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; CPU runs are deterministic for a seed")
+    parser.add_argument("--progress", choices=("bar", "jsonl"), default="bar", help="a bar for people or JSON lines for programs")
+    parser.add_argument("--resume", action="store_true", help="continue the training held in --out")
+    parser.add_argument("--init", help="fine-tune: start from the weights of this model")
+    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    parser.add_argument("--lambda1", type=float, default=10.0, help="weight of the image cycle loss (default 10)")
+    parser.add_argument("--lambda2", type=float, default=3.0, help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3)")
+    parser.add_argument("--no-adversarial", action="store_true", help="switch off the adversarial term")
+    parser.add_argument("--voxelmorph", action="store_true", help="the VoxelMorph baseline: similarity and smoothness only")
+    parser.add_argument("--diffeomorphic", action="store_true", help="integrate a velocity field (scaling and squaring)")
+    parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment of each scan to the atlas")
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="write the model every N iterations (default 100)")
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    _check_output(out, args.resume)
+    device = pick_device(args.device)
+    image_paths = expand_images(args.images)
+    torch.manual_seed(args.seed)
+    model = load_model(out) if args.resume else _new_model(args)
+    if args.resume and args.iterations <= model.iteration:
+        print(f"ltnet: {out} already has {model.iteration} iterations (--iterations {args.iterations}); nothing to do.", file=sys.stderr)
+    scans = [prepare_scan(read_image(path), model.atlas, not args.no_prealign, args.seed).image for path in image_paths]
+    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every))
+    progress = reporter(args.progress, "training")
+    try:
+        train(model, scans, out, settings, device, progress)
+    except Stopped as stopped:
+        progress.close()
+        print(f"ltnet: {stopped}", file=sys.stderr)
+        return 130
+    except torch.cuda.OutOfMemoryError as error:
+        raise LTNetError(f"{out}: the GPU ran out of memory at grid {model.grid.size}; use a smaller --grid or --device cpu.") from error
+    progress({"event": "done", "model": str(out), "iteration": model.iteration})
+    progress.close()
+    return 0
+
+
+def _check_output(out: Path, resume: bool) -> None:
+    folder = out.parent
+    if not folder.is_dir():
+        raise LTNetError(f"{folder}: output folder does not exist; create it or choose another --out.")
+    if not os.access(folder, os.W_OK):
+        raise LTNetError(f"{folder}: output folder is not writable; choose another --out.")
+    if resume and not out.is_file():
+        raise LTNetError(f"{out}: no model to resume; run without --resume to start a new training.")
+    if not resume and out.exists():
+        raise LTNetError(f"{out}: exists already; pass --resume to continue it, or choose another --out (nothing was overwritten).")
+
+
+def _new_model(args) -> LTNetModel:
+    atlas_image = read_image(args.atlas_image)
+    label_map = read_label_map(args.atlas_labels, atlas_image, args.atlas_image)
+    init = load_model(args.init) if args.init else None
+    config = init.networks.config if init else NetworkConfig(diffeomorphic=args.diffeomorphic)
+    content = args.grid or default_content_size(atlas_image)
+    atlas = Atlas.on_grid(atlas_image, label_map, content, config.grid_multiple)
+    networks = LTNetNetworks(config)
+    if init:
+        networks.load_state_dict(init.networks.state_dict())
+    weights = LossWeights.voxelmorph(args.lambda2) if args.voxelmorph else LossWeights.paper(args.lambda1, args.lambda2, not args.no_adversarial)
+    return LTNetModel(networks, atlas, weights)
+
+
+def default_content_size(image, max_voxels: int = 128) -> tuple[int, int, int]:
+    """The atlas at its finest spacing, coarsened until no axis exceeds ``max_voxels``."""
+    extent = [n * s for n, s in zip(image.GetSize(), image.GetSpacing())]
+    spacing = max(min(image.GetSpacing()), max(extent) / max_voxels)
+    return tuple(max(8, round(e / spacing)) for e in extent)

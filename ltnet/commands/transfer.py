@@ -1,0 +1,71 @@
+"""``ltnet transfer``: atlas labels onto each target, with QC and optional extra outputs."""
+
+import json
+import sys
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from ltnet.data.io import read_image, write_image, write_label_map
+from ltnet.device import pick_device
+from ltnet.model_file import load_model
+from ltnet.paths import expand_images, output_paths, stem
+from ltnet.progress import reporter
+from ltnet.transfer import TransferResult, transfer
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, help="a model file written by `ltnet train`")
+    parser.add_argument("--target", required=True, nargs="+", help="scans to label: files, DICOM folders or globs")
+    parser.add_argument("--out", required=True, help="label map file for one target (.nii.gz, .nrrd, .seg.nrrd) or a folder for several")
+    parser.add_argument("--qc", help="QC JSON file for one target, or a folder for several")
+    parser.add_argument("--extras", help="folder for the warped and reconstructed atlas, field, Jacobian and inverse-consistency maps")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment to the atlas")
+    parser.add_argument("--progress", choices=("bar", "jsonl"), default="bar")
+
+
+def run(args) -> int:
+    device = pick_device(args.device)
+    model = load_model(args.model, device)
+    targets = expand_images(args.target, "--target")
+    outputs = output_paths(targets, args.out, ".nii.gz")
+    qc_outputs = output_paths(targets, args.qc, ".json") if args.qc else [None] * len(targets)
+    extras = Path(args.extras) if args.extras else None
+    if extras:
+        extras.mkdir(parents=True, exist_ok=True)
+    progress = reporter(args.progress, "transfer")
+    ranking = []
+    for done, (target, output, qc_output) in enumerate(zip(targets, outputs, qc_outputs), start=1):
+        result = transfer(model, read_image(target), device, prealign=not args.no_prealign)
+        result.qc["target"] = str(target)
+        write_label_map(result.labels, output, model.labels)
+        if qc_output:
+            qc_output.write_text(json.dumps(result.qc, indent=2))
+        if extras:
+            write_extras(result, model, extras / stem(target))
+        ranking.append((result.qc["score"], result.qc["verdict"], str(target)))
+        progress({"event": "progress", "done": done, "total": len(targets), "target": str(target)})
+    progress({"event": "done"})
+    progress.close()
+    if len(targets) > 1 and args.progress == "bar":
+        print("QC, worst first:", file=sys.stderr)
+        for score, verdict, target in sorted(ranking):
+            print(f"  {score:.3f}  {verdict:<13}  {target}", file=sys.stderr)
+    return 0
+
+
+def write_extras(result: TransferResult, model, prefix: Path) -> None:
+    """The images behind the cycle-consistency overlays, named ``<prefix>_<what>.nrrd``, and the field as a transform."""
+    images = {
+        "warped_atlas": result.warped_atlas,
+        "reconstructed_atlas": result.reconstructed_atlas,
+        "reconstructed_labels": result.reconstructed_labels,
+        "atlas": model.atlas_image,
+        "atlas_labels": model.atlas_labels,
+        "jacobian": result.jacobian,
+        "inverse_consistency": result.inverse_consistency,
+    }
+    for name, image in images.items():
+        write_image(image, f"{prefix}_{name}.nrrd")
+    sitk.WriteTransform(sitk.DisplacementFieldTransform(sitk.Image(result.field)), f"{prefix}_field.h5")

@@ -1,0 +1,1 @@
+"""Data handling: reading and checking files, geometry, intensity normalisation, pre-alignment."""

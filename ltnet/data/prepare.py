@@ -1,0 +1,62 @@
+"""From files' images to arrays on the network grid (and the transform that links them)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from ltnet.data.grid import NetworkGrid, argmax_labels, label_values, resample, resample_labels
+from ltnet.data.intensity import normalise
+from ltnet.data.io import LabelMap
+from ltnet.data.labels import LabelInfo
+from ltnet.data.prealign import affine_prealign
+
+
+@dataclass
+class Atlas:
+    """The atlas on the network grid: image ``(D, H, W)`` in [0, 1], soft one-hot labels ``(K, D, H, W)``.
+
+    ``values[k]`` is the label value of one-hot channel ``k`` (``values[0] == 0``);
+    ``labels`` describes every value but the background.
+    """
+
+    grid: NetworkGrid
+    image: np.ndarray
+    one_hot: np.ndarray
+    values: list[int]
+    labels: list[LabelInfo]
+
+    @classmethod
+    def on_grid(cls, image: sitk.Image, label_map: LabelMap, content_size, multiple: int) -> "Atlas":
+        grid = NetworkGrid.around(image, content_size, multiple)
+        reference = grid.reference()
+        values = label_values(label_map.image)
+        described = {label.value: label for label in label_map.labels}
+        labels = [described[v] if v in described else LabelInfo(v, f"Label {v}", (0.5, 0.5, 0.5)) for v in values[1:]]
+        one_hot = resample_labels(label_map.image, values, reference)
+        return cls(grid, sitk.GetArrayFromImage(resample(normalise(image), reference)), one_hot, values, labels)
+
+    def image_sitk(self) -> sitk.Image:
+        return self.grid.image_from_array(self.image.astype(np.float32))
+
+    def labels_sitk(self) -> sitk.Image:
+        return self.grid.image_from_array(argmax_labels(self.one_hot, self.values))
+
+
+@dataclass
+class PreparedScan:
+    """A scan on the network grid, ``(D, H, W)`` in [0, 1], and ``to_scan``: grid (atlas) points -> scan points."""
+
+    image: np.ndarray
+    to_scan: sitk.Transform
+
+
+def prepare_scan(scan: sitk.Image, atlas: Atlas, prealign: bool = True, seed: int = 0) -> PreparedScan:
+    """Normalise ``scan``, align it affinely to the atlas (or only centre it) and resample it on the grid."""
+    scan = normalise(scan)
+    atlas_image = atlas.image_sitk()
+    if prealign:
+        to_scan = affine_prealign(atlas_image, scan, seed)
+    else:
+        to_scan = sitk.AffineTransform(3)
+    return PreparedScan(sitk.GetArrayFromImage(resample(scan, atlas.grid.reference(), to_scan)), to_scan)

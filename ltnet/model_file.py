@@ -1,0 +1,121 @@
+"""The model file: weights, configuration, grid, atlas and versions in one ``torch.save`` dict.
+
+Only tensors, numbers, strings, lists and dicts are stored, so it loads with
+``torch.load(weights_only=True)``: nothing read from the file is executed.
+Writes are atomic (a temporary file, then a rename), so a killed run never
+leaves a broken model file.
+"""
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import monai
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+import ltnet
+from ltnet.data.grid import NetworkGrid
+from ltnet.data.labels import LabelInfo
+from ltnet.data.prepare import Atlas
+from ltnet.errors import LTNetError
+from ltnet.nn.losses import LossWeights
+from ltnet.nn.networks import LTNetNetworks, NetworkConfig
+
+FORMAT = "ltnet-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class LTNetModel:
+    """A model in memory: the networks, the atlas on its grid, and how it was trained."""
+
+    networks: LTNetNetworks
+    atlas: Atlas
+    weights: LossWeights
+    training: dict = field(default_factory=dict)  # iteration, optimizer and RNG states, settings; empty for a bare model
+
+    @property
+    def labels(self) -> list[LabelInfo]:
+        return self.atlas.labels
+
+    @property
+    def grid(self) -> NetworkGrid:
+        return self.atlas.grid
+
+    @property
+    def atlas_image(self) -> sitk.Image:
+        return self.atlas.image_sitk()
+
+    @property
+    def atlas_labels(self) -> sitk.Image:
+        return self.atlas.labels_sitk()
+
+    @property
+    def iteration(self) -> int:
+        return int(self.training.get("iteration", 0))
+
+
+def save_model(model: LTNetModel, path) -> None:
+    """Write ``model`` to ``path`` atomically."""
+    path = Path(path)
+    atlas = model.atlas
+    state = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": {"ltnet": ltnet.__version__, "torch": str(torch.__version__), "monai": str(monai.__version__)},
+        "network": model.networks.config.to_dict(),
+        "loss_weights": model.weights.to_dict(),
+        "grid": atlas.grid.to_dict(),
+        "atlas": {
+            "image": torch.from_numpy(np.ascontiguousarray(atlas.image, dtype=np.float32)),
+            "one_hot": torch.from_numpy(np.ascontiguousarray(atlas.one_hot, dtype=np.float32)).to(torch.float16),
+            "values": list(atlas.values),
+            "labels": [label.to_dict() for label in atlas.labels],
+        },
+        "weights": {name: {k: v.detach().cpu() for k, v in module.state_dict().items()} for name, module in model.networks.named_children()},
+        "training": model.training,
+    }
+    handle, tmp = tempfile.mkstemp(prefix=".ltnet-", suffix=".pt", dir=path.parent if path.parent.exists() else None)
+    os.close(handle)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_model(path, device="cpu") -> LTNetModel:
+    """Read a model file; a missing, foreign, corrupt or incompatible file raises ``LTNetError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise LTNetError(f"{path}: no such model file; give a model written by `ltnet train`.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for foreign or truncated files
+        raise LTNetError(f"{path}: is not an LTNet model or is damaged ({type(error).__name__}); give a model written by `ltnet train`.") from error
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise LTNetError(f"{path}: is a torch file but not an LTNet model; give a model written by `ltnet train`.")
+    if state.get("format_version", 0) > FORMAT_VERSION:
+        raise LTNetError(
+            f"{path}: was written by a newer LTNet (format {state['format_version']}, ltnet {state['versions'].get('ltnet')}); update LTNet."
+        )
+    try:
+        networks = LTNetNetworks(NetworkConfig.from_dict(state["network"]))
+        for name, module in networks.named_children():
+            module.load_state_dict(state["weights"][name])
+        atlas_state = state["atlas"]
+        atlas = Atlas(
+            grid=NetworkGrid.from_dict(state["grid"]),
+            image=atlas_state["image"].numpy(),
+            one_hot=atlas_state["one_hot"].float().numpy(),
+            values=[int(v) for v in atlas_state["values"]],
+            labels=[LabelInfo.from_dict(label) for label in atlas_state["labels"]],
+        )
+        weights = LossWeights(**state["loss_weights"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise LTNetError(f"{path}: is an LTNet model that this version cannot use ({error}); retrain it or update LTNet.") from error
+    return LTNetModel(networks.to(device), atlas, weights, state.get("training") or {})

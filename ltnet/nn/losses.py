@@ -1,0 +1,102 @@
+"""The seven LT-Net loss terms and their weights (LTNET.md, "Losses").
+
+All terms are means, so the weights keep their meaning at any grid size.
+Images are ``(B, 1, D, H, W)`` in [0, 1]; label maps one-hot ``(B, K, D, H, W)``;
+displacements ``(B, 3, D, H, W)`` in voxels of the network grid.
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss
+
+from ltnet.nn.warp import compose
+
+TERMS = ("sim", "smooth", "gan", "cyc", "trans", "anatomy_cyc", "diff_cyc")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weight of each term in the generator loss; 0 switches a term off.
+
+    The defaults are the paper's: ``L_GAN + L_sim + λ1·L_cyc + λ2·(L_anatomy_cyc + L_smooth + L_trans + L_diff_cyc)``
+    with λ1 = 10, λ2 = 3.
+    """
+
+    sim: float = 1.0
+    smooth: float = 3.0
+    gan: float = 1.0
+    cyc: float = 10.0
+    trans: float = 3.0
+    anatomy_cyc: float = 3.0
+    diff_cyc: float = 3.0
+
+    @classmethod
+    def paper(cls, lambda1: float = 10.0, lambda2: float = 3.0, adversarial: bool = True) -> "LossWeights":
+        return cls(1.0, lambda2, 1.0 if adversarial else 0.0, lambda1, lambda2, lambda2, lambda2)
+
+    @classmethod
+    def voxelmorph(cls, smooth: float = 3.0) -> "LossWeights":
+        """The VoxelMorph baseline: ``L_sim + smooth·L_smooth`` only."""
+        return cls(sim=1.0, smooth=smooth, gan=0.0, cyc=0.0, trans=0.0, anatomy_cyc=0.0, diff_cyc=0.0)
+
+    @property
+    def needs_backward(self) -> bool:
+        """Whether any term needs ``G_B`` (the backward cycle)."""
+        return any(getattr(self, t) > 0 for t in ("cyc", "trans", "anatomy_cyc", "diff_cyc"))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_LNCC = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=9)
+_DIFFUSION = DiffusionLoss()
+
+
+def similarity(fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+    """``L_sim``: negative local (9³) normalised cross-correlation; -1 for identical images."""
+    return _LNCC(warped, fixed)
+
+
+def smoothness(displacement: torch.Tensor) -> torch.Tensor:
+    """``L_smooth``: squared central differences, summed over the 3 directions, mean over components and voxels."""
+    return _DIFFUSION(displacement)
+
+
+def charbonnier(x: torch.Tensor, epsilon: float = 1e-3, gamma: float = 0.45) -> torch.Tensor:
+    """Generalised Charbonnier penalty ``ρ(x) = (x² + ε²)^γ``, elementwise."""
+    return (x * x + epsilon * epsilon) ** gamma
+
+
+def image_cycle(atlas: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
+    """``L_cyc``: mean ``|l̄ - l|``."""
+    return (reconstructed - atlas).abs().mean()
+
+
+def transformation_cycle(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+    """``L_trans``: mean ``ρ(Δ_B(t) + Δ_F(t + Δ_B(t)))``.
+
+    This is the order under which ``l̄ = l`` exactly (backward warping, LTNET.md
+    notes); it vanishes for a true inverse pair, e.g. translations ``+a``/``-a``.
+    """
+    return charbonnier(compose(backward, forward)).mean()
+
+
+def soft_dice_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``L_anatomy_cyc``: ``1 - 2Σab / (Σa² + Σb²)`` over all one-hot channels and voxels."""
+    return 1.0 - 2.0 * (a * b).sum() / ((a * a).sum() + (b * b).sum()).clamp_min(1e-8)
+
+
+def difference_cycle(atlas_labels: torch.Tensor, warped_labels: torch.Tensor, reconstructed_labels: torch.Tensor) -> torch.Tensor:
+    """``L_diff_cyc``: mean ``ρ(|l_s - ū_s| - |ū_s - l̄_s|)``."""
+    return charbonnier((atlas_labels - warped_labels).abs() - (warped_labels - reconstructed_labels).abs()).mean()
+
+
+def lsgan_generator(scores_fake: torch.Tensor) -> torch.Tensor:
+    """``L_GAN`` for ``G_F``: mean ``(D(ū) - 1)²``."""
+    return ((scores_fake - 1.0) ** 2).mean()
+
+
+def lsgan_discriminator(scores_real: torch.Tensor, scores_fake: torch.Tensor) -> torch.Tensor:
+    """Least-squares loss of ``D``: mean ``(D(u) - 1)²`` + mean ``D(ū)²``."""
+    return ((scores_real - 1.0) ** 2).mean() + (scores_fake**2).mean()

@@ -1,0 +1,89 @@
+"""The three networks of LT-Net: two registration U-Nets and a PatchGAN discriminator.
+
+Both are MONAI blocks (``VoxelMorphUNet``, ``PatchDiscriminator``); this module
+only sets them up as LTNET.md specifies.
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+from monai.networks.nets import PatchDiscriminator, VoxelMorphUNet
+from torch import nn
+
+from ltnet.nn.warp import integrate
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture of ``G_F``, ``G_B`` and ``D``; stored in every model file."""
+
+    unet_channels: tuple[int, ...] = (16, 32, 32, 32, 32, 32)
+    final_channels: tuple[int, ...] = (16, 16)
+    diffeomorphic: bool = False
+    discriminator_channels: int = 16
+    discriminator_layers: int = 3
+
+    @property
+    def grid_multiple(self) -> int:
+        """Every network grid size must be a multiple of this (one halving per encoder level)."""
+        return 2 ** (len(self.unet_channels) // 2)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "NetworkConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+class RegistrationNet(nn.Module):
+    """VoxelMorph-style U-Net: ``(moving, fixed)`` -> displacement ``Δ`` with ``fixed ≈ moving ∘ Δ``.
+
+    Inputs ``(B, 1, D, H, W)`` each; output ``(B, 3, D, H, W)`` in voxels. With
+    ``diffeomorphic`` the U-Net predicts a stationary velocity that is
+    integrated by scaling and squaring.
+    """
+
+    def __init__(self, config: NetworkConfig):
+        super().__init__()
+        self.diffeomorphic = config.diffeomorphic
+        self.unet = VoxelMorphUNet(
+            spatial_dims=3,
+            in_channels=2,
+            unet_out_channels=config.unet_channels[-1],
+            channels=config.unet_channels,
+            final_conv_channels=config.final_channels,
+        )
+        flow_layer = self.unet.net[1].final_conv_out.conv
+        nn.init.normal_(flow_layer.weight, mean=0.0, std=1e-5)
+        nn.init.zeros_(flow_layer.bias)
+
+    def forward(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        field = self.unet(torch.cat([moving, fixed], dim=1))
+        return integrate(field) if self.diffeomorphic else field
+
+
+def make_discriminator(config: NetworkConfig) -> nn.Module:
+    """3-D PatchGAN: ``(B, 1, D, H, W)`` image -> list of layer outputs, the last one the patch scores."""
+    return PatchDiscriminator(
+        spatial_dims=3,
+        channels=config.discriminator_channels,
+        in_channels=1,
+        num_layers_d=config.discriminator_layers,
+        norm="INSTANCE",
+    )
+
+
+class LTNetNetworks(nn.Module):
+    """``G_F`` (atlas -> scan), ``G_B`` (back) and ``D`` in one module, so they move and save together."""
+
+    def __init__(self, config: NetworkConfig):
+        super().__init__()
+        self.config = config
+        self.g_forward = RegistrationNet(config)
+        self.g_backward = RegistrationNet(config)
+        self.discriminator = make_discriminator(config)
+
+    def discriminate(self, image: torch.Tensor) -> torch.Tensor:
+        """Patch scores ``(B, 1, d, h, w)`` for images ``(B, 1, D, H, W)``; 1 means "a real scan"."""
+        return self.discriminator(image)[-1]

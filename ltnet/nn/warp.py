@@ -1,0 +1,70 @@
+"""Spatial transformer: warping, composing and integrating displacement fields.
+
+Convention (VoxelMorph's, see LTNET.md): backward warping,
+``(x ∘ Δ)(t) = x(t + Δ(t))`` with trilinear sampling.
+
+A displacement field ``Δ`` has shape ``(B, 3, D, H, W)``; channel ``i`` is the
+displacement along spatial tensor axis ``i`` (D, H, W), in voxels of the
+network grid. MONAI's ``Warp`` and ``DVF2DDF`` do the sampling and the
+scaling-and-squaring integration.
+"""
+
+import warnings
+
+import torch
+from monai.networks.blocks import DVF2DDF, Warp
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    _WARP_BORDER = Warp(mode="bilinear", padding_mode="border")
+    _INTEGRATE = DVF2DDF(num_steps=7, mode="bilinear", padding_mode="border")
+
+
+def warp(image: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
+    """Backward-warp ``image`` ``(B, C, D, H, W)`` by ``displacement`` ``(B, 3, D, H, W)`` (voxels).
+
+    Values outside the grid repeat the border.
+
+    >>> warp(torch.zeros(1, 2, 8, 8, 8), torch.zeros(1, 3, 8, 8, 8)).shape
+    torch.Size([1, 2, 8, 8, 8])
+    """
+    _check_field(image, displacement)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _WARP_BORDER(image, displacement)
+
+
+def compose(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """The displacement of "move by ``first``, then by ``second``", both ``(B, 3, D, H, W)`` voxels.
+
+    ``c(t) = first(t) + second(t + first(t))``, so that
+    ``(x ∘ second) ∘ first == x ∘ compose(first, second)`` under backward warping.
+    """
+    return first + warp(second, first)
+
+
+def integrate(velocity: torch.Tensor) -> torch.Tensor:
+    """Scaling and squaring (7 steps) of a stationary velocity field ``(B, 3, D, H, W)`` into a displacement (voxels)."""
+    _check_field(velocity, velocity)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _INTEGRATE(velocity)
+
+
+def jacobian_determinant(displacement: torch.Tensor) -> torch.Tensor:
+    """Determinant of the Jacobian of ``t -> t + Δ(t)``, ``(B, 3, D, H, W)`` -> ``(B, D, H, W)``.
+
+    Central differences inside, one-sided at the border; 1 keeps volume, <= 0 is a fold.
+    """
+    gradients = torch.stack(torch.gradient(displacement, dim=(2, 3, 4)), dim=2)  # (B, 3 comp, 3 deriv, D, H, W)
+    jacobian = gradients + torch.eye(3, device=displacement.device, dtype=displacement.dtype).view(1, 3, 3, 1, 1, 1)
+    return torch.linalg.det(jacobian.permute(0, 3, 4, 5, 1, 2))
+
+
+def _check_field(image: torch.Tensor, displacement: torch.Tensor) -> None:
+    if image.dim() != 5 or displacement.dim() != 5 or displacement.shape[1] != 3:
+        raise ValueError(
+            f"expected image (B, C, D, H, W) and displacement (B, 3, D, H, W), got {tuple(image.shape)} and {tuple(displacement.shape)}"
+        )
+    if image.shape[2:] != displacement.shape[2:] or image.shape[0] != displacement.shape[0]:
+        raise ValueError(f"image {tuple(image.shape)} and displacement {tuple(displacement.shape)} differ in batch or grid")

@@ -1,0 +1,82 @@
+"""The loss terms on inputs whose value is known."""
+
+import pytest
+import torch
+
+from ltnet.nn import losses
+from ltnet.nn.cycle import Cycle, generator_terms, run_cycle
+from ltnet.nn.networks import LTNetNetworks, NetworkConfig
+
+
+def smooth_volume(seed=0, shape=(1, 1, 16, 16, 16)):
+    torch.manual_seed(seed)
+    return torch.nn.functional.avg_pool3d(torch.rand(shape), 3, stride=1, padding=1)
+
+
+def test_lncc_of_an_image_with_itself_is_one():
+    image = smooth_volume()
+    assert losses.similarity(image, image).item() == pytest.approx(-1.0, abs=1e-4)
+    noise = torch.rand(image.shape, generator=torch.Generator().manual_seed(1))
+    assert losses.similarity(image, noise).item() > -0.6  # unrelated content matches far less
+
+
+def test_charbonnier_matches_its_formula():
+    x = torch.tensor([-2.0, -0.1, 0.0, 0.003, 5.0])
+    expected = (x**2 + 1e-6) ** 0.45
+    assert torch.allclose(losses.charbonnier(x), expected)
+    assert losses.charbonnier(torch.tensor(0.0)).item() == pytest.approx(1e-3**0.9)
+
+
+def test_smoothness_of_a_constant_field_is_zero_and_of_a_ramp_is_its_slope_squared():
+    assert losses.smoothness(torch.full((1, 3, 8, 8, 8), 2.5)).item() == 0.0
+    ramp = (0.5 * torch.arange(8.0)).view(1, 1, 8, 1, 1).expand(1, 3, 8, 8, 8).contiguous()
+    assert losses.smoothness(ramp).item() == pytest.approx(0.25)
+
+
+def test_each_cycle_loss_is_zero_for_a_perfect_cycle():
+    atlas = smooth_volume()
+    labels = torch.cat([atlas < 0.5, atlas >= 0.5], dim=1).float()
+    warped_labels = torch.roll(labels, 2, dims=2)
+    assert losses.image_cycle(atlas, atlas.clone()).item() == 0.0
+    assert losses.soft_dice_loss(labels, labels.clone()).item() == pytest.approx(0.0, abs=1e-7)
+    # difference cycle: |l_s - ū_s| equals |ū_s - l̄_s| when l̄_s = l_s, leaving only ρ(0)
+    floor = losses.charbonnier(torch.tensor(0.0)).item()
+    assert losses.difference_cycle(labels, warped_labels, labels).item() == pytest.approx(floor)
+    shift = torch.zeros(1, 3, 16, 16, 16)
+    shift[:, 0] = 1.5
+    assert losses.transformation_cycle(shift, -shift).item() == pytest.approx(floor)
+
+
+def test_cycle_losses_grow_when_the_cycle_breaks():
+    atlas = smooth_volume()
+    labels = torch.cat([atlas < 0.5, atlas >= 0.5], dim=1).float()
+    moved = torch.roll(labels, 3, dims=3)
+    assert losses.soft_dice_loss(labels, moved).item() > 0.05
+    assert losses.image_cycle(atlas, torch.roll(atlas, 3, dims=3)).item() > 0.01
+    shift = torch.zeros(1, 3, 16, 16, 16)
+    shift[:, 1] = 2.0
+    assert losses.transformation_cycle(shift, shift).item() > 1.0
+
+
+def test_lsgan_terms():
+    ones, zeros = torch.ones(1, 1, 2, 2, 2), torch.zeros(1, 1, 2, 2, 2)
+    assert losses.lsgan_generator(ones).item() == 0.0
+    assert losses.lsgan_discriminator(ones, zeros).item() == 0.0
+    assert losses.lsgan_discriminator(zeros, ones).item() == 2.0
+
+
+def test_weights_switch_terms_and_voxelmorph_is_a_configuration():
+    nets = LTNetNetworks(NetworkConfig())
+    atlas = smooth_volume(shape=(1, 1, 32, 32, 32))
+    labels = torch.cat([atlas < 0.5, atlas >= 0.5], dim=1).float()
+    scan = smooth_volume(seed=3, shape=(1, 1, 32, 32, 32))
+    full = losses.LossWeights.paper()
+    cycle = run_cycle(nets, atlas, labels, scan, with_backward=full.needs_backward)
+    assert set(generator_terms(nets, cycle, atlas, labels, scan, full)) == set(losses.TERMS)
+    vxm = losses.LossWeights.voxelmorph()
+    assert not vxm.needs_backward
+    cycle = run_cycle(nets, atlas, labels, scan, with_backward=False)
+    assert isinstance(cycle, Cycle) and cycle.backward is None
+    assert set(generator_terms(nets, cycle, atlas, labels, scan, vxm)) == {"sim", "smooth"}
+    no_gan = losses.LossWeights.paper(adversarial=False)
+    assert "gan" not in generator_terms(nets, run_cycle(nets, atlas, labels, scan), atlas, labels, scan, no_gan)
