@@ -18,8 +18,7 @@ for module_folder in ("LTNetTransfer", "LTNetTraining"):
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test set-up")
 
 
-@pytest.fixture
-def scene():
+def new_scene():
     """A fresh `vtkMRMLScene`, installed as `slicer.mrmlScene`, with colors and segmentations logic."""
     mrml_scene = slicer.vtkMRMLScene()
     slicer.mrmlScene = mrml_scene
@@ -38,5 +37,22 @@ def scene():
     segmentations = make_logic(slicer.vtkSlicerSegmentationsModuleLogic)
     app_logic.SetModuleLogic("Segmentations", segmentations)
     mrml_scene.segmentationsLogic = segmentations  # handy for tests
+    mrml_scene.appLogic = app_logic  # keep the logics alive as long as the scene
+    mrml_scene.colorLogic = colors
+    return mrml_scene
+
+
+@pytest.fixture
+def scene():
+    """A fresh scene for each test (see `new_scene`)."""
+    mrml_scene = new_scene()
+    yield mrml_scene
+    mrml_scene.Clear(1)
+
+
+@pytest.fixture(scope="module")
+def module_scene():
+    """One scene shared by the tests of a module, for results that are slow to make (a transfer)."""
+    mrml_scene = new_scene()
     yield mrml_scene
     mrml_scene.Clear(1)

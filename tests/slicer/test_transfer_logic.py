@@ -1,0 +1,244 @@
+"""LTNetTransfer's Qt-free logic against a real MRML scene and the real `ltnet transfer` child process.
+
+One transfer (the bundled demo model onto an oblique, anisotropic sample scan) is shared by the
+tests of this module; each checks one promise of the module.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import vtk
+
+slicer = pytest.importorskip("slicer")
+ltnet_sample = pytest.importorskip("ltnet.sample")
+
+from LTNetTransferLib import SubprocessLauncher, TransferError, TransferLogic  # noqa: E402
+from LTNetTransferLib.display import showCycleConsistency  # noqa: E402
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+def model_path() -> Path:
+    path = Path(os.environ.get("LTNET_TEST_MODEL", ltnet_sample.demo_model_path()))
+    if not path.is_file():
+        pytest.skip(f"the bundled demo model {path} is not there")
+    return path
+
+
+def oblique_ijk_to_ras() -> np.ndarray:
+    """Rotated about all three axes, spacing 0.9 x 1.3 x 1.1 mm, off-centre origin."""
+    rotation = sitk.VersorTransform((0.3, -0.5, 0.8), 0.35).GetMatrix()
+    matrix = np.eye(4)
+    matrix[:3, :3] = np.array(rotation).reshape(3, 3) @ np.diag([0.9, 1.3, 1.1])
+    matrix[:3, 3] = [12.5, -30.25, 7.125]
+    return matrix
+
+
+def add_oblique_target(scene, name="hippocampus oblique"):
+    scan = ltnet_sample.held_out_scan_paths()[0]
+    voxels = sitk.GetArrayFromImage(sitk.ReadImage(str(scan)))
+    node = slicer.util.addVolumeFromArray(voxels, ijkToRAS=oblique_ijk_to_ras(), name=name)
+    assert node.GetScene() is scene
+    return node
+
+
+def ijk_to_ras(node) -> np.ndarray:
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return slicer.util.arrayFromVTKMatrix(matrix)
+
+
+def node_count(scene) -> int:
+    return scene.GetNumberOfNodes()
+
+
+def export_labels(scene, segmentation_node, reference_node):
+    """Slicer's own export, keeping label values, on the reference's geometry."""
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    ids = vtk.vtkStringArray()
+    segmentation_node.GetSegmentation().GetSegmentIDs(ids)
+    ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+        segmentation_node, ids, labelmap, reference_node, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
+    assert ok
+    return labelmap
+
+
+@pytest.fixture(scope="module")
+def transferred(module_scene, tmp_path_factory):
+    """(scene, target node, result, work files) of one transfer through the logic, work folder kept."""
+    scene = module_scene
+    target = add_oblique_target(scene)
+    log = []
+    logic = TransferLogic(SubprocessLauncher(sys.executable), logCallback=log.append, keepFiles=True)
+    # Without the affine pre-alignment, `ltnet transfer` is deterministic, so voxels can be compared exactly.
+    job = logic.start(model_path(), [target], device="cpu", prealign=False)
+    job.wait(timeout=300)
+    results = logic.loadResults(job)
+    assert len(results) == 1
+    return scene, target, results[0], job.files[0], log
+
+
+def test_segmentation_lies_on_the_target_grid_and_matches_the_command_line(transferred, tmp_path):
+    scene, target, result, files, _ = transferred
+    exported = export_labels(scene, result.segmentationNode, target)
+    np.testing.assert_array_equal(ijk_to_ras(exported), ijk_to_ras(target))
+    ours = slicer.util.arrayFromVolume(exported)
+    assert ours.shape == slicer.util.arrayFromVolume(target).shape
+    assert set(np.unique(ours)) == {0, 1, 2}
+
+    # The same target written by Slicer's own storage node, labelled by `ltnet transfer` directly.
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    storage.SetFileName(str(tmp_path / "target.nrrd"))
+    assert storage.WriteData(target)
+    subprocess.run([sys.executable, "-m", "ltnet", "transfer", "--model", str(model_path()),
+                    "--target", str(tmp_path / "target.nrrd"), "--out", str(tmp_path / "labels.nrrd"),
+                    "--device", "cpu", "--no-prealign", "--progress", "jsonl"], check=True, capture_output=True, timeout=300)
+    reference = sitk.ReadImage(str(tmp_path / "labels.nrrd"))
+    np.testing.assert_allclose(ijk_to_ras_of_image(reference), ijk_to_ras(target), atol=1e-5)
+    np.testing.assert_array_equal(ours, sitk.GetArrayFromImage(reference))
+
+
+def ijk_to_ras_of_image(image) -> np.ndarray:
+    matrix = np.eye(4)
+    matrix[:3, :3] = LPS_TO_RAS @ np.array(image.GetDirection()).reshape(3, 3) @ np.diag(image.GetSpacing())
+    matrix[:3, 3] = LPS_TO_RAS @ np.array(image.GetOrigin())
+    return matrix
+
+
+def test_segments_have_the_atlas_names_colors_and_label_values(transferred):
+    _, target, result, _, _ = transferred
+    import slicerio
+    atlas = slicerio.read_segmentation(str(ltnet_sample.atlas_labels_path()), skip_voxels=True)
+    expected = {s["labelValue"]: (s["name"], tuple(s["color"][:3])) for s in atlas["segments"]}
+    segmentation = result.segmentationNode.GetSegmentation()
+    found = {}
+    for index in range(segmentation.GetNumberOfSegments()):
+        segment = segmentation.GetNthSegment(index)
+        found[segment.GetLabelValue()] = (segment.GetName(), tuple(segment.GetColor()))
+    assert found.keys() == expected.keys()
+    for value, (name, color) in expected.items():
+        assert found[value][0] == name
+        np.testing.assert_allclose(found[value][1], color, atol=1e-6)
+    assert result.segmentationNode.GetName() == f"{target.GetName()} LTNet segmentation"
+
+
+def test_grid_transform_moves_points_as_the_field_says(transferred):
+    _, target, result, files, _ = transferred
+    field_transform = sitk.ReadTransform(str(files.extra("field")))
+    field = sitk.DisplacementFieldTransform(field_transform.GetNthTransform(0)) \
+        if field_transform.GetName() == "CompositeTransform" else sitk.DisplacementFieldTransform(field_transform)
+    image = field.GetDisplacementField()
+    from_parent = result.transformNode.GetTransformFromParent()
+    assert result.transformNode.IsA("vtkMRMLGridTransformNode")
+    size = np.array(image.GetSize())
+    rng = np.random.default_rng(0)
+    indices = [(0, 0, 0), tuple(int(s) // 2 for s in size), tuple(int(s) - 1 for s in size)]
+    continuous = [tuple(rng.uniform(1, size - 2)) for _ in range(3)]
+    for index in indices + continuous:
+        point_lps = np.array(image.TransformContinuousIndexToPhysicalPoint([float(i) for i in index]))
+        atlas_lps = np.array(field.TransformPoint(point_lps.tolist()))
+        atlas_ras = np.array(from_parent.TransformPoint((LPS_TO_RAS @ point_lps).tolist()))
+        np.testing.assert_allclose(atlas_ras, LPS_TO_RAS @ atlas_lps, atol=1e-4)
+
+
+def test_overlays_and_qc_tables_exist_on_the_right_grids(transferred):
+    scene, target, result, _, _ = transferred
+    for node in (result.warpedAtlasNode, result.jacobianNode, result.inverseConsistencyNode):
+        np.testing.assert_array_equal(ijk_to_ras(node), ijk_to_ras(target))
+        assert slicer.util.arrayFromVolume(node).shape == slicer.util.arrayFromVolume(target).shape
+    atlas_grid = ijk_to_ras(result.atlasVolumeNode)
+    np.testing.assert_allclose(ijk_to_ras(result.reconstructedAtlasNode), atlas_grid, atol=1e-6)
+    reconstructed = export_labels(scene, result.reconstructedSegmentationNode, result.atlasVolumeNode)
+    assert set(np.unique(slicer.util.arrayFromVolume(reconstructed))) <= {0, 1, 2}
+    jacobian = slicer.util.arrayFromVolume(result.jacobianNode)
+    assert 0.2 < np.median(jacobian) < 5
+    assert result.jacobianNode.GetDisplayNode().GetColorNode() is not None
+
+    assert result.qc["verdict"] in ("OK", "check", "likely failed")
+    assert {"label_cycle_dice_mean", "inverse_consistency_mm", "folded_fraction", "score"} <= result.qc.keys()
+    targets = result.qcTableNode.GetTable()
+    assert targets.GetNumberOfRows() == 1
+    assert targets.GetColumnByName("Verdict").GetValue(0) == result.qc["verdict"]
+    assert targets.GetColumnByName("Target").GetValue(0) == target.GetName()
+    labels = result.labelQcTableNode.GetTable()
+    assert labels.GetNumberOfRows() == len(result.qc["label_cycle_dice"]) == 2
+    assert labels.GetColumnByName("Label cycle Dice").GetValue(0) == pytest.approx(result.qc["label_cycle_dice"][0]["dice"])
+
+
+def test_cycle_consistency_view_puts_each_image_in_its_view(transferred):
+    scene, target, result, _, _ = transferred
+    for name in ("Red", "Yellow", "Green"):
+        slice_node = scene.AddNewNodeByClass("vtkMRMLSliceNode")
+        slice_node.SetLayoutName(name)
+        composite = scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
+        composite.SetLayoutName(name)
+    assert showCycleConsistency(result, opacity=0.3) == ["Red", "Yellow", "Green"]
+    composites = {scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode").GetLayoutName():
+                  scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode") for i in range(3)}
+    assert composites["Red"].GetForegroundVolumeID() == result.warpedAtlasNode.GetID()
+    assert composites["Yellow"].GetBackgroundVolumeID() == result.atlasVolumeNode.GetID()
+    assert composites["Yellow"].GetForegroundVolumeID() == result.reconstructedAtlasNode.GetID()
+    assert composites["Green"].GetForegroundVolumeID() == result.jacobianNode.GetID()
+    assert composites["Red"].GetForegroundOpacity() == pytest.approx(0.3)
+    assert not result.reconstructedSegmentationNode.GetDisplayNode().GetVisibility2DFill()
+    showCycleConsistency(result, scalarMap="inverse_consistency")
+    assert composites["Green"].GetForegroundVolumeID() == result.inverseConsistencyNode.GetID()
+
+
+def test_progress_and_log_come_through(transferred):
+    *_, log = transferred
+    assert any(line.startswith("ltnet transfer") for line in log)
+    assert any("Transferred 1 of 1" in line for line in log)
+
+
+# -- bad inputs: a clear error, nothing added to the scene -------------------------------------------------
+
+def test_no_target_is_a_clear_error(scene):
+    before = node_count(scene)
+    with pytest.raises(TransferError, match="No target volume"):
+        TransferLogic().transfer(model_path(), None)
+    with pytest.raises(TransferError, match="No target volume"):
+        TransferLogic().transferMany(model_path(), [])
+    assert node_count(scene) == before
+
+
+def test_2d_volume_is_a_clear_error(scene):
+    flat = slicer.util.addVolumeFromArray(np.zeros((1, 40, 30), dtype=np.float32), name="flat")
+    before = node_count(scene)
+    with pytest.raises(TransferError, match="not a 3-D scan"):
+        TransferLogic().transfer(model_path(), flat)
+    assert node_count(scene) == before
+
+
+def test_label_map_as_target_is_a_clear_error(scene):
+    labels = slicer.util.addVolumeFromArray(np.zeros((8, 8, 8), dtype=np.int16), name="labels",
+                                            nodeClassName="vtkMRMLLabelMapVolumeNode")
+    before = node_count(scene)
+    with pytest.raises(TransferError, match="not a scalar volume"):
+        TransferLogic().transfer(model_path(), labels)
+    assert node_count(scene) == before
+
+
+def test_missing_model_file_is_a_clear_error(scene, tmp_path):
+    target = add_oblique_target(scene)
+    before = node_count(scene)
+    with pytest.raises(TransferError, match="does not exist"):
+        TransferLogic().transfer(tmp_path / "nowhere.pt", target)
+    assert node_count(scene) == before
+
+
+def test_a_file_that_is_no_model_fails_in_the_child_with_its_reason(scene, tmp_path):
+    target = add_oblique_target(scene)
+    not_a_model = tmp_path / "notes.pt"
+    not_a_model.write_text("not a model")
+    before = node_count(scene)
+    with pytest.raises(TransferError, match="not an LTNet model") as raised:
+        TransferLogic(SubprocessLauncher(sys.executable)).transfer(not_a_model, target, device="cpu", timeout=120)
+    assert "ltnet: error:" in raised.value.details
+    assert node_count(scene) == before
