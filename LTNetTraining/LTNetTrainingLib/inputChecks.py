@@ -158,7 +158,7 @@ def checkAtlasSegmentation(atlasSegmentation, atlasVolume, atlasGeometry):
     checkLabelVolumeGeometry((ijkToRas, size), atlasGeometry, atlasVolume, atlasSegmentation)
     import SimpleITK as sitk
 
-    if not np.any(sitk.GetArrayViewFromImage(sitk.ReadImage(str(atlasSegmentation)))):
+    if not np.any(sitk.GetArrayFromImage(sitk.ReadImage(str(atlasSegmentation)))):
         raise TrainingInputError(f"Atlas labels file {atlasSegmentation} is empty (all voxels are 0). "
                                  "Choose the file that holds the atlas structures.")
 
