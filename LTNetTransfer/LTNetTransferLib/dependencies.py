@@ -1,0 +1,43 @@
+"""Python packages the transfer child needs inside Slicer, installed only after the user agrees (never at import).
+
+torch comes from the PyTorch extension (PyTorchUtils picks the CUDA build that
+matches the driver). `ltnet` itself is installed with the extension; its
+pure-Python dependencies come from pip without exact pins, so Slicer's own
+SimpleITK, numpy and vtk stay as they are.
+"""
+
+import importlib.util
+
+#: import name -> pip requirement, installed after torch.
+PIP_REQUIREMENTS = {"monai": "monai>=1.4", "slicerio": "slicerio>=1.0", "tqdm": "tqdm>=4.60"}
+
+
+def missingPackages() -> list[str]:
+    return [name for name in ("torch", *PIP_REQUIREMENTS) if importlib.util.find_spec(name) is None]
+
+
+def ensureDependencies(confirm) -> bool:
+    """Install what is missing, each step after the user agrees; True when everything is there.
+
+    torch: PyTorchUtils asks the user itself (`askConfirmation=True`). The pip packages: `confirm(message) -> bool`.
+    Runs inside Slicer only (PyTorchUtils, slicer.util.pip_install).
+    """
+    missing = missingPackages()
+    if "torch" in missing:
+        try:
+            import PyTorchUtils
+        except ImportError as error:
+            raise RuntimeError("LTNet Transfer needs PyTorch: install the PyTorch extension with the Extensions "
+                               "Manager, restart Slicer, then retry.") from error
+        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True, torchVersionRequirement=">=2.1")
+        if torch is None:
+            return False
+    others = [PIP_REQUIREMENTS[name] for name in missing if name in PIP_REQUIREMENTS]
+    if others:
+        if not confirm("LTNet Transfer needs the Python package(s) " + ", ".join(others) + ". Install them now?"):
+            return False
+        import slicer
+
+        slicer.util.pip_install(" ".join(others))
+    importlib.invalidate_caches()
+    return not missingPackages()
