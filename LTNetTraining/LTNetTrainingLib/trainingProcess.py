@@ -39,17 +39,24 @@ class ProcessLauncher(Protocol):
         ...
 
 
-def ltnetCommand():
-    """How to run `ltnet`: PythonSlicer inside Slicer (its own Python), else this interpreter."""
-    executable = sys.executable
+def pythonSlicerExecutable():
+    """Slicer's `PythonSlicer` (it sets up Slicer's environment) when this runs inside Slicer, else None."""
     try:
         import slicer
-
-        if hasattr(slicer, "app"):
-            executable = shutil.which("PythonSlicer") or executable
     except ImportError:
-        pass
-    return [executable, "-m", "ltnet"]
+        return None
+    if not hasattr(slicer, "app"):
+        return None
+    folder = os.path.dirname(sys.executable)
+    for name in ("PythonSlicer.exe", "PythonSlicer"):
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return shutil.which("PythonSlicer")
+
+
+def ltnetCommand():
+    """How to run `ltnet`: PythonSlicer inside Slicer, else this interpreter (tests, plain Python)."""
+    return [pythonSlicerExecutable() or sys.executable, "-m", "ltnet"]
 
 
 def ltnetImportFolder():
