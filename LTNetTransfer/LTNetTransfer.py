@@ -1,0 +1,339 @@
+"""LTNetTransfer: segment scans by transferring an atlas's labels with an LT-Net model.
+
+Thin module file: the work is done by the Qt-free package `LTNetTransferLib`
+(TransferLogic -> a `PythonSlicer -m ltnet transfer` child process -> MRML nodes).
+torch and ltnet are never imported here: torch is installed through the PyTorch
+extension only after the user agrees, and ltnet runs in the child.
+"""
+
+import logging
+from typing import Annotated
+
+import qt
+import slicer
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+from LTNetTransferLib import TransferError, TransferLogic
+from LTNetTransferLib.display import setOverlayOpacity, showCycleConsistency
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+
+HELP = """
+Segments one or several scans by transferring the labels of an atlas with an LT-Net model
+(one-shot segmentation by label transfer). Choose the model (the bundled demo model, or a file written by
+LTNet Training), check the target volumes, and press Apply. Each target gets a segmentation named after it,
+on its own grid, with the atlas's segment names, colors and label values, and a grid transform
+("... LTNet transform") that warps any atlas node onto the target: put the atlas node under it
+(Data module) and harden it if needed.
+<br><br>
+<b>Quality check.</b> "Show cycle consistency" shows: red view, the atlas warped onto the target (ū) over the target;
+yellow view, the atlas after the round trip atlas -> target -> atlas (l̄) over the atlas, with the atlas labels filled
+and the round-trip labels (l̄_s) as outlines; green view, the Jacobian determinant of the forward map
+(1 = volume kept, blue = compressed, red = expanded, black = folded) or the inverse-consistency error in mm.
+The table lists per target the label cycle Dice (how well the atlas labels survive the round trip), the image cycle
+error, the mean inverse-consistency error, the share of folded voxels and the local correlation (LNCC).
+The score is the mean label cycle Dice, lowered when more than 1% of the voxels fold.
+Verdict: <b>OK</b> if score >= 0.85, <b>check</b> if 0.70 <= score < 0.85, <b>likely failed</b> below 0.70
+(thresholds of ltnet.qc).
+<br><br>
+Batch use and details: docs/SLICER.md of the LTNet repository.
+"""
+
+
+class LTNetTransfer(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "LTNet Transfer"
+        self.parent.categories = ["Segmentation"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["LTNet contributors"]
+        self.parent.helpText = HELP
+        self.parent.acknowledgementText = (
+            "Method: Wang et al., LT-Net: Label Transfer by Learning Reversible Voxel-wise Correspondence for "
+            "One-shot Medical Image Segmentation, CVPR 2020. Sample data: Medical Segmentation Decathlon "
+            "(hippocampus), CC-BY-SA 4.0.")
+
+
+@parameterNodeWrapper
+class LTNetTransferParameterNode:
+    """The panel's state saved with the scene (names match the .ui's SlicerParameterName properties)."""
+
+    useDemoModel: bool = True
+    atlasVolume: vtkMRMLScalarVolumeNode
+    atlasSegmentation: vtkMRMLSegmentationNode
+    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    prealign: bool = True
+    overlayOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
+
+
+class LTNetTransferWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self.job = None
+        self.results = []
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self.timer = qt.QTimer()
+        self.timer.setInterval(250)
+        self.timer.timeout.connect(self.onTimer)
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LTNetTransfer.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = LTNetTransferLogic(logCallback=self.appendLog)
+        self.ui.progressBar.setVisible(False)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.clicked.connect(self.onApplyButton)
+        self.ui.targetVolumesComboBox.checkedNodesChanged.connect(self.updateApplyButton)
+        self.ui.modelPathLineEdit.currentPathChanged.connect(self.updateApplyButton)
+        self.ui.useDemoModelCheckBox.toggled.connect(self.updateApplyButton)
+        self.ui.showCycleButton.clicked.connect(self.onShowCycle)
+        self.ui.mapComboBox.currentIndexChanged.connect(self.onShowCycle)
+        self.ui.resultComboBox.currentIndexChanged.connect(self.onShowCycle)
+        self.ui.opacitySliderWidget.valueChanged.connect(lambda value: setOverlayOpacity(slicer.mrmlScene, value))
+        gpu = self.logic.gpuDescription()
+        self.ui.gpuLabel.text = f"GPU: {gpu}" if gpu else "No CUDA GPU found: the CPU is used."
+        self.initializeParameterNode()
+        self.updateApplyButton()
+
+    def cleanup(self):
+        self.timer.stop()
+        if self.job is not None:
+            self.job.cancel()
+        self.removeObservers()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event):
+        if self.job is not None:
+            self.job.cancel()
+        self.setParameterNode(None)
+        self.results = []
+        self.ui.resultComboBox.clear()
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        self.setParameterNode(LTNetTransferParameterNode(self.logic.getParameterNode()))
+
+    def setParameterNode(self, parameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+
+    # -- inputs --------------------------------------------------------------------------------
+    def modelPath(self):
+        return self.logic.demoModelPath() if self.ui.useDemoModelCheckBox.checked else self.ui.modelPathLineEdit.currentPath
+
+    def updateApplyButton(self, *unused):
+        self.ui.modelPathLineEdit.enabled = not self.ui.useDemoModelCheckBox.checked
+        if self.job is not None:
+            return
+        targets = self.ui.targetVolumesComboBox.checkedNodes()
+        hasModel = self.ui.useDemoModelCheckBox.checked or bool(self.ui.modelPathLineEdit.currentPath)
+        self.ui.applyButton.enabled = bool(targets) and hasModel
+        self.ui.applyButton.toolTip = ("Transfer the atlas labels onto the checked target volume(s)." if targets and hasModel
+                                       else "Check at least one target volume and choose a model.")
+
+    # -- running -------------------------------------------------------------------------------
+    def onApplyButton(self):
+        if self.job is not None:
+            self.job.cancel()
+            return
+        with slicer.util.tryWithErrorDisplay("Could not start the transfer.", waitCursor=True):
+            from LTNetTransferLib.dependencies import ensureDependencies
+
+            if not ensureDependencies(slicer.util.confirmOkCancelDisplay):
+                self.ui.statusLabel.text = "The transfer needs PyTorch and a few Python packages."
+                return
+            parameters = self._parameterNode
+            self.job = self.logic.start(self.modelPath(), self.ui.targetVolumesComboBox.checkedNodes(),
+                                        device=parameters.device, prealign=parameters.prealign,
+                                        atlasVolumeNode=parameters.atlasVolume,
+                                        atlasSegmentationNode=parameters.atlasSegmentation)
+            self.ui.applyButton.text = "Cancel"
+            self.ui.applyButton.enabled = True
+            self.ui.progressBar.setVisible(True)
+            self.ui.progressBar.value = 0
+            self.timer.start()
+
+    def onTimer(self):
+        job = self.job
+        try:
+            finished = job.poll()
+        except Exception as error:  # keep the timer from firing into a broken job
+            logging.exception("LTNet transfer polling failed")
+            job.cancel()
+            job.state, job.error = "failed", str(error)
+            finished = True
+        self.ui.progressBar.value = int(100 * job.progress.fraction)
+        self.ui.statusLabel.text = job.progress.message
+        if not finished:
+            return
+        self.timer.stop()
+        self.job = None
+        self.ui.applyButton.text = "Apply"
+        self.ui.progressBar.setVisible(False)
+        self.updateApplyButton()
+        if job.state == "cancelled":
+            self.logic.cleanUp(job)
+            self.ui.statusLabel.text = "Cancelled."
+            return
+        try:
+            with slicer.util.WaitCursor():
+                results = self.logic.loadResults(job)
+        except TransferError as error:
+            self.ui.statusLabel.text = f"Failed: {error}"
+            if error.details:
+                logging.error(error.details)
+            slicer.util.errorDisplay(f"Transfer failed: {error}", detailedText=error.details or None)
+            return
+        self.showResults(results)
+
+    def showResults(self, results):
+        self.results = results
+        verdicts = ", ".join(f"{r.targetVolumeNode.GetName()}: {r.verdict or '?'}" for r in results)
+        self.ui.statusLabel.text = f"Done. QC verdict: {verdicts}."
+        self.ui.qualityCollapsibleButton.enabled = True
+        self.ui.qcTableView.setMRMLTableNode(results[0].qcTableNode)
+        self.ui.resultComboBox.blockSignals(True)
+        self.ui.resultComboBox.clear()
+        for result in results:
+            self.ui.resultComboBox.addItem(result.targetVolumeNode.GetName())
+        self.ui.resultComboBox.blockSignals(False)
+        first = results[0]
+        slicer.util.setSliceViewerLayers(background=first.targetVolumeNode, foreground=None, fit=True)
+        first.segmentationNode.GetDisplayNode().SetViewNodeIDs([])
+
+    def onShowCycle(self, *unused):
+        index = self.ui.resultComboBox.currentIndex
+        if not self.results or index < 0 or index >= len(self.results):
+            return
+        scalarMap = "jacobian" if self.ui.mapComboBox.currentIndex == 0 else "inverse_consistency"
+        shown = showCycleConsistency(self.results[index], self.ui.opacitySliderWidget.value, scalarMap)
+        layoutManager = slicer.app.layoutManager()
+        for viewName in shown:
+            layoutManager.sliceWidget(viewName).sliceLogic().FitSliceToAll()
+
+    def appendLog(self, message):
+        self.ui.logTextEdit.appendPlainText(message)
+        logging.info(message)
+
+
+class LTNetTransferLogic(ScriptedLoadableModuleLogic):
+    """The module's logic: a `TransferLogic` (see LTNetTransferLib) plus what needs Slicer itself."""
+
+    def __init__(self, logCallback=None):
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.transferLogic = TransferLogic(logCallback=logCallback or logging.info)
+
+    @staticmethod
+    def demoModelPath():
+        import ltnet.sample  # light: no torch
+
+        return str(ltnet.sample.demo_model_path())
+
+    @staticmethod
+    def gpuDescription():
+        from LTNetTransferLib.device import describeGpu
+
+        return describeGpu()
+
+    def start(self, modelPath, targetVolumeNodes, **options):
+        return self.transferLogic.start(modelPath, targetVolumeNodes, **options)
+
+    def loadResults(self, job):
+        return self.transferLogic.loadResults(job)
+
+    def cleanUp(self, job):
+        self.transferLogic.cleanUp(job)
+
+    def transfer(self, modelPath, targetVolumeNode, **options):
+        """Blocking, for scripts: see `TransferLogic.transfer`."""
+        return self.transferLogic.transfer(modelPath, targetVolumeNode, **options)
+
+
+class LTNetTransferTest(ScriptedLoadableModuleTest):
+    """Runs the module's flow inside Slicer on the bundled sample (needs PyTorch: installed if the user agrees)."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_transferSampleScan()
+        self.setUp()
+        self.test_badInputsAddNothing()
+
+    def test_transferSampleScan(self):
+        import numpy as np
+        import vtk
+        import ltnet.sample
+        from LTNetTransferLib.dependencies import ensureDependencies
+
+        self.delayDisplay("Checking PyTorch and the ltnet dependencies")
+        if not ensureDependencies(slicer.util.confirmOkCancelDisplay):
+            self.delayDisplay("Skipped: PyTorch is not installed")
+            return
+        scan = ltnet.sample.held_out_scan_paths()[0]
+        target = slicer.util.loadVolume(str(scan))
+        self.assertIsNotNone(target)
+
+        self.delayDisplay("Transferring the atlas labels with the demo model (CPU)")
+        logic = LTNetTransferLogic()
+        result = logic.transfer(LTNetTransferLogic.demoModelPath(), target, device="cpu", timeout=600)
+
+        segmentation = result.segmentationNode.GetSegmentation()
+        values = sorted(segmentation.GetNthSegment(i).GetLabelValue() for i in range(segmentation.GetNumberOfSegments()))
+        self.assertEqual(values, [1, 2])
+        names = {segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())}
+        self.assertEqual(names, {"Anterior hippocampus", "Posterior hippocampus"})
+
+        labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+        ids = vtk.vtkStringArray()
+        segmentation.GetSegmentIDs(ids)
+        self.assertTrue(slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(
+            result.segmentationNode, ids, labelmap, target, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY))
+        expected, actual = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+        target.GetIJKToRASMatrix(expected)
+        labelmap.GetIJKToRASMatrix(actual)
+        np.testing.assert_array_equal(slicer.util.arrayFromVTKMatrix(actual), slicer.util.arrayFromVTKMatrix(expected))
+        self.assertGreater(int((slicer.util.arrayFromVolume(labelmap) > 0).sum()), 100)
+
+        self.assertTrue(result.transformNode.IsA("vtkMRMLGridTransformNode"))
+        self.assertIn(result.qc["verdict"], ("OK", "check", "likely failed"))
+        self.assertEqual(result.qcTableNode.GetNumberOfRows(), 1)
+        self.delayDisplay("Showing the cycle consistency")
+        showCycleConsistency(result, 0.5)
+        self.delayDisplay("Transfer test passed")
+
+    def test_badInputsAddNothing(self):
+        import numpy as np
+
+        flat = slicer.util.addVolumeFromArray(np.zeros((1, 20, 20), dtype=np.float32), name="flat")
+        before = slicer.mrmlScene.GetNumberOfNodes()
+        with self.assertRaises(TransferError):
+            LTNetTransferLogic().transfer(LTNetTransferLogic.demoModelPath(), flat)
+        with self.assertRaises(TransferError):
+            LTNetTransferLogic().transfer("/no/such/model.pt", None)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), before)
+        self.delayDisplay("Bad-input test passed")
