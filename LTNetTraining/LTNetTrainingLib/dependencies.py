@@ -1,44 +1,46 @@
-"""Python packages the training needs inside Slicer: installed only after the user agrees, never at import.
+"""Python packages the training child needs inside Slicer: installed only after the user agrees, never at import.
 
 torch comes from the PyTorch extension (PyTorchUtils picks the CUDA build that
-matches the driver); `ltnet` and its pure-Python dependencies come from pip
-without exact pins, so Slicer's own SimpleITK, numpy and vtk stay as they are.
+matches the driver). `ltnet` itself is installed with the extension (beside the
+scripted modules); its pure-Python dependencies come from pip without exact
+pins, so Slicer's own SimpleITK, numpy and vtk stay as they are.
+(Same policy and list as LTNetTransferLib.dependencies.)
 """
 
 import importlib.util
 
-LTNET_REQUIREMENT = "ltnet"
-
-
-def isInstalled(name):
-    return importlib.util.find_spec(name) is not None
+#: import name -> pip requirement, installed after torch.
+PIP_REQUIREMENTS = {"monai": "monai>=1.4", "slicerio": "slicerio>=1.0", "tqdm": "tqdm>=4.60"}
 
 
 def missingPackages():
-    return [name for name in ("torch", "ltnet") if not isInstalled(name)]
+    return [name for name in ("torch", *PIP_REQUIREMENTS) if importlib.util.find_spec(name) is None]
 
 
 def ensureDependencies(confirm):
-    """Install what is missing after `confirm(message) -> bool` agrees; returns True when all is there.
+    """Install what is missing, each step after the user agrees; True when everything is there.
 
+    torch: PyTorchUtils asks the user itself. The pip packages: `confirm(message) -> bool`.
     Runs inside Slicer only (PyTorchUtils, slicer.util.pip_install).
     """
     missing = missingPackages()
-    if not missing:
-        return True
-    message = ("LTNet training needs the Python package(s) " + ", ".join(missing) + ", which are not installed. "
-               "Install them now? (PyTorch is installed by the PyTorch extension; this can take several minutes.)")
-    if not confirm(message):
-        return False
     if "torch" in missing:
-        import PyTorchUtils
-
-        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False, torchVersionRequirement=">=2.1")
+        try:
+            import PyTorchUtils
+        except ImportError as error:
+            raise RuntimeError("LTNet Training needs PyTorch: install the PyTorch extension with the Extensions "
+                               "Manager, restart Slicer, then retry.") from error
+        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True, torchVersionRequirement=">=2.1")
         if torch is None:
-            raise RuntimeError("PyTorch could not be installed. Install it with the PyTorch Utils module, then retry.")
-    if "ltnet" in missing:
+            return False
+    others = [PIP_REQUIREMENTS[name] for name in missing if name in PIP_REQUIREMENTS]
+    if others:
+        if not confirm("LTNet Training needs the Python package(s) " + ", ".join(others) + ". Install them now?"):
+            return False
         import slicer
 
-        slicer.util.pip_install(LTNET_REQUIREMENT)
+        slicer.util.pip_install(" ".join(others))
     importlib.invalidate_caches()
+    if importlib.util.find_spec("ltnet") is None:
+        raise RuntimeError("The ltnet package is missing: reinstall the LTNet extension.")
     return not missingPackages()
