@@ -31,14 +31,18 @@ def addProceduralColorNode(scene, name: str, points):
 
 def styleScalarMap(volumeNode, colorNode, valueRange, title: str):
     """Show `volumeNode` with `colorNode` over `valueRange`, with a color legend titled `title`.
-    Returns the legend display node."""
+    Returns the legend display node (None in a bare scene without the Colors module)."""
     volumeNode.CreateDefaultDisplayNodes()
     displayNode = volumeNode.GetDisplayNode()
     displayNode.SetAndObserveColorNodeID(colorNode.GetID())
     displayNode.SetAutoWindowLevel(False)
     displayNode.SetWindowLevelMinMax(*valueRange)
     scene = volumeNode.GetScene()
-    legend = scene.AddNewNodeByClass("vtkMRMLColorLegendDisplayNode", volumeNode.GetName() + " legend")
+    legend = None
+    if scene.IsNodeClassRegistered("vtkMRMLColorLegendDisplayNode"):  # registered by the Colors module
+        legend = scene.AddNewNodeByClass("vtkMRMLColorLegendDisplayNode", volumeNode.GetName() + " legend")
+    if legend is None:
+        return None
     legend.SetAndObservePrimaryDisplayNode(displayNode)
     legend.SetTitleText(title)
     legend.SetLabelFormat("%.2f")

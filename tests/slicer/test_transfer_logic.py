@@ -159,6 +159,8 @@ def test_overlays_and_qc_tables_exist_on_the_right_grids(transferred):
     jacobian = slicer.util.arrayFromVolume(result.jacobianNode)
     assert 0.2 < np.median(jacobian) < 5
     assert result.jacobianNode.GetDisplayNode().GetColorNode() is not None
+    legends = [result.jacobianNode.GetNthDisplayNode(i) for i in range(result.jacobianNode.GetNumberOfDisplayNodes())]
+    assert any(node.IsA("vtkMRMLColorLegendDisplayNode") for node in legends)
 
     assert result.qc["verdict"] in ("OK", "check", "likely failed")
     assert {"label_cycle_dice_mean", "inverse_consistency_mm", "folded_fraction", "score"} <= result.qc.keys()
