@@ -141,13 +141,49 @@ def test_cancel_kills_the_process_tree_and_resume_continues_the_count(scene, sam
     assert load_model(str(outputPath)).iteration == checkpoint.iteration + 2
 
 
-def test_blocking_train_for_batch_scripts(scene, sample, tmp_path):
+def test_blocking_train_for_batch_scripts_and_fine_tuning(scene, sample, tmp_path, monkeypatch):
     atlas, segmentation, scans = sample
     seen = []
     modelPath = TrainingLogic().train(atlas, segmentation, scans, tmp_path / "batch.pt", iterations=1,
                                       progressCallback=seen.append, pollInterval=0.1, **SMALL)
     assert modelPath == str((tmp_path / "batch.pt").resolve())
     assert seen and seen[-1]["iteration"] == 1
+
+    # "Start from: bundled model" passes that model to --init; here the model just trained stands in for it
+    from LTNetTrainingLib import trainingLogic
+
+    monkeypatch.setattr(trainingLogic, "bundledModelPath", lambda: modelPath)
+    job = TrainingLogic().start(atlas, segmentation, scans, tmp_path / "tuned.pt", initModel="bundled",
+                                iterations=1, **SMALL)
+    assert job.arguments[job.arguments.index("--init") + 1] == modelPath
+    assert job.wait(timeout=600) == COMPLETED, job.errorMessage()
+    assert [event["iteration"] for event in job.progressEvents] == [1]  # fine-tuning starts a new count
+
+
+def test_settings_become_options_that_ltnet_train_accepts(tmp_path):
+    from ltnet.cli import build_parser
+
+    from LTNetTrainingLib import TrainingSettings
+
+    settings = TrainingSettings(iterations=7, learningRate=2e-5, grid=(32, 40, 48), lambda1=5.0, lambda2=1.5,
+                                adversarial=False, diffeomorphic=True, prealign=False, device="cpu", seed=3,
+                                checkpointEvery=2)
+    arguments = TrainingLogic().commandArguments("a.nii.gz", "a.seg.nrrd", ["s1.nii.gz", "s2.nii.gz"], "m.pt",
+                                                 settings, initPath="init.pt", resume=False)
+    parsed = build_parser().parse_args(arguments)
+    assert (parsed.iterations, parsed.lr, parsed.grid, parsed.lambda1, parsed.lambda2) == (7, 2e-5, [32, 40, 48],
+                                                                                          5.0, 1.5)
+    assert (parsed.no_adversarial, parsed.diffeomorphic, parsed.no_prealign) == (True, True, True)
+    assert (parsed.device, parsed.seed, parsed.checkpoint_every, parsed.progress) == ("cpu", 3, 2, "jsonl")
+    assert (parsed.init, parsed.resume, parsed.images) == ("init.pt", False, ["s1.nii.gz", "s2.nii.gz"])
+    defaults = build_parser().parse_args(TrainingLogic().commandArguments(
+        "a", "b", ["c"], "m.pt", TrainingSettings(), initPath=None, resume=True))
+    assert defaults.grid is None and defaults.resume and defaults.init is None  # grid auto: ltnet's default
+    core = build_parser().parse_args(["train", "--atlas-image", "a", "--atlas-labels", "b", "--images", "c",
+                                      "--out", "m.pt"])  # the panel's defaults are ltnet's
+    assert (defaults.iterations, defaults.lr, defaults.lambda1, defaults.lambda2, defaults.checkpoint_every,
+            defaults.seed, defaults.device) == \
+        (core.iterations, core.lr, core.lambda1, core.lambda2, core.checkpoint_every, core.seed, core.device)
 
 
 class ScriptedProcess:
