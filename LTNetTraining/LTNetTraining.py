@@ -183,10 +183,22 @@ class LTNetTrainingTest(ScriptedLoadableModuleTest):
 
         atlas, segmentation, scans = self.loadSample()
         outputPath = os.path.join(tempfile.mkdtemp(prefix="LTNetTrainingTest-"), "model.pt")
-        logic = LTNetTrainingLogic()
+        started = []
+
+        class RecordingLauncher:
+            def start(self, arguments, environment=None):
+                started.append(arguments)
+                raise AssertionError("a process was started")
+
+        logic = LTNetTrainingLogic(launcher=RecordingLauncher(), cudaAvailable=lambda: False)
         with self.assertRaises(TrainingInputError):
             logic.start(atlas, segmentation, [], outputPath, iterations=2, device="cpu")
         emptySegmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
         with self.assertRaises(TrainingInputError):
             logic.start(atlas, emptySegmentation, scans, outputPath, iterations=2, device="cpu")
+        with self.assertRaises(TrainingInputError):
+            logic.start(atlas, segmentation, scans, outputPath, iterations=2, device="cuda")
+        with self.assertRaises(TrainingInputError):
+            logic.start(atlas, segmentation, scans, os.path.join(__file__, "model.pt"), iterations=2, device="cpu")
+        self.assertEqual(started, [])
         self.delayDisplay("Bad inputs test passed")

@@ -57,8 +57,11 @@ class TrainingLogic:
 
         return slicer.mrmlScene
 
-    @staticmethod
-    def splitCohort(cohort):
+    def log(self, line):
+        if self.logCallback is not None:
+            self.logCallback(line)
+
+    def splitCohort(self, cohort):
         """(volume nodes, image file paths) from nodes, files and folders (a folder adds its readable images)."""
         if cohort is None:
             return [], []
@@ -69,7 +72,10 @@ class TrainingLogic:
             if inputChecks.isNode(item):
                 volumes.append(item)
             elif os.path.isdir(item):
-                files.extend(scanCohortFolder(item).readable)
+                scan = scanCohortFolder(item)
+                files.extend(scan.readable)
+                if scan.unreadable:
+                    self.log(f"Cohort folder {item}: {scan.summary()} (skipped)")
             else:
                 files.append(str(item))
         return volumes, files
