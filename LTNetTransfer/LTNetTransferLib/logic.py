@@ -25,8 +25,7 @@ from .inputs import checkAtlasOverride, checkModelPath, checkTargetVolumes
 from .job import TransferJob
 from .process import SubprocessLauncher
 from .qcTable import addQcTableNodes
-from .segments import (addSegmentationNode, readSegmentInfos, segmentInfosFromSegmentationNode,
-                       segmentInfosFromValues)
+from .segments import addColorTableNode, addSegmentationNode, readSegmentInfos, segmentInfosFromValues
 
 
 @dataclass
@@ -46,6 +45,7 @@ class TargetResult:
     qc: dict = field(default_factory=dict)   # same keys as `ltnet transfer --qc`
     qcTableNode: object = None               # one row per target of the run
     labelQcTableNode: object = None          # one row per target and label
+    colorTableNode: object = None            # atlas label value -> name, color; export with it to keep values
 
     @property
     def verdict(self) -> str:
@@ -136,10 +136,11 @@ class TransferLogic:
         segmentInfos = readSegmentInfos(first.labels) if str(first.labels).endswith(".seg.nrrd") else []
         if not segmentInfos:
             segmentInfos = segmentInfosFromValues(np.unique(sitk.GetArrayViewFromImage(atlasLabelsImage)))
+        colorNode = addColorTableNode(scene, segmentInfos, "LTNet atlas colors")
         atlasVolume = addVolumeNodeFromImage(scene, _read(first.extra("atlas")), "LTNet atlas")
         atlasSegmentation = addSegmentationNode(
             scene, sitk.GetArrayFromImage(atlasLabelsImage), ijkToRasFromImage(atlasLabelsImage), segmentInfos,
-            "LTNet atlas labels")
+            "LTNet atlas labels", colorNode)
 
         results = []
         for targetNode, files in zip(job.targetNodes, job.files):
@@ -161,7 +162,7 @@ class TransferLogic:
 
             labels = onTargetGrid(files.labels, "labels")
             segmentation = addSegmentationNode(scene, sitk.GetArrayFromImage(labels), ijkToRas,
-                                                     segmentInfos, f"{name} LTNet segmentation")
+                                                     segmentInfos, f"{name} LTNet segmentation", colorNode)
             segmentation.SetAndObserveTransformNodeID(targetNode.GetTransformNodeID())
             transform = addGridTransformNode(scene, readDisplacementField(files.extra("field")),
                                                    f"{name} LTNet transform")
@@ -176,10 +177,11 @@ class TransferLogic:
             reconstructedLabels = _read(files.extra("reconstructed_labels"))
             reconstructedSegmentation = addSegmentationNode(
                 scene, sitk.GetArrayFromImage(reconstructedLabels), ijkToRasFromImage(reconstructedLabels), segmentInfos,
-                f"{name} reconstructed atlas labels")
+                f"{name} reconstructed atlas labels", colorNode)
             qc = json.loads(files.qc.read_text()) if files.qc.is_file() else {}
             results.append(TargetResult(targetNode, segmentation, transform, warped, jacobian, inverseConsistency,
-                                        reconstructed, reconstructedSegmentation, atlasVolume, atlasSegmentation, qc))
+                                        reconstructed, reconstructedSegmentation, atlasVolume, atlasSegmentation, qc,
+                                        colorTableNode=colorNode))
 
         targetTable, labelTable = addQcTableNodes(scene, [r.targetVolumeNode.GetName() for r in results],
                                                   [r.qc for r in results])

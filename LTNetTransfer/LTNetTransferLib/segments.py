@@ -44,17 +44,6 @@ def segmentInfosFromValues(values) -> list[SegmentInfo]:
             for i, v in enumerate(sorted(int(v) for v in values if int(v) != 0))]
 
 
-def segmentInfosFromSegmentationNode(segmentationNode) -> list[SegmentInfo]:
-    """The segments of a segmentation node, with their label values (1, 2, ... where none is set)."""
-    segmentation = segmentationNode.GetSegmentation()
-    infos = []
-    for index in range(segmentation.GetNumberOfSegments()):
-        segment = segmentation.GetNthSegment(index)
-        value = segment.GetLabelValue() if segment.GetLabelValue() > 0 else index + 1
-        infos.append(SegmentInfo(int(value), segment.GetName(), tuple(segment.GetColor())))
-    return infos
-
-
 def addColorTableNode(scene, segmentInfos, name: str):
     """A user color table node in which entry `value` has the segment's name and color."""
     colorNode = scene.AddNewNodeByClass("vtkMRMLColorTableNode", name)
@@ -66,18 +55,23 @@ def addColorTableNode(scene, segmentInfos, name: str):
     return colorNode
 
 
-def addSegmentationNode(scene, labelArray: np.ndarray, ijkToRas: np.ndarray, segmentInfos, name: str):
+def addSegmentationNode(scene, labelArray: np.ndarray, ijkToRas: np.ndarray, segmentInfos, name: str,
+                        colorNode=None):
     """A segmentation node from a label map array (KJI) on the grid `ijkToRas`.
 
     The reference geometry is that grid, so exporting with EXTENT_REFERENCE_GEOMETRY gives the
     label map back voxel for voxel. Every atlas label gets a segment (empty if absent) with its
     name, color and label value; values not in `segmentInfos` get generic ones.
+    colorNode: a color table from `addColorTableNode` (kept); a temporary one is made (and removed) if None.
+    Export with that color table to keep the label values (Slicer numbers segments 1..N otherwise).
     """
     present = {int(v) for v in np.unique(labelArray) if v != 0}
     known = {info.value for info in segmentInfos}
     segmentInfos = list(segmentInfos) + segmentInfosFromValues(present - known)
     labelmapNode = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", name + " labels (temporary)")
-    colorNode = addColorTableNode(scene, segmentInfos, name + " colors (temporary)")
+    temporaryColorNode = colorNode is None or bool(present - known)
+    if temporaryColorNode:
+        colorNode = addColorTableNode(scene, segmentInfos, name + " colors (temporary)")
     segmentationNode = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
     try:
         slicer.util.updateVolumeFromArray(labelmapNode, labelArray.astype(np.int16, copy=False))
@@ -106,6 +100,7 @@ def addSegmentationNode(scene, labelArray: np.ndarray, ijkToRas: np.ndarray, seg
         scene.RemoveNode(segmentationNode)
         raise
     finally:
-        scene.RemoveNode(labelmapNode)
-        scene.RemoveNode(colorNode)
+        for node in (labelmapNode.GetDisplayNode(), labelmapNode, colorNode if temporaryColorNode else None):
+            if node is not None:
+                scene.RemoveNode(node)
     return segmentationNode

@@ -4,7 +4,6 @@ One transfer (the bundled demo model onto an oblique, anisotropic sample scan) i
 tests of this module; each checks one promise of the module.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -58,13 +57,13 @@ def node_count(scene) -> int:
     return scene.GetNumberOfNodes()
 
 
-def export_labels(scene, segmentation_node, reference_node):
-    """Slicer's own export, keeping label values, on the reference's geometry."""
+def export_labels(scene, segmentation_node, reference_node, color_node):
+    """Slicer's own export on the reference's geometry; the color table keeps the label values."""
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
     ids = vtk.vtkStringArray()
     segmentation_node.GetSegmentation().GetSegmentIDs(ids)
     ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
-        segmentation_node, ids, labelmap, reference_node, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
+        segmentation_node, ids, labelmap, reference_node, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY, color_node)
     assert ok
     return labelmap
 
@@ -86,7 +85,7 @@ def transferred(module_scene, tmp_path_factory):
 
 def test_segmentation_lies_on_the_target_grid_and_matches_the_command_line(transferred, tmp_path):
     scene, target, result, files, _ = transferred
-    exported = export_labels(scene, result.segmentationNode, target)
+    exported = export_labels(scene, result.segmentationNode, target, result.colorTableNode)
     np.testing.assert_array_equal(ijk_to_ras(exported), ijk_to_ras(target))
     ours = slicer.util.arrayFromVolume(exported)
     assert ours.shape == slicer.util.arrayFromVolume(target).shape
@@ -154,7 +153,8 @@ def test_overlays_and_qc_tables_exist_on_the_right_grids(transferred):
         assert slicer.util.arrayFromVolume(node).shape == slicer.util.arrayFromVolume(target).shape
     atlas_grid = ijk_to_ras(result.atlasVolumeNode)
     np.testing.assert_allclose(ijk_to_ras(result.reconstructedAtlasNode), atlas_grid, atol=1e-6)
-    reconstructed = export_labels(scene, result.reconstructedSegmentationNode, result.atlasVolumeNode)
+    reconstructed = export_labels(scene, result.reconstructedSegmentationNode, result.atlasVolumeNode,
+                                  result.colorTableNode)
     assert set(np.unique(slicer.util.arrayFromVolume(reconstructed))) <= {0, 1, 2}
     jacobian = slicer.util.arrayFromVolume(result.jacobianNode)
     assert 0.2 < np.median(jacobian) < 5
