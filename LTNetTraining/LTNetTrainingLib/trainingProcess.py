@@ -126,8 +126,33 @@ class SubprocessChild:
         return self.popen.poll()
 
     def killTree(self, timeout=5.0):
-        killProcessTree(self.pid, timeout)
-        self.popen.wait(timeout)
+        """Terminate the child (ltnet writes a checkpoint on SIGTERM) and its descendants; kill after `timeout`.
+
+        The child itself is reaped through Popen, so `returnCode()` stays its real exit status.
+        """
+        import psutil
+
+        try:
+            descendants = psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            descendants = []
+        for process in descendants:
+            try:
+                process.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(timeout)
+        _, alive = psutil.wait_procs(descendants, timeout=1.0)
+        for process in alive:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
 
     def wait(self, timeout=None):
         code = self.popen.wait(timeout)
