@@ -6,7 +6,8 @@ import SimpleITK as sitk
 def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0) -> sitk.AffineTransform:
     """An affine transform mapping atlas points to scan points (LPS mm), i.e. ``scan ∘ T ≈ atlas``.
 
-    Both images should be normalised to [0, 1]. Centres of the two images are
+    Deterministic: the metric's sample points come from ``seed`` (ITK takes seed 0 as
+    "use the clock", so ``seed + 1`` is passed). Both images should be normalised to [0, 1]. Centres of the two images are
     aligned first; then a three-level affine registration maximises Mattes
     mutual information. If registration makes the match worse than the centring,
     the centring is kept, so a failed registration never hurts.
@@ -17,7 +18,7 @@ def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0) -> sitk.
     registration = sitk.ImageRegistrationMethod()
     registration.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     registration.SetMetricSamplingStrategy(registration.REGULAR)
-    registration.SetMetricSamplingPercentage(0.25, seed)
+    registration.SetMetricSamplingPercentage(0.25, seed + 1)
     registration.SetInterpolator(sitk.sitkLinear)
     registration.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=100, relaxationFactor=0.6)
     registration.SetOptimizerScalesFromPhysicalShift()
@@ -38,7 +39,7 @@ def _metric(atlas: sitk.Image, scan: sitk.Image, transform: sitk.Transform, seed
     evaluation = sitk.ImageRegistrationMethod()
     evaluation.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     evaluation.SetMetricSamplingStrategy(evaluation.REGULAR)
-    evaluation.SetMetricSamplingPercentage(0.25, seed)
+    evaluation.SetMetricSamplingPercentage(0.25, seed + 1)
     evaluation.SetInitialTransform(transform)
     evaluation.SetInterpolator(sitk.sitkLinear)
     try:

@@ -33,7 +33,8 @@ class Atlas:
         values = label_values(label_map.image)
         described = {label.value: label for label in label_map.labels}
         labels = [described[v] if v in described else LabelInfo(v, f"Label {v}", (0.5, 0.5, 0.5)) for v in values[1:]]
-        one_hot = resample_labels(label_map.image, values, reference)
+        # rounded to float16 as the model file stores it, so a resumed run sees exactly the same atlas
+        one_hot = resample_labels(label_map.image, values, reference).astype(np.float16).astype(np.float32)
         return cls(grid, sitk.GetArrayFromImage(resample(normalise(image), reference)), one_hot, values, labels)
 
     def image_sitk(self) -> sitk.Image:
