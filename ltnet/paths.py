@@ -40,14 +40,18 @@ def stem(path: Path) -> str:
     return path.name[: -len(suffix)] if suffix and path.is_file() else path.name
 
 
-def output_paths(targets: list[Path], out, default_suffix: str) -> list[Path]:
-    """One output per target: ``out`` itself for a single target named like a file, else ``out/<target name>``."""
+def output_paths(targets: list[Path], out, suffix: str, keep_names: bool = False) -> list[Path]:
+    """One output per target: ``out`` itself for a single target named like a file, else a file in folder ``out``.
+
+    In the folder, each output is named ``<target stem><suffix>``, or the target's own
+    file name with ``keep_names`` (a DICOM folder target always gets ``suffix``).
+    """
     out = Path(out)
     if len(targets) == 1 and not out.is_dir() and output_suffix(out) in IMAGE_SUFFIXES + (SEG_NRRD, ".json"):
         outputs = [out]
     else:
         out.mkdir(parents=True, exist_ok=True)
-        outputs = [out / (stem(t) + default_suffix if t.is_dir() or default_suffix == ".json" else t.name) for t in targets]
+        outputs = [out / (t.name if keep_names and t.is_file() else stem(t) + suffix) for t in targets]
     resolved_inputs = {t.resolve() for t in targets}
     for output in outputs:
         if output.resolve() in resolved_inputs:

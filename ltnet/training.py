@@ -1,8 +1,12 @@
-"""The training loop: ``G_F``/``G_B`` and ``D`` updated alternately on (atlas, scan) pairs.
+"""The training loop: ``G_F``/``G_B`` and ``D`` updated alternately on batches of (atlas, scan) pairs.
 
 Deterministic on CPU for a given seed (scan order and initial weights come from
 seeded generators whose states are saved with each checkpoint, so a resumed run
-continues the same sequence). Mixed precision (bfloat16) on CUDA.
+continues the same sequence). Mixed precision (bfloat16) on CUDA. Under
+``torchrun`` each rank trains on its own slots of the global batch
+(``ltnet.sampling``), DDP averages the gradients, and only rank 0 writes
+checkpoints and progress. Loss values stay on the device until a progress event
+needs them (one transfer for all terms), so a GPU is never waited on per term.
 """
 
 import signal
@@ -13,18 +17,27 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ltnet import distributed, sampling
 from ltnet.model_file import LTNetModel, save_model
-from ltnet.nn.cycle import discriminator_loss, generator_terms, run_cycle, weighted_total
+from ltnet.nn.cycle import Cycle, generator_terms, run_cycle, weighted_total
+from ltnet.training_nets import TrainingNets
 
 
 @dataclass
 class TrainSettings:
-    """What the loop does; stored in the model so a resumed run keeps it."""
+    """What the loop does; stored in the model so a resumed run keeps it.
+
+    ``batch_size`` is the number of pairs per iteration on each process (the global
+    batch is ``batch_size × world size``); ``checkpointing`` trades compute for
+    memory by recomputing the U-Net activations in ``backward``.
+    """
 
     iterations: int = 2000
     learning_rate: float = 1e-4
     seed: int = 0
     checkpoint_every: int = 100
+    batch_size: int = 1
+    checkpointing: bool = False
 
 
 class Stopped(Exception):
@@ -33,24 +46,33 @@ class Stopped(Exception):
 
 def train(
     model: LTNetModel,
-    scans: list[np.ndarray],
+    scans: list[np.ndarray | None],
     out,
     settings: TrainSettings,
     device: torch.device,
     progress: Callable[[dict], None] | None = None,
+    ranks: distributed.Ranks = distributed.Ranks(),
 ) -> LTNetModel:
     """Train ``model`` on ``scans`` (each ``(D, H, W)`` in [0, 1] on the model's grid) and write it to ``out``.
 
     Starts at ``model.iteration`` (0, or a resumed checkpoint's count) and runs up to
     ``settings.iterations``. Checkpoints every ``settings.checkpoint_every``
     iterations and at the end; on SIGTERM/SIGINT writes one and raises ``Stopped``.
+    Under ``torchrun`` (``ranks`` of an open ``distributed.session``) a scan this rank
+    never draws (``sampling.needed_scans``) may be None; only rank 0 writes ``out`` and
+    calls ``progress``.
     """
     nets = model.networks.to(device)
     nets.train()
-    atlas = torch.from_numpy(model.atlas.image).float()[None, None].to(device)
-    atlas_labels = torch.from_numpy(model.atlas.one_hot).float()[None].to(device)
-    cohort = [torch.from_numpy(scan).float()[None, None] for scan in scans]
     weights = model.weights
+    batch = settings.batch_size
+    atlas = torch.from_numpy(model.atlas.image).float()[None, None].to(device).expand(batch, -1, -1, -1, -1)
+    atlas_labels = torch.from_numpy(model.atlas.one_hot).float()[None].to(device).expand(batch, -1, -1, -1, -1)
+    pin = device.type == "cuda"
+    cohort = [None if scan is None else _as_tensor(scan, pin) for scan in scans]
+    shards = sampling.slot_shards(len(cohort), batch * ranks.world_size)
+    my_slots = sampling.rank_slots(ranks.rank, batch)
+    parallel = TrainingNets(nets, device, weights.needs_backward, settings.checkpointing)
     generator_params = list(nets.g_forward.parameters()) + (list(nets.g_backward.parameters()) if weights.needs_backward else [])
     optimizer_g = torch.optim.Adam(generator_params, lr=settings.learning_rate)
     optimizer_d = torch.optim.Adam(nets.discriminator.parameters(), lr=settings.learning_rate)
@@ -61,8 +83,11 @@ def train(
         optimizer_d.load_state_dict(state["optimizer_d"])
         order.set_state(state["order_rng"])
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    report_every_s = 1.0 if device.type == "cuda" else 0.0  # CPU: every iteration (reading a loss costs nothing)
 
     def checkpoint(iteration: int) -> None:
+        if not ranks.is_main:
+            return
         model.training = {
             "iteration": iteration,
             "settings": asdict(settings),
@@ -75,13 +100,15 @@ def train(
     stop = _StopFlag()
     start_iteration = model.iteration
     started = time.monotonic()
+    last_report = -float("inf")
     iteration = start_iteration
     with stop:
         while iteration < settings.iterations:
-            scan = cohort[int(torch.randint(len(cohort), (1,), generator=order))].to(device, non_blocking=True)
+            drawn = sampling.draw(order, shards)
+            scan = torch.cat([cohort[drawn[slot]] for slot in my_slots]).to(device, non_blocking=True)
             with autocast:
-                cycle = run_cycle(nets, atlas, atlas_labels, scan, with_backward=weights.needs_backward)
-                terms = generator_terms(nets, cycle, atlas, atlas_labels, scan, weights)
+                cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward)
+                terms = batch_mean_terms(parallel, cycle, atlas, atlas_labels, scan, weights)
                 total = weighted_total(terms, weights)
             optimizer_g.zero_grad(set_to_none=True)
             total.backward()
@@ -90,32 +117,58 @@ def train(
             report["generator"] = total.detach()
             if weights.gan > 0:
                 with autocast:
-                    d_loss = discriminator_loss(nets, scan, cycle.warped)
+                    d_loss = parallel.discriminator_loss(scan, cycle.warped)
                 optimizer_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 optimizer_d.step()
                 report["discriminator"] = d_loss.detach()
             iteration += 1
-            if progress is not None:
-                elapsed = time.monotonic() - started
-                done = iteration - start_iteration
-                progress(
-                    {
-                        "event": "progress",
-                        "iteration": iteration,
-                        "total": settings.iterations,
-                        "losses": {name: float(value) for name, value in report.items()},
-                        "elapsed_s": round(elapsed, 3),
-                        "eta_s": round(elapsed / done * (settings.iterations - iteration), 1),
-                    }
-                )
-            if iteration % settings.checkpoint_every == 0 or iteration == settings.iterations or stop.requested:
+            stopping = distributed.any_rank(stop.requested) if ranks.parallel else stop.requested
+            now = time.monotonic()
+            if progress is not None and ranks.is_main and (now - last_report >= report_every_s or iteration == settings.iterations or stopping):
+                last_report = now
+                progress(_progress_event(report, iteration, settings.iterations, now - started, iteration - start_iteration))
+            if iteration % settings.checkpoint_every == 0 or iteration == settings.iterations or stopping:
                 checkpoint(iteration)
-            if stop.requested:
+            if stopping:
                 raise Stopped(f"stopped at iteration {iteration}; the model file holds that checkpoint")
     if iteration == start_iteration:  # nothing to do: still write, so `out` exists
         checkpoint(iteration)
+    model.training["iteration"] = iteration
     return model
+
+
+def batch_mean_terms(nets, cycle: Cycle, atlas, atlas_labels, scans, weights) -> dict[str, torch.Tensor]:
+    """Each generator term as the mean over the batch of its value per pair.
+
+    Per pair because soft Dice is not a mean over voxels; so a batch of ``B`` on one
+    process gives the same loss (and gradient) as ``B`` processes with one pair each.
+    """
+    if len(scans) == 1:
+        return generator_terms(nets, cycle, atlas, atlas_labels, scans, weights)
+    per_pair = []
+    for b in range(len(scans)):
+        pair = Cycle(**{k: None if v is None else v[b : b + 1] for k, v in vars(cycle).items()})
+        per_pair.append(generator_terms(nets, pair, atlas[b : b + 1], atlas_labels[b : b + 1], scans[b : b + 1], weights))
+    return {name: torch.stack([terms[name] for terms in per_pair]).mean() for name in per_pair[0]}
+
+
+def _progress_event(report: dict, iteration: int, total: int, elapsed: float, done: int) -> dict:
+    values = torch.stack([value.float() for value in report.values()]).tolist()  # one device-to-host copy
+    return {
+        "event": "progress",
+        "iteration": iteration,
+        "total": total,
+        "losses": dict(zip(report, values)),
+        "elapsed_s": round(elapsed, 3),
+        "eta_s": round(elapsed / done * (total - iteration), 1),
+    }
+
+
+def _as_tensor(scan: np.ndarray, pin: bool) -> torch.Tensor:
+    """``(D, H, W)`` array -> ``(1, 1, D, H, W)`` float tensor, in pinned memory when it goes to a GPU."""
+    tensor = torch.from_numpy(scan).float()[None, None]
+    return tensor.pin_memory() if pin else tensor
 
 
 class _StopFlag:

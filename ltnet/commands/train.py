@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ltnet import distributed, sampling
 from ltnet.data.io import read_image, read_label_map
 from ltnet.data.prepare import Atlas, prepare_scan
 from ltnet.device import pick_device
@@ -32,36 +33,49 @@ def add_arguments(parser) -> None:
     parser.add_argument("--init", help="fine-tune: start from the weights of this model")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
     parser.add_argument("--lambda1", type=float, default=10.0, help="weight of the image cycle loss (default 10)")
-    parser.add_argument("--lambda2", type=float, default=3.0, help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3)")
+    parser.add_argument("--lambda2", type=float, help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3; with --voxelmorph the smoothness weight, default 1)")
     parser.add_argument("--no-adversarial", action="store_true", help="switch off the adversarial term")
     parser.add_argument("--voxelmorph", action="store_true", help="the VoxelMorph baseline: similarity and smoothness only")
     parser.add_argument("--diffeomorphic", action="store_true", help="integrate a velocity field (scaling and squaring)")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment of each scan to the atlas")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="write the model every N iterations (default 100)")
+    parser.add_argument("--batch-size", type=int, default=1, help="pairs per iteration on each process (default 1); under torchrun the global batch is this times the number of processes")
+    parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing: recompute U-Net activations in the backward pass (less GPU memory, about 30%% slower)")
 
 
 def run(args) -> int:
+    """Train on this process; under ``torchrun`` one of several DDP processes (see docs/SCALE.md)."""
     out = Path(args.out)
+    if args.batch_size < 1:
+        raise LTNetError(f"--batch-size {args.batch_size}: give at least 1.")
     _check_output(out, args.resume)
-    device = pick_device(args.device)
+    ranks = distributed.from_environment()
+    device = pick_device(args.device, local_rank=ranks.local_rank)
     image_paths = expand_images(args.images)
     torch.manual_seed(args.seed)
     model = load_model(out) if args.resume else _new_model(args)
-    if args.resume and args.iterations <= model.iteration:
+    if args.resume and args.iterations <= model.iteration and ranks.is_main:
         print(f"ltnet: {out} already has {model.iteration} iterations (--iterations {args.iterations}); nothing to do.", file=sys.stderr)
-    scans = [prepare_scan(read_image(path), model.atlas, not args.no_prealign, args.seed).image for path in image_paths]
-    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every))
-    progress = reporter(args.progress, "training")
-    try:
-        train(model, scans, out, settings, device, progress)
-    except Stopped as stopped:
+    needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
+    scans = [prepare_scan(read_image(path), model.atlas, not args.no_prealign, args.seed).image if i in needed else None for i, path in enumerate(image_paths)]
+    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.batch_size, args.checkpointing)
+    progress = reporter(args.progress, "training") if ranks.is_main else None
+    with distributed.session(ranks, device):
+        try:
+            train(model, scans, out, settings, device, progress, ranks)
+        except Stopped as stopped:
+            if progress:
+                progress.close()
+                print(f"ltnet: {stopped}", file=sys.stderr)
+            return 130
+        except torch.cuda.OutOfMemoryError as error:
+            raise LTNetError(
+                f"{out}: the GPU ran out of memory at grid {model.grid.size} with --batch-size {args.batch_size}; "
+                "use --checkpointing, a smaller --grid or --batch-size, or --device cpu."
+            ) from error
+    if progress:
+        progress({"event": "done", "model": str(out), "iteration": model.iteration})
         progress.close()
-        print(f"ltnet: {stopped}", file=sys.stderr)
-        return 130
-    except torch.cuda.OutOfMemoryError as error:
-        raise LTNetError(f"{out}: the GPU ran out of memory at grid {model.grid.size}; use a smaller --grid or --device cpu.") from error
-    progress({"event": "done", "model": str(out), "iteration": model.iteration})
-    progress.close()
     return 0
 
 
@@ -87,7 +101,10 @@ def _new_model(args) -> LTNetModel:
     networks = LTNetNetworks(config)
     if init:
         networks.load_state_dict(init.networks.state_dict())
-    weights = LossWeights.voxelmorph(args.lambda2) if args.voxelmorph else LossWeights.paper(args.lambda1, args.lambda2, not args.no_adversarial)
+    if args.voxelmorph:
+        weights = LossWeights.voxelmorph(*([args.lambda2] if args.lambda2 is not None else []))
+    else:
+        weights = LossWeights.paper(args.lambda1, 3.0 if args.lambda2 is None else args.lambda2, not args.no_adversarial)
     return LTNetModel(networks, atlas, weights)
 
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from ltnet.data.io import read_image, write_image, write_label_map
+from ltnet.data.io import read_image, read_label_map, write_image, write_label_map
+from ltnet.data.prepare import Atlas
 from ltnet.device import pick_device
+from ltnet.errors import LTNetError
 from ltnet.model_file import load_model
 from ltnet.paths import expand_images, output_paths, stem
 from ltnet.progress import reporter
@@ -20,6 +22,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="label map file for one target (.nii.gz, .nrrd, .seg.nrrd) or a folder for several")
     parser.add_argument("--qc", help="QC JSON file for one target, or a folder for several")
     parser.add_argument("--extras", help="folder for the warped and reconstructed atlas, field, Jacobian and inverse-consistency maps")
+    parser.add_argument("--format", choices=("nii.gz", "nrrd", "seg.nrrd"), help="label file type in an --out folder (default: the target's own)")
+    parser.add_argument("--atlas-image", help="use this atlas instead of the model's (with --atlas-labels)")
+    parser.add_argument("--atlas-labels", help="the label map of --atlas-image (integer NIfTI/NRRD or .seg.nrrd)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment to the atlas")
     parser.add_argument("--progress", choices=("bar", "jsonl"), default="bar")
@@ -28,8 +33,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     device = pick_device(args.device)
     model = load_model(args.model, device)
+    if bool(args.atlas_image) != bool(args.atlas_labels):
+        raise LTNetError("--atlas-image and --atlas-labels: give both to replace the model's atlas, or neither.")
+    if args.atlas_image:
+        model.atlas = replacement_atlas(model, args.atlas_image, args.atlas_labels)
     targets = expand_images(args.target, "--target")
-    outputs = output_paths(targets, args.out, ".nii.gz")
+    outputs = output_paths(targets, args.out, "." + (args.format or "nii.gz"), keep_names=not args.format)
     qc_outputs = output_paths(targets, args.qc, ".json") if args.qc else [None] * len(targets)
     extras = Path(args.extras) if args.extras else None
     if extras:
@@ -53,6 +62,13 @@ def run(args) -> int:
         for score, verdict, target in sorted(ranking):
             print(f"  {score:.3f}  {verdict:<13}  {target}", file=sys.stderr)
     return 0
+
+
+def replacement_atlas(model, image_path, labels_path) -> Atlas:
+    """Another atlas, on a grid as large (in voxels) as the model's, for a model trained with a different one."""
+    image = read_image(image_path)
+    label_map = read_label_map(labels_path, image, image_path)
+    return Atlas.on_grid(image, label_map, model.grid.size, model.networks.config.grid_multiple)
 
 
 def write_extras(result: TransferResult, model, prefix: Path) -> None:

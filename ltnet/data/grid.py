@@ -34,6 +34,8 @@ class NetworkGrid:
         direction = np.asarray(image.GetDirection()).reshape(3, 3)
         centre = np.asarray(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in image.GetSize()]))
         origin = centre - direction @ (spacing * (np.asarray(size) - 1) / 2)
+        if np.allclose(image.GetSpacing(), spacing, rtol=1e-4):  # keep grid voxels on atlas voxels: no half-voxel blur
+            origin = np.asarray(image.TransformContinuousIndexToPhysicalPoint(np.round(image.TransformPhysicalPointToContinuousIndex(origin.tolist())).tolist()))
         return cls(size, spacing, tuple(origin.tolist()), tuple(direction.flatten().tolist()))
 
     def reference(self) -> sitk.Image:

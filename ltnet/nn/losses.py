@@ -36,8 +36,8 @@ class LossWeights:
         return cls(1.0, lambda2, 1.0 if adversarial else 0.0, lambda1, lambda2, lambda2, lambda2)
 
     @classmethod
-    def voxelmorph(cls, smooth: float = 3.0) -> "LossWeights":
-        """The VoxelMorph baseline: ``L_sim + smooth·L_smooth`` only."""
+    def voxelmorph(cls, smooth: float = 1.0) -> "LossWeights":
+        """The VoxelMorph baseline: ``L_sim + smooth·L_smooth`` only (VoxelMorph's λ = 1 for NCC)."""
         return cls(sim=1.0, smooth=smooth, gan=0.0, cyc=0.0, trans=0.0, anatomy_cyc=0.0, diff_cyc=0.0)
 
     @property
@@ -59,8 +59,11 @@ def similarity(fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
 
 
 def smoothness(displacement: torch.Tensor) -> torch.Tensor:
-    """``L_smooth``: squared central differences, summed over the 3 directions, mean over components and voxels."""
-    return _DIFFUSION(displacement)
+    """``L_smooth``: mean of squared central differences over the 3 directions, components and voxels.
+
+    MONAI's ``DiffusionLoss`` sums over directions; dividing by 3 makes it the mean, as VoxelMorph's ``Grad('l2')``.
+    """
+    return _DIFFUSION(displacement) / 3.0
 
 
 def charbonnier(x: torch.Tensor, epsilon: float = 1e-3, gamma: float = 0.45) -> torch.Tensor:

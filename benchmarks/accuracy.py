@@ -1,0 +1,134 @@
+"""One-shot accuracy on ../shared/data/hippocampus: no registration, affine only, VoxelMorph, LT-Net.
+
+Protocol: one atlas (image + labels); every other scan's image is the unlabeled
+cohort; their labels are used only for scoring, on each scan's own grid.
+The learned methods are trained with the same budget (iterations, cohort,
+grid, learning rate) by ``ltnet train`` (LT-Net: the paper's losses;
+VoxelMorph: ``--voxelmorph``, the same code with only L_sim + L_smooth).
+
+    python benchmarks/accuracy.py --work runs/accuracy [--iterations 1500]
+
+Trained models are kept in --work and reused when present. Results go to the
+"accuracy-hippocampus" section of docs/BENCHMARKS.md.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine, mean_std, write_section  # noqa: E402
+
+from ltnet.data.intensity import normalise  # noqa: E402
+from ltnet.data.io import read_image, read_label_map  # noqa: E402
+from ltnet.data.prealign import affine_prealign  # noqa: E402
+from ltnet.metrics import dice_per_label, hausdorff95_mm, labels_with_transform, labels_without_registration  # noqa: E402
+from ltnet.model_file import load_model  # noqa: E402
+from ltnet.transfer import transfer  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hippocampus"
+NAMES = {1: "anterior", 2: "posterior"}
+
+
+def train(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str]) -> Path:
+    if out.exists():
+        return out
+    command = [sys.executable, "-m", "ltnet", "train", "--atlas-image", str(atlas_image), "--atlas-labels", str(atlas_labels),
+               "--images", str(cohort), "--out", str(out), "--iterations", str(iterations), "--device", "cpu", "--progress", "jsonl",
+               "--checkpoint-every", "100", "--lr", str(lr), *extra]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default="runs/accuracy", help="folder for the trained models")
+    parser.add_argument("--atlas", default="hippocampus_007")
+    parser.add_argument("--iterations", type=int, default=1500)
+    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (3e-4: the CPU budget is far below the paper's)")
+    parser.add_argument("--ltnet-model", help="use this LT-Net model instead of training one")
+    parser.add_argument("--voxelmorph-model", help="use this VoxelMorph model instead of training one")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    atlas_image_path = DATA / "images" / f"{args.atlas}.nii.gz"
+    atlas_labels_path = DATA / "labels" / f"{args.atlas}.nii.gz"
+    scans = sorted(p for p in (DATA / "images").glob("*.nii.gz") if p.name != atlas_image_path.name)
+    cohort = work / "cohort"
+    cohort.mkdir(exist_ok=True)
+    for scan in scans:
+        if not (cohort / scan.name).exists():
+            os.symlink(scan, cohort / scan.name)
+
+    models = {
+        "VoxelMorph (L_sim + L_smooth)": Path(args.voxelmorph_model) if args.voxelmorph_model else train(work / "voxelmorph.pt", cohort, atlas_image_path, atlas_labels_path, args.iterations, args.lr, ["--voxelmorph"]),
+        "LT-Net (all seven terms)": Path(args.ltnet_model) if args.ltnet_model else train(work / "ltnet.pt", cohort, atlas_image_path, atlas_labels_path, args.iterations, args.lr, []),
+    }
+    loaded = {name: load_model(path) for name, path in models.items()}
+    atlas_labels = read_label_map(atlas_labels_path).image
+    atlas_on_grid = next(iter(loaded.values())).atlas.image_sitk()
+
+    methods = ["No registration", "Affine only", *models]
+    dice = {m: {v: [] for v in NAMES} for m in methods}
+    hd95 = {m: [] for m in methods}
+    seconds = {m: [] for m in methods}
+    folded = {m: [] for m in methods}
+    for scan in scans:
+        target = read_image(scan)
+        reference = sitk.ReadImage(str(DATA / "labels" / scan.name))
+        results = {}
+        start = time.perf_counter()
+        results["No registration"] = labels_without_registration(atlas_labels, reference)
+        seconds["No registration"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        to_scan = affine_prealign(atlas_on_grid, normalise(target))
+        results["Affine only"] = labels_with_transform(atlas_labels, reference, to_scan.GetInverse())
+        seconds["Affine only"].append(time.perf_counter() - start)
+        for name, model in loaded.items():
+            start = time.perf_counter()
+            result = transfer(model, target, "cpu")
+            seconds[name].append(time.perf_counter() - start)
+            folded[name].append(result.qc["folded_fraction"])
+            results[name] = result.labels
+        for name, labels in results.items():
+            for value, score in dice_per_label(labels, reference, NAMES).items():
+                dice[name][value].append(score)
+            hd95[name].append(np.mean([hausdorff95_mm(labels, reference, v) for v in NAMES]))
+        print(scan.name, {n: round(float(np.mean([dice[n][v][-1] for v in NAMES])), 3) for n in methods}, flush=True)
+
+    iterations = {name: model.iteration for name, model in loaded.items()}
+    rows = [
+        "| method | Dice anterior | Dice posterior | mean Dice | HD95 (mm) | folded voxels | seconds per scan |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in methods:
+        mean = [np.mean([dice[m][v][i] for v in NAMES]) for i in range(len(scans))]
+        fold = f"{100 * np.mean(folded[m]):.3f} %" if folded[m] else "0 (no field)"
+        rows.append(f"| {m} | {mean_std(dice[m][1])} | {mean_std(dice[m][2])} | {mean_std(mean)} | {mean_std(hd95[m])} | {fold} | {np.mean(seconds[m]):.2f} |")
+    grid = next(iter(loaded.values())).grid
+    text = f"""## Accuracy, one-shot, MSD hippocampus (`benchmarks/accuracy.py`)
+
+Atlas `{args.atlas}`; {len(scans)} target scans, scored on their own grids against their reference labels
+(Dice mean ± std over scans; HD95 = 95th-percentile symmetric surface distance, mean of the two labels).
+Learned models trained by `ltnet train` on the same cohort with the same budget: {iterations} iterations,
+Adam lr {args.lr:g}, batch 1, network grid {grid.size} at {grid.spacing:.2f} mm, affine pre-alignment on.
+Seconds per scan include reading, pre-alignment, inference and mapping back (CPU).
+Machine: {machine()}.
+
+{chr(10).join(rows)}
+
+For scale (from the issue, not measured here): classical elastix B-spline registration reaches about 0.80 / 0.69
+Dice (anterior / posterior) on this data at about 8 s per pair on 2 cores.
+"""
+    write_section("accuracy-hippocampus", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The `ltnet` command: its contract, and one clear line for each bad input with nothing written."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from ltnet import sample
+from ltnet.cli import main
+from ltnet.data.io import read_label_map
+
+DEMO_MODEL = sample.demo_model_path()
+needs_demo_model = pytest.mark.skipif(not DEMO_MODEL.exists(), reason="the bundled demo model is built by benchmarks/build_demo_model.py")
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def train_args(out, atlas_image=None, atlas_labels=None, images=None):
+    return ["train", "--atlas-image", atlas_image or sample.atlas_image_path(), "--atlas-labels", atlas_labels or sample.atlas_labels_path(),
+            "--images", *(images or [sample.training_scan_paths()[0]]), "--out", out, "--iterations", 1, "--grid", 32, 32, 32, "--device", "cpu"]
+
+
+def write_image(array, path, like=None):
+    image = sitk.GetImageFromArray(array)
+    if like is not None:
+        image.CopyInformation(like)
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def assert_one_line_error(code, err, *words):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ltnet: error: "), err
+    for word in words:
+        assert str(word) in lines[0], (word, lines[0])
+
+
+@pytest.mark.parametrize("problem", ["2-D image", "4-D image", "labels on another grid", "empty labels", "NaN scan"])
+def test_train_rejects_bad_input_with_one_line_and_writes_nothing(tmp_path, capsys, problem):
+    atlas = sitk.ReadImage(str(sample.atlas_image_path()))
+    labels = read_label_map(sample.atlas_labels_path()).image
+    out = tmp_path / "out" / "model.pt"
+    out.parent.mkdir()
+    args = {"atlas_image": None, "atlas_labels": None, "images": None}
+    if problem == "2-D image":
+        bad = args["atlas_image"] = write_image(np.random.rand(30, 30).astype(np.float32), tmp_path / "flat.nii.gz")
+    elif problem == "4-D image":
+        volume = sitk.GetImageFromArray(np.random.rand(8, 8, 8).astype(np.float32))
+        bad = args["atlas_image"] = tmp_path / "series.nii.gz"
+        sitk.WriteImage(sitk.JoinSeries([volume, volume]), str(bad))
+    elif problem == "labels on another grid":
+        shifted = sitk.Image(labels)
+        shifted.SetOrigin([o + 3.0 for o in labels.GetOrigin()])
+        bad = args["atlas_labels"] = tmp_path / "shifted.nii.gz"
+        sitk.WriteImage(shifted, str(bad))
+    elif problem == "empty labels":
+        bad = args["atlas_labels"] = write_image(np.zeros(sitk.GetArrayViewFromImage(labels).shape, np.uint8), tmp_path / "empty.nii.gz", labels)
+    else:
+        array = sitk.GetArrayFromImage(atlas).astype(np.float32)
+        array[5, 5, 5] = np.nan
+        bad = args["images"] = [write_image(array, tmp_path / "nan.nrrd", atlas)]
+        bad = bad[0]
+    code, _, err = run(capsys, *train_args(out, **args))
+    assert_one_line_error(code, err, bad)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_train_never_overwrites_a_model_and_resume_needs_one(tmp_path, capsys):
+    out = tmp_path / "model.pt"
+    out.write_bytes(b"precious")
+    code, _, err = run(capsys, *train_args(out))
+    assert_one_line_error(code, err, out, "--resume")
+    assert out.read_bytes() == b"precious"
+    code, _, err = run(capsys, *train_args(tmp_path / "none.pt"), "--resume")
+    assert_one_line_error(code, err, "none.pt", "no model to resume")
+
+
+@pytest.mark.parametrize("content", [b"not a model at all", "foreign torch file", "truncated"])
+def test_transfer_rejects_a_file_that_is_not_a_model(tmp_path, capsys, content):
+    model = tmp_path / "model.pt"
+    if content == "foreign torch file":
+        torch.save({"state_dict": {"w": torch.zeros(2)}}, model)
+    elif content == "truncated":
+        if not DEMO_MODEL.exists():
+            pytest.skip("needs the demo model")
+        model.write_bytes(DEMO_MODEL.read_bytes()[:5000])
+    else:
+        model.write_bytes(content)
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = run(capsys, "transfer", "--model", model, "--target", sample.held_out_scan_paths()[0], "--out", out / "labels.nii.gz")
+    assert_one_line_error(code, err, model, "not an LTNet model")
+    assert list(out.iterdir()) == []
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ltnet", "transfer", "--model", tmp_path / "missing.pt", "--target", sample.held_out_scan_paths()[0],
+                             "--out", tmp_path / "x.nii.gz", "--verbose"], capture_output=True, text=True)
+    assert result.returncode != 0 and "Traceback" in result.stderr and "missing.pt" in result.stderr
+
+
+@needs_demo_model
+def test_transfer_to_seg_nrrd_keeps_names_and_geometry_and_writes_qc(tmp_path, capsys):
+    target = sample.held_out_scan_paths()[0]
+    code, _, _ = run(capsys, "transfer", "--model", DEMO_MODEL, "--target", target, "--out", tmp_path / "labels.seg.nrrd",
+                     "--qc", tmp_path / "qc.json", "--extras", tmp_path / "extras", "--device", "cpu")
+    assert code == 0
+    labels = read_label_map(tmp_path / "labels.seg.nrrd")
+    scan = sitk.ReadImage(str(target))
+    assert labels.image.GetSize() == scan.GetSize()
+    assert np.allclose(labels.image.GetOrigin(), scan.GetOrigin()) and np.allclose(labels.image.GetDirection(), scan.GetDirection())
+    assert [label.name for label in labels.labels] == ["Anterior hippocampus", "Posterior hippocampus"]
+    qc = json.loads((tmp_path / "qc.json").read_text())
+    assert set(qc) >= {"label_cycle_dice", "label_cycle_dice_mean", "image_cycle_error", "inverse_consistency_mm", "folded_fraction", "lncc", "score", "verdict"}
+    assert 0 <= qc["folded_fraction"] < 0.05 and qc["verdict"] in ("OK", "check", "likely failed")
+    assert len(list((tmp_path / "extras").glob("*.nrrd"))) == 7 and (tmp_path / "extras" / f"{target.name[:-7]}_field.h5").exists()
+
+
+@needs_demo_model
+def test_transfer_of_several_targets_writes_a_folder_with_the_same_names(tmp_path, capsys):
+    targets = sample.held_out_scan_paths()
+    code, _, err = run(capsys, "transfer", "--model", DEMO_MODEL, "--target", *targets, "--out", tmp_path / "labels", "--qc", tmp_path / "qc", "--device", "cpu")
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == sorted(t.name for t in targets)
+    assert len(list((tmp_path / "qc").glob("*.json"))) == len(targets)
+    assert "worst first" in err
+
+
+@needs_demo_model
+def test_demo_model_beats_no_registration_on_held_out_scans(tmp_path, capsys):
+    code, _, err = run(capsys, "demo", "--out", tmp_path, "--device", "cpu")
+    assert code == 0
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
+    from ltnet.metrics import dice_per_label, labels_without_registration
+
+    atlas_labels = read_label_map(sample.atlas_labels_path()).image
+    gains = []
+    for scan in sample.held_out_scan_paths():
+        reference = sitk.ReadImage(str(sample.label_path(scan)))
+        result = sitk.ReadImage(str(tmp_path / "labels" / scan.name))
+        ltnet_dice = np.mean(list(dice_per_label(result, reference, [1, 2]).values()))
+        none_dice = np.mean(list(dice_per_label(labels_without_registration(atlas_labels, reference), reference, [1, 2]).values()))
+        gains.append(ltnet_dice - none_dice)
+        assert json.loads((tmp_path / "qc" / f"{scan.name[:-7]}.json").read_text())["verdict"]
+    assert np.mean(gains) > 0.05 and min(gains) > 0, gains
