@@ -14,9 +14,10 @@ import torch
 
 from ltnet import qc as quality
 from ltnet.data.grid import argmax_labels, resample
-from ltnet.data.prepare import prepare_scan
+from ltnet.data.prepare import PreparedScan, prepare_scan
 from ltnet.model_file import LTNetModel
 from ltnet.nn.cycle import run_cycle
+from ltnet.refine import refine
 
 
 @dataclass
@@ -33,15 +34,21 @@ class TransferResult:
     qc: dict
 
 
-def transfer(model: LTNetModel, target: sitk.Image, device="cpu", prealign: bool = True) -> TransferResult:
-    """Transfer the atlas labels of ``model`` onto ``target`` (a 3-D image as read by ``ltnet.data.io.read_image``)."""
+def transfer(model: LTNetModel, target: sitk.Image, device="cpu", prealign: bool = True, refine_steps: int = 0, prepared: PreparedScan | None = None) -> TransferResult:
+    """Transfer the atlas labels of ``model`` onto ``target`` (a 3-D image as read by ``ltnet.data.io.read_image``).
+
+    ``refine_steps`` > 0 first fits a copy of the networks to this target (``ltnet.refine``).
+    """
     device = torch.device(device)
     atlas = model.atlas
-    prepared = prepare_scan(target, atlas, prealign)
+    if prepared is None:  # given when a batch already prepared it in a worker (ltnet.batch_transfer)
+        prepared = prepare_scan(target, atlas, prealign)
     nets = model.networks.to(device).eval()
     atlas_t = torch.from_numpy(atlas.image).float()[None, None].to(device)
     one_hot_t = torch.from_numpy(atlas.one_hot).float()[None].to(device)
     scan_t = torch.from_numpy(prepared.image).float()[None, None].to(device)
+    if refine_steps > 0:
+        nets = refine(nets, model.weights, atlas_t, one_hot_t, scan_t, refine_steps)
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t)
         cycle = type(cycle)(**{k: v.float() for k, v in vars(cycle).items()})
