@@ -160,9 +160,9 @@ class LTNetTransferWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.job.cancel()
             return
         with slicer.util.tryWithErrorDisplay("Could not start the transfer.", waitCursor=True):
-            from LTNetTransferLib.dependencies import ensureDependencies
+            from LTNetCommonLib.dependencies import ensureDependencies
 
-            if not ensureDependencies(slicer.util.confirmOkCancelDisplay):
+            if not ensureDependencies(slicer.util.confirmOkCancelDisplay, "LTNet Transfer"):
                 self.ui.statusLabel.text = "The transfer needs PyTorch and a few Python packages."
                 return
             parameters = self._parameterNode
@@ -288,10 +288,10 @@ class LTNetTransferTest(ScriptedLoadableModuleTest):
         import numpy as np
         import vtk
         import ltnet.sample
-        from LTNetTransferLib.dependencies import ensureDependencies
+        from LTNetCommonLib.dependencies import ensureDependencies
 
         self.delayDisplay("Checking PyTorch and the ltnet dependencies")
-        if not ensureDependencies(slicer.util.confirmOkCancelDisplay):
+        if not ensureDependencies(slicer.util.confirmOkCancelDisplay, "LTNet Transfer"):
             self.delayDisplay("Skipped: PyTorch is not installed")
             return
         scan = ltnet.sample.held_out_scan_paths()[0]

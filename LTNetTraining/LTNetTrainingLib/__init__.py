@@ -6,17 +6,15 @@
 """
 
 from .cohortFiles import CohortFolderScan, scanCohortFolder
-from .recentModels import addRecentModel, recentModels
 from .trainingErrors import TrainingInputError
 from .trainingJob import CANCELLED, COMPLETED, FAILED, RUNNING, TrainingJob
 from .trainingLogic import TrainingLogic, bundledModelPath
-from .trainingProcess import SubprocessLauncher, killProcessTree, ltnetCommand
+from .trainingProcess import SubprocessLauncher
 from .trainingSettings import (DEVICES, START_BUNDLED, START_MODEL, START_SCRATCH, STARTS, TOOLTIPS,
                                TrainingSettings)
 
 __all__ = [
     "CANCELLED", "COMPLETED", "DEVICES", "FAILED", "RUNNING", "START_BUNDLED", "START_MODEL", "START_SCRATCH",
     "STARTS", "TOOLTIPS", "CohortFolderScan", "SubprocessLauncher", "TrainingInputError", "TrainingJob",
-    "TrainingLogic", "TrainingSettings", "addRecentModel", "bundledModelPath", "killProcessTree", "ltnetCommand",
-    "recentModels", "scanCohortFolder",
+    "TrainingLogic", "TrainingSettings", "bundledModelPath", "scanCohortFolder",
 ]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .nodeImages import ijkToRasArray
+from LTNetCommonLib.geometry import ijkToRasFromLps, ijkToRasFromNode
+
 from .trainingErrors import TrainingInputError
 
 GRID_TOLERANCE = 1e-3  # mm, and relative for spacing/direction
@@ -40,18 +41,14 @@ def fileGeometry(path):
     spacing = np.array(reader.GetSpacing()[:3])
     direction = np.array(reader.GetDirection()).reshape(dimension, dimension)[:3, :3]
     origin = np.array(reader.GetOrigin()[:3])
-    flip = np.diag([-1.0, -1.0, 1.0])
-    ijkToRas = np.eye(4)
-    ijkToRas[:3, :3] = flip @ direction @ np.diag(spacing)
-    ijkToRas[:3, 3] = flip @ origin
-    return ijkToRas, size, reader.GetNumberOfComponents()
+    return ijkToRasFromLps(origin, spacing, direction), size, reader.GetNumberOfComponents()
 
 
 def nodeGeometry(volumeNode):
     imageData = volumeNode.GetImageData()
     if imageData is None:
         raise TrainingInputError(f"Volume {describe(volumeNode)} has no voxels. Load or choose another volume.")
-    return ijkToRasArray(volumeNode), tuple(imageData.GetDimensions())
+    return ijkToRasFromNode(volumeNode), tuple(imageData.GetDimensions())
 
 
 def checkAtlasVolume(atlasVolume):

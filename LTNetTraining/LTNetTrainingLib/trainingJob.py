@@ -9,7 +9,8 @@ import json
 import shutil
 import time
 
-from .recentModels import addRecentModel
+from LTNetCommonLib.recentModels import addRecentModel
+
 from .trainingProcess import STDERR
 
 RUNNING = "running"

@@ -12,16 +12,16 @@ No Qt here. Every check runs before any process starts; a problem raises
 """
 
 import os
-import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from LTNetCommonLib.nodeFiles import safeFileStem, writeSegmentationNode, writeVolumeNode
+
 from . import inputChecks
 from .cohortFiles import scanCohortFolder
 from .lossPlot import LossPlot
-from .nodeImages import writeSegmentationNode, writeVolumeNode
 from .trainingErrors import TrainingInputError
 from .trainingJob import COMPLETED, TrainingJob
 from .trainingProcess import SubprocessLauncher
@@ -33,11 +33,6 @@ def bundledModelPath():
     import ltnet.sample
 
     return str(ltnet.sample.demo_model_path())
-
-
-def safeFileStem(name, fallback):
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "").strip("._")
-    return stem or fallback
 
 
 class TrainingLogic:

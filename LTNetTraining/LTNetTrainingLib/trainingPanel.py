@@ -9,9 +9,10 @@ import os
 import qt
 import slicer
 
+from LTNetCommonLib.dependencies import ensureDependencies
+from LTNetCommonLib.recentModels import recentModels
+
 from .cohortFiles import scanCohortFolder
-from .dependencies import ensureDependencies
-from .recentModels import recentModels
 from .trainingJob import COMPLETED, formatDuration
 from .trainingSettings import DEVICES, START_BUNDLED, START_MODEL, START_SCRATCH, TOOLTIPS, TrainingSettings
 
@@ -121,7 +122,7 @@ class TrainingPanel:
 
     def onStart(self, resume=False):
         with slicer.util.tryWithErrorDisplay("Failed to start the training.", waitCursor=True):
-            if not ensureDependencies(slicer.util.confirmOkCancelDisplay):
+            if not ensureDependencies(slicer.util.confirmOkCancelDisplay, "LTNet Training"):
                 return
             outputPath = self.ui.outputModelPathLineEdit.currentPath
             overwrite = False

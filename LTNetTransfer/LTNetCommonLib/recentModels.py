@@ -1,4 +1,4 @@
-"""A list of recently trained models shared by LTNetTraining and LTNetTransfer.
+"""A list of recently trained models shared by LTNetTraining (which adds) and LTNetTransfer (which offers them).
 
 Inside Slicer it lives in the application settings under `LTNet/RecentModels`
 (a list of absolute paths, newest first). Outside Slicer (tests, batch without
@@ -6,7 +6,7 @@ Qt) it is a JSON file: `$LTNET_RECENT_MODELS_FILE`, or
 `~/.config/ltnet/recent_models.json`. Paths that no longer exist are dropped
 when read.
 
-    from LTNetTrainingLib.recentModels import recentModels, addRecentModel
+    from LTNetCommonLib.recentModels import recentModels, addRecentModel
 """
 
 import json

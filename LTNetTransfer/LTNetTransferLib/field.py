@@ -13,7 +13,7 @@ import vtk.util.numpy_support
 
 import slicer
 
-from .geometry import LPS_TO_RAS, ijkToRasFromImage, vtkMatrixFromArray
+from LTNetCommonLib.geometry import LPS_TO_RAS, ijkToRasFromImage, vtkMatrixFromArray
 
 
 def readDisplacementField(path) -> sitk.Image:

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from LTNetCommonLib.geometry import (addVolumeNodeFromImage, ijkToRasFromImage, ijkToRasFromNode,
+                                    imageFromVolumeNode, sameGrid)
+
 from . import display
 from .command import TargetFiles, fileStem, transferArguments
 from .errors import TransferError
 from .field import addGridTransformNode, readDisplacementField
-from .geometry import addVolumeNodeFromImage, ijkToRasFromImage, ijkToRasFromNode, imageFromVolumeNode, sameGrid
 from .inputs import checkAtlasOverride, checkModelPath, checkTargetVolumes
 from .job import TransferJob
 from .process import SubprocessLauncher

@@ -5,13 +5,12 @@ batch mode); nothing here runs a thread. Its stdout and stderr go to files in
 the work folder, so reading them never blocks and never fills a pipe.
 """
 
-import importlib.util
-import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Protocol
+
+from LTNetCommonLib.process import (childEnvironment, killProcessTree, ltnetCommand, newSessionOptions,
+                                   pythonSlicerExecutable)
 
 
 class ChildProcess(Protocol):
@@ -34,23 +33,6 @@ class ProcessLauncher(Protocol):
     def __call__(self, arguments: list[str], workFolder: Path) -> ChildProcess: ...
 
 
-def pythonSlicerExecutable() -> str:
-    """`PythonSlicer` next to Slicer's python (it sets up Slicer's environment); plain `sys.executable` outside Slicer."""
-    folder = Path(sys.executable).parent
-    for name in ("PythonSlicer.exe", "PythonSlicer"):
-        if (folder / name).is_file():
-            return str(folder / name)
-    return sys.executable
-
-
-def ltnetImportFolder() -> str | None:
-    """The folder holding the `ltnet` package (found without importing it), for the child's PYTHONPATH."""
-    spec = importlib.util.find_spec("ltnet")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return str(Path(list(spec.submodule_search_locations)[0]).parent)
-
-
 class SubprocessChild:
     """A `ChildProcess` started with `subprocess.Popen` in its own process group."""
 
@@ -62,9 +44,8 @@ class SubprocessChild:
         self._stderr = open(self._stderrPath, "wb")
         self._offset = 0
         self._partial = b""
-        creation = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {"start_new_session": True}
-        self._process = subprocess.Popen(command, stdout=self._stdout, stderr=self._stderr,
-                                         stdin=subprocess.DEVNULL, cwd=str(workFolder), env=env, **creation)
+        self._process = subprocess.Popen(command, stdout=self._stdout, stderr=self._stderr, stdin=subprocess.DEVNULL,
+                                         cwd=str(workFolder), env=env, **newSessionOptions())
 
     def readLines(self) -> list[str]:
         ended = self.returnCode() is not None  # checked first: once ended, the file holds everything
@@ -88,36 +69,8 @@ class SubprocessChild:
         return self._stderrPath.read_text(encoding="utf-8", errors="replace")
 
     def kill(self) -> None:
-        killProcessTree(self._process.pid)
-        self._process.wait(timeout=30)
+        killProcessTree(self._process.pid, popen=self._process)
         self.returnCode()
-
-
-def killProcessTree(pid: int) -> None:
-    """Kill a process and all its descendants (psutil if present, else its process group)."""
-    try:
-        import psutil
-    except ImportError:
-        psutil = None
-    if psutil is not None:
-        try:
-            parent = psutil.Process(pid)
-            processes = parent.children(recursive=True) + [parent]
-        except psutil.NoSuchProcess:
-            return
-        for process in processes:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(processes, timeout=10)
-    elif os.name == "nt":
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True)
-    else:
-        try:
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 class SubprocessLauncher:
@@ -131,10 +84,5 @@ class SubprocessLauncher:
         self.extraEnvironment = dict(extraEnvironment or {})
 
     def __call__(self, arguments: list[str], workFolder: Path) -> SubprocessChild:
-        env = dict(os.environ)
-        env.update(self.extraEnvironment)
-        env["PYTHONUNBUFFERED"] = "1"
-        importFolder = ltnetImportFolder()
-        if importFolder:
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [importFolder, env.get("PYTHONPATH")]))
-        return SubprocessChild([self.python, "-m", "ltnet", *arguments], workFolder, env)
+        return SubprocessChild([*ltnetCommand(self.python), *arguments], workFolder,
+                               childEnvironment(self.extraEnvironment))

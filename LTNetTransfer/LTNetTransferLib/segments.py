@@ -7,7 +7,7 @@ import SimpleITK as sitk
 
 import slicer
 
-from .geometry import vtkMatrixFromArray
+from LTNetCommonLib.geometry import vtkMatrixFromArray
 
 
 @dataclass(frozen=True)

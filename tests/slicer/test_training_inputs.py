@@ -8,7 +8,8 @@ import SimpleITK as sitk
 import slicer
 
 from LTNetTrainingLib import TrainingInputError, TrainingLogic, scanCohortFolder
-from LTNetTrainingLib.nodeImages import ijkToRasArray, writeSegmentationNode, writeVolumeNode
+from LTNetCommonLib.geometry import ijkToRasFromNode
+from LTNetCommonLib.nodeFiles import writeSegmentationNode, writeVolumeNode
 
 # An oblique, anisotropic grid: rotation about an oblique axis, spacing (0.7, 1.1, 2.5) mm.
 ANGLE = np.deg2rad(25)
@@ -187,7 +188,7 @@ def test_nodes_are_written_with_their_geometry(atlas, scene, tmp_path):
     storageNode = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
     storageNode.SetFileName(path)
     assert storageNode.ReadData(reread)  # Slicer's own reader sees the same RAS geometry and voxels
-    np.testing.assert_allclose(ijkToRasArray(reread), IJK_TO_RAS, atol=1e-5)
+    np.testing.assert_allclose(ijkToRasFromNode(reread), IJK_TO_RAS, atol=1e-5)
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(reread), slicer.util.arrayFromVolume(volume))
 
     labelsPath = writeSegmentationNode(segmentation, volume, tmp_path / "labels.seg.nrrd")

@@ -15,7 +15,8 @@ import psutil
 import pytest
 import slicer
 
-from LTNetTrainingLib import CANCELLED, COMPLETED, TrainingJob, TrainingLogic, recentModels
+from LTNetCommonLib.recentModels import recentModels
+from LTNetTrainingLib import CANCELLED, COMPLETED, TrainingJob, TrainingLogic
 from LTNetTrainingLib.lossPlot import ITERATION_COLUMN, LossPlot
 
 SMALL = dict(grid=(32, 32, 32), device="cpu", checkpointEvery=1, seed=1)
@@ -181,9 +182,10 @@ def test_settings_become_options_that_ltnet_train_accepts(tmp_path):
     assert defaults.grid is None and defaults.resume and defaults.init is None  # grid auto: ltnet's default
     core = build_parser().parse_args(["train", "--atlas-image", "a", "--atlas-labels", "b", "--images", "c",
                                       "--out", "m.pt"])  # the panel's defaults are ltnet's
+    coreLambda2 = 3.0 if core.lambda2 is None else core.lambda2  # None: ltnet's LT-Net default, 3
     assert (defaults.iterations, defaults.lr, defaults.lambda1, defaults.lambda2, defaults.checkpoint_every,
             defaults.seed, defaults.device) == \
-        (core.iterations, core.lr, core.lambda1, core.lambda2, core.checkpoint_every, core.seed, core.device)
+        (core.iterations, core.lr, core.lambda1, coreLambda2, core.checkpoint_every, core.seed, core.device)
 
 
 class ScriptedProcess:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 MODULE = Path(__file__).resolve().parents[2] / "LTNetTraining"
+COMMON = Path(__file__).resolve().parents[2] / "LTNetTransfer"  # holds LTNetCommonLib
 
 SCRIPT = r'''
 import os
@@ -17,7 +18,7 @@ import sys
 import types
 import unittest
 
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = [sys.argv[1], sys.argv[3]]  # the module folder, and where LTNetCommonLib is
 os.environ["LTNET_RECENT_MODELS_FILE"] = sys.argv[2]
 import slicer
 
@@ -78,11 +79,9 @@ slicer.util.loadVolume = lambda path: read(path, "vtkMRMLScalarVolumeNode", "vtk
 slicer.util.loadSegmentation = lambda path: read(path, "vtkMRMLSegmentationNode", "vtkMRMLSegmentationStorageNode")
 
 import LTNetTraining
-import LTNetTrainingLib.recentModels
-import LTNetTrainingLib.trainingProcess
+import LTNetCommonLib.recentModels
 
-LTNetTrainingLib.recentModels.qtSettings = lambda: None  # the JSON file, not QSettings
-LTNetTrainingLib.trainingProcess.pythonSlicerExecutable = lambda: None  # this interpreter, not PythonSlicer
+LTNetCommonLib.recentModels.qtSettings = lambda: None  # the JSON file, not QSettings
 test = LTNetTraining.LTNetTrainingTest()
 test.setUp = lambda: scene.Clear(0)
 test.runTest()
@@ -93,6 +92,6 @@ print("SELFTEST OK")
 def test_slicer_self_test_passes_against_slicer_core(tmp_path):
     script = tmp_path / "self_test.py"
     script.write_text(SCRIPT, encoding="utf-8")
-    result = subprocess.run([sys.executable, str(script), str(MODULE), str(tmp_path / "recent.json")],
+    result = subprocess.run([sys.executable, str(script), str(MODULE), str(tmp_path / "recent.json"), str(COMMON)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0 and "SELFTEST OK" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
