@@ -5,7 +5,10 @@ import sys
 from pathlib import Path
 
 import SimpleITK as sitk
+import torch
 
+from ltnet import distributed
+from ltnet.batch_transfer import Job, run_batch
 from ltnet.data.io import read_image, read_label_map, write_image, write_label_map
 from ltnet.data.prepare import Atlas
 from ltnet.device import pick_device
@@ -13,7 +16,7 @@ from ltnet.errors import LTNetError
 from ltnet.model_file import load_model
 from ltnet.paths import expand_images, output_paths, stem
 from ltnet.progress import reporter
-from ltnet.transfer import TransferResult, transfer
+from ltnet.transfer import TransferResult
 
 
 def add_arguments(parser) -> None:
@@ -28,13 +31,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment to the atlas")
     parser.add_argument("--progress", choices=("bar", "jsonl"), default="bar")
+    parser.add_argument("--workers", type=int, default=2, help="processes that read and pre-align the next targets while one is computed (default 2; 0: none)")
 
 
 def run(args) -> int:
-    device = pick_device(args.device)
+    """Label every target; under ``torchrun`` each rank takes ``targets[rank::world_size]`` (docs/SCALE.md)."""
+    ranks = distributed.from_environment()
+    device = pick_device(args.device, announce=ranks.is_main or ranks.local_rank == 0, local_rank=ranks.local_rank)
     model = load_model(args.model, device)
     if bool(args.atlas_image) != bool(args.atlas_labels):
         raise LTNetError("--atlas-image and --atlas-labels: give both to replace the model's atlas, or neither.")
+    if args.workers < 0:
+        raise LTNetError(f"--workers {args.workers}: give 0 or more.")
     if args.atlas_image:
         model.atlas = replacement_atlas(model, args.atlas_image, args.atlas_labels)
     targets = expand_images(args.target, "--target")
@@ -43,24 +51,39 @@ def run(args) -> int:
     extras = Path(args.extras) if args.extras else None
     if extras:
         extras.mkdir(parents=True, exist_ok=True)
-    progress = reporter(args.progress, "transfer")
+    jobs = ranks.shard([Job(*paths) for paths in zip(targets, outputs, qc_outputs)])
+    progress = reporter(args.progress, "transfer") if ranks.is_main else None
     ranking = []
-    for done, (target, output, qc_output) in enumerate(zip(targets, outputs, qc_outputs), start=1):
-        result = transfer(model, read_image(target), device, prealign=not args.no_prealign)
-        result.qc["target"] = str(target)
-        write_label_map(result.labels, output, model.labels)
-        if qc_output:
-            qc_output.write_text(json.dumps(result.qc, indent=2))
+
+    def write(job: Job, result: TransferResult) -> None:
+        write_label_map(result.labels, job.output, model.labels)
+        if job.qc_output:
+            job.qc_output.write_text(json.dumps(result.qc, indent=2))
         if extras:
-            write_extras(result, model, extras / stem(target))
-        ranking.append((result.qc["score"], result.qc["verdict"], str(target)))
-        progress({"event": "progress", "done": done, "total": len(targets), "target": str(target)})
+            write_extras(result, model, extras / stem(job.target))
+
+    def on_done(done: int, job: Job, result: TransferResult) -> None:
+        ranking.append((result.qc["score"], result.qc["verdict"], str(job.target)))
+        if progress:  # rank 0 counts its own share (all targets in one process)
+            progress({"event": "progress", "done": done, "total": len(jobs), "target": str(job.target)})
+
+    with distributed.session(ranks, device):
+        try:
+            seconds = run_batch(model, jobs, device, not args.no_prealign, write, on_done, args.workers)
+        except torch.cuda.OutOfMemoryError as error:
+            raise LTNetError(f"{args.model}: the GPU ran out of memory at grid {model.grid.size}; use --device cpu, or a model trained on a smaller --grid.") from error
+        ranking = distributed.gather_lists(ranking)
+        rates = distributed.gather_lists([(len(jobs), seconds)])
+    if not progress:
+        return 0
     progress({"event": "done"})
     progress.close()
     if len(targets) > 1 and args.progress == "bar":
         print("QC, worst first:", file=sys.stderr)
         for score, verdict, target in sorted(ranking):
             print(f"  {score:.3f}  {verdict:<13}  {target}", file=sys.stderr)
+    slowest = max(seconds for _, seconds in rates)
+    print(f"ltnet: {len(targets)} scan(s) in {slowest:.1f} s, {60 * len(targets) / max(slowest, 1e-9):.1f} scans/min ({len(rates)} process(es))", file=sys.stderr)
     return 0
 
 

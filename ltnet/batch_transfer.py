@@ -1,0 +1,107 @@
+"""Transfer over a cohort with reading, pre-alignment and writing overlapping the network.
+
+Three stages run at once: DataLoader worker processes read each target and
+prepare it (normalise, affine pre-alignment, resampling onto the network grid);
+the main process runs ``ltnet.transfer.transfer`` on the prepared scan; a
+background thread writes the label map, the QC JSON and the extras. Under
+``torchrun`` each rank takes ``targets[rank::world_size]``, so every output is
+written by exactly one process.
+"""
+
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ltnet.data.io import read_image
+from ltnet.data.prepare import Atlas, prepare_scan
+from ltnet.errors import LTNetError
+from ltnet.model_file import LTNetModel
+from ltnet.transfer import TransferResult, transfer
+
+MAX_PENDING_WRITES = 4  # results held in memory while the writer catches up
+
+
+@dataclass
+class Job:
+    """One target and where its outputs go."""
+
+    target: Path
+    output: Path
+    qc_output: Path | None
+
+
+class PreparedTargets(Dataset):
+    """Item ``i``: ``(i, image, prepared)`` for ``jobs[i]``, or ``(i, None, LTNetError)`` when the file is bad.
+
+    Runs in DataLoader workers; SimpleITK images and transforms pickle back to the main process.
+    """
+
+    def __init__(self, jobs: list[Job], atlas: Atlas, prealign: bool):
+        self.jobs, self.atlas, self.prealign = jobs, atlas, prealign
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, i: int):
+        try:
+            image = read_image(self.jobs[i].target)
+            return i, image, prepare_scan(image, self.atlas, self.prealign)
+        except LTNetError as error:  # re-raised in the main process with its own message
+            return i, None, error
+
+
+def _as_is(item):
+    return item
+
+
+def run_batch(
+    model: LTNetModel,
+    jobs: list[Job],
+    device: torch.device,
+    prealign: bool,
+    write: Callable[[Job, TransferResult], None],
+    on_done: Callable[[int, Job, TransferResult], None],
+    workers: int = 2,
+) -> float:
+    """Transfer every job; ``write`` runs in a background thread, ``on_done(k, job, result)`` once job ``k`` is written.
+
+    ``workers`` DataLoader processes prepare the targets (0: in the main process).
+    Returns the seconds taken.
+    """
+    started = time.monotonic()
+    loader = DataLoader(
+        PreparedTargets(jobs, model.atlas, prealign),
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=_as_is,
+        prefetch_factor=2 if workers > 0 else None,
+        persistent_workers=False,
+    )
+    pending: deque[tuple[Future, Job, TransferResult]] = deque()
+    done = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ltnet-writer") as writer:
+
+        def finish_written(block: bool) -> None:
+            nonlocal done
+            while pending and (block or pending[0][0].done() or len(pending) > MAX_PENDING_WRITES):
+                future, job, result = pending.popleft()
+                future.result()  # re-raises a writing error here
+                done += 1
+                on_done(done, job, result)
+
+        for i, image, prepared in loader:
+            if image is None:
+                raise prepared
+            job = jobs[i]
+            result = transfer(model, image, device, prealign=prealign, prepared=prepared)
+            result.qc["target"] = str(job.target)
+            pending.append((writer.submit(write, job, result), job, result))
+            finish_written(block=False)
+        finish_written(block=True)
+    return time.monotonic() - started
