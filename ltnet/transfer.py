@@ -42,7 +42,6 @@ def transfer(model: LTNetModel, target: sitk.Image, device="cpu", prealign: bool
     device = torch.device(device)
     atlas = model.atlas
     if prepared is None:  # given when a batch already prepared it in a worker (ltnet.batch_transfer)
-        if prepared is None:  # given when a batch already prepared it in a worker (ltnet.batch_transfer)
         prepared = prepare_scan(target, atlas, prealign)
     nets = model.networks.to(device).eval()
     atlas_t = torch.from_numpy(atlas.image).float()[None, None].to(device)
