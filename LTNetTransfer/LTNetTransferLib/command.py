@@ -1,12 +1,15 @@
 """The `ltnet transfer` command line and the names of the files it writes: the one place that knows them.
 
-See docs/CORE_CONTRACT.md. Per target with file stem S, the work folder holds:
-inputs/S.nrrd (the target, written here), out/S.seg.nrrd (labels), qc/S.json, extras/S_* (overlays, field).
+See docs/CORE_CONTRACT.md. One child process transfers onto every target. Per target with file
+stem S, the work folder holds: inputs/S.nrrd (the target, written here), out/S.seg.nrrd (labels,
+`--format seg.nrrd` keeps the atlas's segment names and colors), qc/S.json, extras/S_* (overlays,
+field). An atlas override is written to atlas/atlas.nrrd and atlas/atlas_labels.seg.nrrd.
 """
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from LTNetCommonLib.nodeFiles import safeFileStem
 
 #: Device choices of `ltnet transfer --device`.
 DEVICES = ("auto", "cpu", "cuda")
@@ -14,8 +17,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def fileStem(index: int, nodeName: str) -> str:
     """A file-system-safe, unique stem for the index-th target."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeName).strip("._") or "target"
-    return f"{index + 1:02d}_{safe[:40]}"
+    return f"{index + 1:02d}_{safeFileStem(nodeName, 'target')}"
 
 
 @dataclass(frozen=True)
@@ -43,17 +45,38 @@ class TargetFiles:
         return self.folder / "extras" / f"{self.stem}_{kind}{suffix}"
 
 
-def transferArguments(modelPath, target: TargetFiles, device: str = "auto", prealign: bool = True) -> list[str]:
-    """The arguments after `python -m ltnet` for one target.
+@dataclass(frozen=True)
+class AtlasFiles:
+    """Where an atlas override (the user's atlas volume and segmentation) is written in the work folder."""
+    folder: Path
 
-    One child per target: `--out` named `.seg.nrrd` keeps the atlas's segment names and colors,
-    which `ltnet transfer` writes only for a single target.
+    @property
+    def image(self) -> Path:
+        return self.folder / "atlas" / "atlas.nrrd"
+
+    @property
+    def labels(self) -> Path:
+        return self.folder / "atlas" / "atlas_labels.seg.nrrd"
+
+
+#: Sub-folders of the work folder.
+SUB_FOLDERS = ("inputs", "out", "qc", "extras", "atlas", "logs")
+
+
+def transferArguments(modelPath, folder: Path, targets: list, device: str = "auto", prealign: bool = True,
+                      atlas: AtlasFiles | None = None) -> list[str]:
+    """The arguments after `python -m ltnet` for all `targets` (TargetFiles) in one process.
+
+    atlas: replaces the model's atlas (`--atlas-image`, `--atlas-labels`) when given.
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-    arguments = ["transfer", "--model", str(modelPath), "--target", str(target.target),
-                 "--out", str(target.labels), "--qc", str(target.qc), "--extras", str(target.folder / "extras"),
-                 "--device", device, "--progress", "jsonl"]
+    folder = Path(folder)
+    arguments = ["transfer", "--model", str(modelPath), "--target", *[str(files.target) for files in targets],
+                 "--out", str(folder / "out"), "--format", "seg.nrrd", "--qc", str(folder / "qc"),
+                 "--extras", str(folder / "extras"), "--device", device, "--progress", "jsonl"]
+    if atlas is not None:
+        arguments += ["--atlas-image", str(atlas.image), "--atlas-labels", str(atlas.labels)]
     if not prealign:
         arguments.append("--no-prealign")
     return arguments

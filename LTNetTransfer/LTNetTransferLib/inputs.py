@@ -8,26 +8,27 @@ from .errors import TransferError
 MIN_SIZE = 4
 
 
-def checkTargetVolume(volumeNode) -> None:
-    """Raise `TransferError` unless `volumeNode` is a 3-D scalar volume node with voxels."""
+def checkTargetVolume(volumeNode, role: str = "Target volume") -> None:
+    """Raise `TransferError` unless `volumeNode` is a 3-D scalar volume node with voxels.
+    role: how the messages name the volume ("Target volume", "Atlas volume")."""
     if volumeNode is None:
         raise TransferError("No target volume: select the scan(s) to segment.")
     if not volumeNode.IsA("vtkMRMLScalarVolumeNode") or volumeNode.IsA("vtkMRMLLabelMapVolumeNode"):
         raise TransferError(f"'{volumeNode.GetName()}' is a {volumeNode.GetClassName()}, not a scalar volume: "
-                            "select a grayscale scan as target.")
+                            f"select a grayscale scan as {role.split()[0].lower()}.")
     imageData = volumeNode.GetImageData()
     if imageData is None or imageData.GetNumberOfPoints() == 0:
-        raise TransferError(f"Target volume '{volumeNode.GetName()}' has no voxels: load the scan again.")
+        raise TransferError(f"{role} '{volumeNode.GetName()}' has no voxels: load the scan again.")
     if imageData.GetNumberOfScalarComponents() != 1:
-        raise TransferError(f"Target volume '{volumeNode.GetName()}' has {imageData.GetNumberOfScalarComponents()} "
+        raise TransferError(f"{role} '{volumeNode.GetName()}' has {imageData.GetNumberOfScalarComponents()} "
                             "components per voxel: select a single-channel (grayscale) scan.")
     dimensions = imageData.GetDimensions()
     if min(dimensions) < MIN_SIZE:
-        raise TransferError(f"Target volume '{volumeNode.GetName()}' is {dimensions[0]}x{dimensions[1]}x{dimensions[2]} "
+        raise TransferError(f"{role} '{volumeNode.GetName()}' is {dimensions[0]}x{dimensions[1]}x{dimensions[2]} "
                             "voxels, not a 3-D scan: LTNet needs a 3-D volume.")
     transformNode = volumeNode.GetParentTransformNode()
     if transformNode is not None and not transformNode.IsTransformToWorldLinear():
-        raise TransferError(f"Target volume '{volumeNode.GetName()}' is under the non-linear transform "
+        raise TransferError(f"{role} '{volumeNode.GetName()}' is under the non-linear transform "
                             f"'{transformNode.GetName()}': harden or remove it first.")
 
 
@@ -60,6 +61,6 @@ def checkAtlasOverride(atlasVolumeNode, atlasSegmentationNode) -> None:
         raise TransferError("Atlas override needs both an atlas volume and an atlas segmentation "
                             "(or neither, to use the model's own atlas).")
     if atlasVolumeNode is not None:
-        checkTargetVolume(atlasVolumeNode)
+        checkTargetVolume(atlasVolumeNode, "Atlas volume")
         if atlasSegmentationNode.GetSegmentation().GetNumberOfSegments() == 0:
             raise TransferError(f"Atlas segmentation '{atlasSegmentationNode.GetName()}' has no segments.")

@@ -1,6 +1,8 @@
-"""One transfer run: a child process per target, run one after the other; progress, end, cancellation.
+"""One transfer run: one child process for all targets; progress, end, cancellation.
 
 No Qt, no MRML: the widget calls `poll()` from a qt.QTimer, batch mode from a sleep loop (`wait()`).
+Progress comes from the child's `--progress jsonl` lines: `{"event": "progress", "done": k, "total": n, ...}`
+after each target, then `{"event": "done"}`.
 """
 
 import json
@@ -9,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import TransferError
+
+ERROR_PREFIX = "ltnet: error:"
 
 
 @dataclass
@@ -25,14 +29,14 @@ class Progress:
 
 @dataclass
 class TransferJob:
-    """Runs `steps` (the `ltnet` arguments of each target) in turn through `launcher`.
+    """Runs `ltnet <arguments>` through `launcher` for all `targetNodes` at once.
 
     Drive with `poll()` until it returns True, then `TransferLogic.loadResults(job)`.
     state: "running", "done", "failed" or "cancelled"; `error` is the user-facing reason of a failure,
     `details` the child's full stderr (for the log).
     """
     launcher: object                 # process.ProcessLauncher
-    steps: list                      # [[argument, ...], ...], one per target
+    arguments: list                  # after `python -m ltnet`
     workFolder: Path
     targetNodes: list
     files: list                      # command.TargetFiles, one per target
@@ -45,18 +49,20 @@ class TransferJob:
     process: object = None           # the running process.ChildProcess
 
     def __post_init__(self):
-        self.progress.total = len(self.steps)
-        self._launch(0)
+        self.progress.total = len(self.targetNodes)
+        self._showNext()
+        self.logCallback("ltnet " + " ".join(self.arguments))
+        self.process = self.launcher(self.arguments, self.workFolder / "logs")
 
     @property
     def finished(self) -> bool:
         return self.state != "running"
 
     def poll(self) -> bool:
-        """Read what the child wrote, start the next one when it ends; True once the run has ended."""
+        """Read what the child wrote; True once the run has ended."""
         if self.finished:
             return True
-        ended = self.process.returnCode() is not None
+        ended = self.process.returnCode() is not None  # checked first: once ended, every line is readable
         for line in self.process.readLines():
             self._handleLine(line)
         if ended:
@@ -64,7 +70,7 @@ class TransferJob:
         return self.finished
 
     def cancel(self) -> None:
-        """Kill the running child and all its children; no further target is started."""
+        """Kill the child and all its children."""
         if self.finished:
             return
         self.process.kill()
@@ -91,12 +97,13 @@ class TransferJob:
             raise TransferError("Transfer is still running.")
 
     # -- internals ------------------------------------------------------------------------------
-    def _launch(self, index: int) -> None:
-        self._index = index
-        name = self.targetNodes[index].GetName() if index < len(self.targetNodes) else str(index)
-        self.progress.message = f"Target {index + 1} of {len(self.steps)}: {name}..."
-        self.logCallback("ltnet " + " ".join(self.steps[index]))
-        self.process = self.launcher(self.steps[index], self.workFolder / "logs" / f"{index + 1:02d}")
+    def _showNext(self) -> None:
+        done, total = self.progress.done, self.progress.total
+        if done < total:
+            name = self.targetNodes[done].GetName()
+            self.progress.message = f"Target {done + 1} of {total}: {name}..."
+        else:
+            self.progress.message = "Writing outputs..."
 
     def _handleLine(self, line: str) -> None:
         event = None
@@ -108,31 +115,32 @@ class TransferJob:
         if not isinstance(event, dict) or "event" not in event:
             if line.strip():
                 self.logCallback(line)
+            return
+        if event["event"] == "progress":
+            self.progress.total = int(event.get("total", self.progress.total))
+            self.progress.done = min(int(event.get("done", self.progress.done)), self.progress.total)
+            elapsed = time.monotonic() - self.startTime
+            self.logCallback(f"Transferred {self.progress.done} of {self.progress.total} target(s) "
+                             f"in {elapsed:.1f} s: {event.get('target', '')}")
+            self._showNext()
         elif event["event"] == "done":
-            self.progress.message = f"Target {self._index + 1} of {len(self.steps)} done, writing outputs..."
+            self.progress.message = "Loading results..."
 
     def _childEnded(self, returnCode: int) -> None:
         stderr = self.process.errorOutput()
+        if stderr.strip():
+            self.logCallback(stderr.rstrip())
         if returnCode == 0:
-            if stderr.strip():
-                self.logCallback(stderr.rstrip())
-            self.progress.done = self._index + 1
-            elapsed = time.monotonic() - self.startTime
-            self.logCallback(f"Transferred {self.progress.done} of {self.progress.total} target(s) in {elapsed:.1f} s.")
-            if self._index + 1 < len(self.steps):
-                self._launch(self._index + 1)
-            else:
-                self.state = "done"
-                self.progress.message = "Loading results..."
+            self.state = "done"
+            self.progress.done = self.progress.total
+            self.progress.message = "Loading results..."
             return
         self.state = "failed"
         self.details = stderr
-        errorLines = [line for line in stderr.splitlines() if line.startswith("ltnet: error:")]
+        errorLines = [line for line in stderr.splitlines() if line.startswith(ERROR_PREFIX)]
         if errorLines:
-            self.error = errorLines[-1][len("ltnet: error:"):].strip()
+            self.error = errorLines[-1][len(ERROR_PREFIX):].strip()
         else:
             lastLine = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
             self.error = f"ltnet transfer stopped with exit status {returnCode}" + (f": {lastLine}" if lastLine else ".")
         self.progress.message = "Failed: " + self.error
-        if stderr:
-            self.logCallback(stderr.rstrip())

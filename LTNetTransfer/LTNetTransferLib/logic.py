@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from LTNetCommonLib.geometry import (addVolumeNodeFromImage, ijkToRasFromImage, ijkToRasFromNode,
-                                    imageFromVolumeNode, sameGrid)
+from LTNetCommonLib.geometry import addVolumeNodeFromImage, ijkToRasFromImage, ijkToRasFromNode, sameGrid
+from LTNetCommonLib.nodeFiles import writeSegmentationNode, writeVolumeNode
 
 from . import display
-from .command import TargetFiles, fileStem, transferArguments
+from .command import SUB_FOLDERS, AtlasFiles, TargetFiles, fileStem, transferArguments
 from .errors import TransferError
 from .field import addGridTransformNode, readDisplacementField
 from .inputs import checkAtlasOverride, checkModelPath, checkTargetVolumes
@@ -78,7 +78,7 @@ class TransferLogic:
 
     def transferMany(self, modelPath, targetVolumeNodes, device: str = "auto", prealign: bool = True,
                      atlasVolumeNode=None, atlasSegmentationNode=None, timeout: float | None = None):
-        """Transfer onto several targets in one child process; returns a `TargetResult` per target."""
+        """Transfer onto several targets in one child process; returns a `TargetResult` per target (in order)."""
         job = self.start(modelPath, targetVolumeNodes, device, prealign, atlasVolumeNode, atlasSegmentationNode)
         try:
             job.wait(timeout=timeout)
@@ -90,22 +90,28 @@ class TransferLogic:
     # -- non-blocking ---------------------------------------------------------------------------
     def start(self, modelPath, targetVolumeNodes, device: str = "auto", prealign: bool = True,
               atlasVolumeNode=None, atlasSegmentationNode=None) -> TransferJob:
-        """Check the inputs, write them to a work folder and start the first child. Adds nothing to the scene."""
+        """Check the inputs, write them to a work folder and start the child. Adds nothing to the scene.
+
+        atlasVolumeNode, atlasSegmentationNode: replace the model's atlas (both or neither); the
+        segmentation is written on the atlas volume's grid with its segment names, colors and values.
+        """
         targetVolumeNodes = checkTargetVolumes(targetVolumeNodes)
         modelPath = checkModelPath(modelPath)
         checkAtlasOverride(atlasVolumeNode, atlasSegmentationNode)
-        if atlasVolumeNode is not None:
-            raise TransferError("Atlas override is not supported by this ltnet version (`ltnet transfer` takes the "
-                                "atlas from the model): train a model on that atlas with LTNetTraining instead.")
         folder = Path(tempfile.mkdtemp(prefix="LTNetTransfer-"))
         try:
-            for sub in ("inputs", "out", "qc", "extras", "logs"):
+            for sub in SUB_FOLDERS:
                 (folder / sub).mkdir()
             files = [TargetFiles(folder, fileStem(index, node.GetName())) for index, node in enumerate(targetVolumeNodes)]
             for node, targetFiles in zip(targetVolumeNodes, files):
-                sitk.WriteImage(imageFromVolumeNode(node), str(targetFiles.target))
-            steps = [transferArguments(modelPath, targetFiles, device, prealign) for targetFiles in files]
-            return TransferJob(self.launcher, steps, folder, targetVolumeNodes, files, self.logCallback)
+                writeVolumeNode(node, targetFiles.target)
+            atlas = None
+            if atlasVolumeNode is not None:
+                atlas = AtlasFiles(folder)
+                writeVolumeNode(atlasVolumeNode, atlas.image)
+                writeSegmentationNode(atlasSegmentationNode, atlasVolumeNode, atlas.labels)
+            arguments = transferArguments(modelPath, folder, files, device, prealign, atlas)
+            return TransferJob(self.launcher, arguments, folder, targetVolumeNodes, files, self.logCallback)
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)
             raise

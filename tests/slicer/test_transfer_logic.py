@@ -68,19 +68,57 @@ def export_labels(scene, segmentation_node, reference_node, color_node):
     return labelmap
 
 
+class CountingLauncher(SubprocessLauncher):
+    """The real launcher, counting the child processes it starts."""
+
+    def __init__(self):
+        super().__init__(sys.executable, {"OMP_NUM_THREADS": "1"})
+        self.started = []
+
+    def __call__(self, arguments, workFolder):
+        self.started.append(arguments)
+        return super().__call__(arguments, workFolder)
+
+
+def add_sample_scan(scene, path, name):
+    node = slicer.util.addVolumeFromArray(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), name=name)
+    node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras_of_image(sitk.ReadImage(str(path)))))
+    return node
+
+
+def vtk_matrix(array) -> vtk.vtkMatrix4x4:
+    matrix = vtk.vtkMatrix4x4()
+    for row in range(4):
+        for column in range(4):
+            matrix.SetElement(row, column, float(array[row, column]))
+    return matrix
+
+
 @pytest.fixture(scope="module")
-def transferred(module_scene, tmp_path_factory):
-    """(scene, target node, result, work files) of one transfer through the logic, work folder kept."""
+def transferred_all(module_scene, tmp_path_factory):
+    """(scene, target nodes, results, work files, log, launcher) of one transfer onto two targets through the
+    logic (one child process), work folder kept."""
     scene = module_scene
-    target = add_oblique_target(scene)
+    targets = [add_oblique_target(scene),
+               add_sample_scan(scene, ltnet_sample.held_out_scan_paths()[1], "second target")]
     log = []
-    logic = TransferLogic(SubprocessLauncher(sys.executable), logCallback=log.append, keepFiles=True)
+    launcher = CountingLauncher()
+    logic = TransferLogic(launcher, logCallback=log.append, keepFiles=True)
     # Without the affine pre-alignment, `ltnet transfer` is deterministic, so voxels can be compared exactly.
-    job = logic.start(model_path(), [target], device="cpu", prealign=False)
-    job.wait(timeout=300)
+    job = logic.start(model_path(), targets, device="cpu", prealign=False)
+    fractions = []
+    while not job.poll():
+        fractions.append(job.progress.fraction)
+    job.raiseIfFailed()
     results = logic.loadResults(job)
-    assert len(results) == 1
-    return scene, target, results[0], job.files[0], log
+    return scene, targets, results, job.files, log, launcher, fractions
+
+
+@pytest.fixture(scope="module")
+def transferred(transferred_all):
+    """(scene, target node, result, work files, log) of the first target."""
+    scene, targets, results, files, log, *_ = transferred_all
+    return scene, targets[0], results[0], files[0], log
 
 
 def test_segmentation_lies_on_the_target_grid_and_matches_the_command_line(transferred, tmp_path):
@@ -165,11 +203,11 @@ def test_overlays_and_qc_tables_exist_on_the_right_grids(transferred):
     assert result.qc["verdict"] in ("OK", "check", "likely failed")
     assert {"label_cycle_dice_mean", "inverse_consistency_mm", "folded_fraction", "score"} <= result.qc.keys()
     targets = result.qcTableNode.GetTable()
-    assert targets.GetNumberOfRows() == 1
+    assert targets.GetNumberOfRows() == 2  # one row per target of the run
     assert targets.GetColumnByName("Verdict").GetValue(0) == result.qc["verdict"]
     assert targets.GetColumnByName("Target").GetValue(0) == target.GetName()
     labels = result.labelQcTableNode.GetTable()
-    assert labels.GetNumberOfRows() == len(result.qc["label_cycle_dice"]) == 2
+    assert labels.GetNumberOfRows() == 2 * len(result.qc["label_cycle_dice"]) == 4
     assert labels.GetColumnByName("Label cycle Dice").GetValue(0) == pytest.approx(result.qc["label_cycle_dice"][0]["dice"])
 
 
@@ -193,10 +231,68 @@ def test_cycle_consistency_view_puts_each_image_in_its_view(transferred):
     assert composites["Green"].GetForegroundVolumeID() == result.inverseConsistencyNode.GetID()
 
 
-def test_progress_and_log_come_through(transferred):
-    *_, log = transferred
-    assert any(line.startswith("ltnet transfer") for line in log)
-    assert any("Transferred 1 of 1" in line for line in log)
+def test_all_targets_run_in_one_child_with_progress(transferred_all):
+    scene, targets, results, files, log, launcher, fractions = transferred_all
+    assert len(launcher.started) == 1
+    assert [result.targetVolumeNode for result in results] == targets
+    assert [line for line in log if line.startswith("ltnet transfer")] == ["ltnet " + " ".join(launcher.started[0])]
+    assert any("Transferred 1 of 2" in line for line in log) and any("Transferred 2 of 2" in line for line in log)
+    assert set(fractions) <= {0.0, 0.5, 1.0}
+    second = results[1]
+    exported = export_labels(scene, second.segmentationNode, targets[1], second.colorTableNode)
+    np.testing.assert_array_equal(ijk_to_ras(exported), ijk_to_ras(targets[1]))
+    assert set(np.unique(slicer.util.arrayFromVolume(exported))) == {0, 1, 2}
+    names = {second.segmentationNode.GetSegmentation().GetNthSegment(i).GetName() for i in range(2)}
+    assert names == {"Anterior hippocampus", "Posterior hippocampus"}
+    table = second.qcTableNode.GetTable()
+    assert table.GetNumberOfRows() == 2 and table.GetColumnByName("Target").GetValue(1) == "second target"
+
+
+def test_atlas_override_replaces_the_model_atlas(scene):
+    """The override atlas is a sample scan with its reference labels, renamed: the result carries its names."""
+    scan = ltnet_sample.training_scan_paths()[0]
+    atlas = add_sample_scan(scene, scan, "override atlas")
+    labels = sitk.ReadImage(str(ltnet_sample.label_path(scan)))
+    labelmap = slicer.util.addVolumeFromArray(sitk.GetArrayFromImage(labels).astype(np.int16),
+                                              nodeClassName="vtkMRMLLabelMapVolumeNode", name="override labels")
+    labelmap.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras_of_image(labels)))
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "override segmentation")
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    names = {1: "Head of hippocampus", 2: "Tail of hippocampus"}
+    for index in range(segmentation.GetSegmentation().GetNumberOfSegments()):
+        segment = segmentation.GetSegmentation().GetNthSegment(index)
+        segment.SetName(names[segment.GetLabelValue()])
+        segment.SetColor(0.1, 0.2 * segment.GetLabelValue(), 0.9)
+    target = add_oblique_target(scene)
+
+    launcher = CountingLauncher()
+    result = TransferLogic(launcher).transfer(model_path(), target, device="cpu", prealign=False,
+                                              atlasVolumeNode=atlas, atlasSegmentationNode=segmentation,
+                                              timeout=300)
+    arguments = launcher.started[0]
+    assert "--atlas-image" in arguments and "--atlas-labels" in arguments
+    found = {}
+    for index in range(result.segmentationNode.GetSegmentation().GetNumberOfSegments()):
+        segment = result.segmentationNode.GetSegmentation().GetNthSegment(index)
+        found[segment.GetLabelValue()] = (segment.GetName(), tuple(segment.GetColor()))
+    assert {value: name for value, (name, _) in found.items()} == names
+    np.testing.assert_allclose(found[2][1], (0.1, 0.4, 0.9), atol=1e-6)
+    atlasSegments = result.atlasSegmentationNode.GetSegmentation()
+    assert {atlasSegments.GetNthSegment(i).GetName() for i in range(atlasSegments.GetNumberOfSegments())} == \
+        set(names.values())
+    assert {entry["name"] for entry in result.qc["label_cycle_dice"]} == set(names.values())
+
+
+def test_atlas_override_needs_both_nodes(scene):
+    target = add_oblique_target(scene)
+    before = node_count(scene)
+    with pytest.raises(TransferError, match="both an atlas volume and an atlas segmentation"):
+        TransferLogic().transfer(model_path(), target, atlasVolumeNode=target)
+    empty = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "empty")
+    before = node_count(scene)
+    with pytest.raises(TransferError, match="has no segments"):
+        TransferLogic().transfer(model_path(), target, atlasVolumeNode=target, atlasSegmentationNode=empty)
+    assert node_count(scene) == before
 
 
 # -- bad inputs: a clear error, nothing added to the scene -------------------------------------------------

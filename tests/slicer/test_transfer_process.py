@@ -8,6 +8,7 @@ import pytest
 
 slicer = pytest.importorskip("slicer")
 
+from LTNetTransferLib.command import AtlasFiles, TargetFiles, fileStem, transferArguments  # noqa: E402
 from LTNetTransferLib.job import TransferJob  # noqa: E402
 from LTNetTransferLib.process import SubprocessChild  # noqa: E402
 
@@ -39,39 +40,37 @@ class FakeNode:
         return self.name
 
 
-def make_job(children, tmp_path, log):
+def make_job(child, tmp_path, log, names=("a", "b")):
     started = []
 
     def launcher(arguments, folder):
         started.append(arguments)
-        return children[len(started) - 1]
+        return child
 
-    job = TransferJob(launcher, [["transfer", "a"], ["transfer", "b"]], tmp_path,
-                      [FakeNode("a"), FakeNode("b")], [None, None], log.append)
+    job = TransferJob(launcher, ["transfer", *names], tmp_path, [FakeNode(name) for name in names],
+                      [None] * len(names), log.append)
     return job, started
 
 
-def test_targets_run_one_after_the_other_with_progress(tmp_path):
+def test_one_child_for_all_targets_with_progress_from_its_jsonl_lines(tmp_path):
     log = []
-    children = [FakeChild(['{"event": "progress", "done": 1, "total": 1, "target": "a"}', "some log line",
-                           '{"event": "done"}']),
-                FakeChild(['{"event": "done"}'])]
-    job, started = make_job(children, tmp_path, log)
-    assert job.progress.total == 2 and job.progress.done == 0
-    fractions = []
+    child = FakeChild(['{"event": "progress", "done": 1, "total": 2, "target": "a"}', "some log line",
+                       '{"event": "progress", "done": 2, "total": 2, "target": "b"}', '{"event": "done"}'])
+    job, started = make_job(child, tmp_path, log)
+    assert job.progress.total == 2 and job.progress.done == 0 and job.progress.message == "Target 1 of 2: a..."
+    seen = []
     while not job.poll():
-        fractions.append(job.progress.fraction)
+        seen.append((job.progress.fraction, job.progress.message))
     assert job.state == "done" and job.progress.fraction == 1.0
-    assert started == [["transfer", "a"], ["transfer", "b"]]
-    assert 0.5 in fractions
+    assert started == [["transfer", "a", "b"]]
+    assert (0.5, "Target 2 of 2: b...") in seen
     assert "some log line" in log
 
 
-def test_a_failing_child_gives_its_error_line_and_stops_the_run(tmp_path):
+def test_a_failing_child_gives_its_error_line(tmp_path):
     log = []
-    children = [FakeChild([], code=2, stderr="ltnet: error: /x/m.pt: no such model file; give a model."),
-                FakeChild([])]
-    job, started = make_job(children, tmp_path, log)
+    child = FakeChild([], code=2, stderr="ltnet: error: /x/m.pt: no such model file; give a model.")
+    job, started = make_job(child, tmp_path, log)
     assert job.poll()
     assert job.state == "failed"
     assert job.error == "/x/m.pt: no such model file; give a model."
@@ -81,19 +80,34 @@ def test_a_failing_child_gives_its_error_line_and_stops_the_run(tmp_path):
 
 
 def test_a_crash_without_error_line_names_the_exit_status(tmp_path):
-    children = [FakeChild([], code=1, stderr="Traceback ...\nMemoryError"), FakeChild([])]
-    job, _ = make_job(children, tmp_path, [])
+    job, _ = make_job(FakeChild([], code=1, stderr="Traceback ...\nMemoryError"), tmp_path, [])
     job.poll()
     assert "exit status 1" in job.error and "MemoryError" in job.error
 
 
-def test_cancel_kills_the_child_and_starts_no_other(tmp_path):
-    children = [FakeChild(["x"] * 100), FakeChild([])]
-    job, started = make_job(children, tmp_path, [])
+def test_cancel_kills_the_child(tmp_path):
+    child = FakeChild(["x"] * 100)
+    job, started = make_job(child, tmp_path, [])
     job.poll()
     job.cancel()
-    assert children[0].killed and job.state == "cancelled" and job.poll()
+    assert child.killed and job.state == "cancelled" and job.poll()
     assert len(started) == 1
+
+
+def test_arguments_are_those_ltnet_transfer_accepts(tmp_path):
+    from ltnet.cli import build_parser
+
+    files = [TargetFiles(tmp_path, fileStem(index, name)) for index, name in enumerate(["scan one", "scan/2"])]
+    arguments = transferArguments("m.pt", tmp_path, files, "cpu", prealign=False, atlas=AtlasFiles(tmp_path))
+    parsed = build_parser().parse_args(arguments)
+    assert parsed.target == [str(tmp_path / "inputs" / "01_scan_one.nrrd"), str(tmp_path / "inputs" / "02_scan_2.nrrd")]
+    assert (parsed.out, parsed.format, parsed.qc, parsed.extras) == (
+        str(tmp_path / "out"), "seg.nrrd", str(tmp_path / "qc"), str(tmp_path / "extras"))
+    assert (parsed.atlas_image, parsed.atlas_labels) == (str(AtlasFiles(tmp_path).image), str(AtlasFiles(tmp_path).labels))
+    assert (parsed.device, parsed.no_prealign, parsed.progress) == ("cpu", True, "jsonl")
+    assert build_parser().parse_args(transferArguments("m.pt", tmp_path, files)).atlas_image is None
+    with pytest.raises(ValueError):
+        transferArguments("m.pt", tmp_path, files, device="gpu")
 
 
 def test_cancel_kills_the_whole_process_tree(tmp_path):
