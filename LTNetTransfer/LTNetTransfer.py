@@ -96,6 +96,7 @@ class LTNetTransferWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.targetVolumesComboBox.checkedNodesChanged.connect(self.updateApplyButton)
         self.ui.modelPathLineEdit.currentPathChanged.connect(self.updateApplyButton)
         self.ui.useDemoModelCheckBox.toggled.connect(self.updateApplyButton)
+        self.ui.recentModelsComboBox.connect("activated(int)", self.onRecentModelChosen)
         self.ui.showCycleButton.clicked.connect(self.onShowCycle)
         self.ui.mapComboBox.currentIndexChanged.connect(self.onShowCycle)
         self.ui.resultComboBox.currentIndexChanged.connect(self.onShowCycle)
@@ -103,6 +104,7 @@ class LTNetTransferWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         gpu = self.logic.gpuDescription()
         self.ui.gpuLabel.text = f"GPU: {gpu}" if gpu else "No CUDA GPU found: the CPU is used."
         self.initializeParameterNode()
+        self.refreshRecentModels()
         self.updateApplyButton()
 
     def cleanup(self):
@@ -113,6 +115,7 @@ class LTNetTransferWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def enter(self):
         self.initializeParameterNode()
+        self.refreshRecentModels()  # LTNet Training may have finished a model meanwhile
 
     def exit(self):
         if self._parameterNode:
@@ -143,6 +146,30 @@ class LTNetTransferWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # -- inputs --------------------------------------------------------------------------------
     def modelPath(self):
         return self.logic.demoModelPath() if self.ui.useDemoModelCheckBox.checked else self.ui.modelPathLineEdit.currentPath
+
+    def refreshRecentModels(self):
+        """Fill the recent-models box from the list LTNet Training keeps (LTNetCommonLib.recentModels)."""
+        choices = self.logic.recentModelChoices()
+        comboBox = self.ui.recentModelsComboBox
+        wasBlocked = comboBox.blockSignals(True)
+        comboBox.clear()
+        if choices:
+            comboBox.addItem(f"Choose one of {len(choices)} model(s) trained in LTNet Training")
+            for label, path in choices:
+                comboBox.addItem(label, path)
+        else:
+            comboBox.addItem("None yet: models finished in LTNet Training appear here")
+        comboBox.enabled = bool(choices)
+        comboBox.setCurrentIndex(0)
+        comboBox.blockSignals(wasBlocked)
+
+    def onRecentModelChosen(self, index):
+        path = self.ui.recentModelsComboBox.itemData(index)
+        if not path:
+            return
+        self.ui.useDemoModelCheckBox.checked = False
+        self.ui.modelPathLineEdit.currentPath = path
+        self.updateApplyButton()
 
     def updateApplyButton(self, *unused):
         self.ui.modelPathLineEdit.enabled = not self.ui.useDemoModelCheckBox.checked
@@ -251,6 +278,13 @@ class LTNetTransferLogic(ScriptedLoadableModuleLogic):
         import ltnet.sample  # light: no torch
 
         return str(ltnet.sample.demo_model_path())
+
+    @staticmethod
+    def recentModelChoices():
+        """[(label, path)] of the models LTNet Training finished, newest first."""
+        from LTNetCommonLib.recentModels import recentModelChoices
+
+        return recentModelChoices()
 
     @staticmethod
     def gpuDescription():

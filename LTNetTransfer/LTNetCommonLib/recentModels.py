@@ -71,3 +71,8 @@ def addRecentModel(modelPath):
     paths = paths[:MAXIMUM_COUNT]
     writeStored(paths)
     return paths
+
+
+def recentModelChoices():
+    """[(label, path)] of the recent models, newest first, for a model selector: "<file name> (<folder>)"."""
+    return [(f"{Path(path).name} ({Path(path).parent})", path) for path in recentModels()]
