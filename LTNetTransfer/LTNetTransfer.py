@@ -1,7 +1,8 @@
 """LTNetTransfer: segment scans by transferring an atlas's labels with an LT-Net model.
 
 Thin module file: the work is done by the Qt-free package `LTNetTransferLib`
-(TransferLogic -> a `PythonSlicer -m ltnet transfer` child process -> MRML nodes).
+(TransferLogic -> a `PythonSlicer -m ltnet transfer` child process -> MRML nodes), the panel by
+`LTNetTransferLib.transferPanel`; code shared with LTNetTraining is in `LTNetCommonLib`.
 torch and ltnet are never imported here: torch is installed through the PyTorch
 extension only after the user agrees, and ltnet runs in the child.
 """
@@ -9,7 +10,6 @@ extension only after the user agrees, and ltnet runs in the child.
 import logging
 from typing import Annotated
 
-import qt
 import slicer
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
@@ -17,7 +17,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from LTNetTransferLib import TransferError, TransferLogic
-from LTNetTransferLib.display import setOverlayOpacity, showCycleConsistency
+from LTNetTransferLib.display import showCycleConsistency
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 HELP = """
@@ -69,65 +69,47 @@ class LTNetTransferParameterNode:
 
 
 class LTNetTransferWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Loads the .ui, keeps the parameter node bound to it; the panel (LTNetTransferLib.transferPanel) does the rest."""
+
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self.job = None
-        self.results = []
+        self.panel = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self.timer = qt.QTimer()
-        self.timer.setInterval(250)
-        self.timer.timeout.connect(self.onTimer)
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
+        from LTNetTransferLib.transferPanel import TransferPanel
+
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/LTNetTransfer.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = LTNetTransferLogic(logCallback=self.appendLog)
-        self.ui.progressBar.setVisible(False)
-
+        self.logic = LTNetTransferLogic(logCallback=lambda message: self.panel.appendLog(message))
+        self.panel = TransferPanel(self.ui, self.logic, lambda: self._parameterNode)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.applyButton.clicked.connect(self.onApplyButton)
-        self.ui.targetVolumesComboBox.checkedNodesChanged.connect(self.updateApplyButton)
-        self.ui.modelPathLineEdit.currentPathChanged.connect(self.updateApplyButton)
-        self.ui.useDemoModelCheckBox.toggled.connect(self.updateApplyButton)
-        self.ui.recentModelsComboBox.connect("activated(int)", self.onRecentModelChosen)
-        self.ui.showCycleButton.clicked.connect(self.onShowCycle)
-        self.ui.mapComboBox.currentIndexChanged.connect(self.onShowCycle)
-        self.ui.resultComboBox.currentIndexChanged.connect(self.onShowCycle)
-        self.ui.opacitySliderWidget.valueChanged.connect(lambda value: setOverlayOpacity(slicer.mrmlScene, value))
-        gpu = self.logic.gpuDescription()
-        self.ui.gpuLabel.text = f"GPU: {gpu}" if gpu else "No CUDA GPU found: the CPU is used."
         self.initializeParameterNode()
-        self.refreshRecentModels()
-        self.updateApplyButton()
 
     def cleanup(self):
-        self.timer.stop()
-        if self.job is not None:
-            self.job.cancel()
         self.removeObservers()
+        if self.panel is not None:
+            self.panel.cleanup()
 
     def enter(self):
         self.initializeParameterNode()
-        self.refreshRecentModels()  # LTNet Training may have finished a model meanwhile
+        self.panel.refreshRecentModels()  # LTNet Training may have finished a model meanwhile
 
     def exit(self):
-        if self._parameterNode:
+        if self._parameterNode and self._parameterNodeGuiTag:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
 
     def onSceneStartClose(self, caller, event):
-        if self.job is not None:
-            self.job.cancel()
+        self.panel.onSceneStartClose()
         self.setParameterNode(None)
-        self.results = []
-        self.ui.resultComboBox.clear()
 
     def onSceneEndClose(self, caller, event):
         if self.parent.isEntered:
@@ -137,133 +119,13 @@ class LTNetTransferWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(LTNetTransferParameterNode(self.logic.getParameterNode()))
 
     def setParameterNode(self, parameterNode):
-        if self._parameterNode:
+        if self._parameterNode and self._parameterNodeGuiTag:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
         self._parameterNode = parameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-
-    # -- inputs --------------------------------------------------------------------------------
-    def modelPath(self):
-        return self.logic.demoModelPath() if self.ui.useDemoModelCheckBox.checked else self.ui.modelPathLineEdit.currentPath
-
-    def refreshRecentModels(self):
-        """Fill the recent-models box from the list LTNet Training keeps (LTNetCommonLib.recentModels)."""
-        choices = self.logic.recentModelChoices()
-        comboBox = self.ui.recentModelsComboBox
-        wasBlocked = comboBox.blockSignals(True)
-        comboBox.clear()
-        if choices:
-            comboBox.addItem(f"Choose one of {len(choices)} model(s) trained in LTNet Training")
-            for label, path in choices:
-                comboBox.addItem(label, path)
-        else:
-            comboBox.addItem("None yet: models finished in LTNet Training appear here")
-        comboBox.enabled = bool(choices)
-        comboBox.setCurrentIndex(0)
-        comboBox.blockSignals(wasBlocked)
-
-    def onRecentModelChosen(self, index):
-        path = self.ui.recentModelsComboBox.itemData(index)
-        if not path:
-            return
-        self.ui.useDemoModelCheckBox.checked = False
-        self.ui.modelPathLineEdit.currentPath = path
-        self.updateApplyButton()
-
-    def updateApplyButton(self, *unused):
-        self.ui.modelPathLineEdit.enabled = not self.ui.useDemoModelCheckBox.checked
-        if self.job is not None:
-            return
-        targets = self.ui.targetVolumesComboBox.checkedNodes()
-        hasModel = self.ui.useDemoModelCheckBox.checked or bool(self.ui.modelPathLineEdit.currentPath)
-        self.ui.applyButton.enabled = bool(targets) and hasModel
-        self.ui.applyButton.toolTip = ("Transfer the atlas labels onto the checked target volume(s)." if targets and hasModel
-                                       else "Check at least one target volume and choose a model.")
-
-    # -- running -------------------------------------------------------------------------------
-    def onApplyButton(self):
-        if self.job is not None:
-            self.job.cancel()
-            return
-        with slicer.util.tryWithErrorDisplay("Could not start the transfer.", waitCursor=True):
-            from LTNetCommonLib.dependencies import ensureDependencies
-
-            if not ensureDependencies(slicer.util.confirmOkCancelDisplay, "LTNet Transfer"):
-                self.ui.statusLabel.text = "The transfer needs PyTorch and a few Python packages."
-                return
-            parameters = self._parameterNode
-            self.job = self.logic.start(self.modelPath(), self.ui.targetVolumesComboBox.checkedNodes(),
-                                        device=parameters.device, prealign=parameters.prealign,
-                                        atlasVolumeNode=parameters.atlasVolume,
-                                        atlasSegmentationNode=parameters.atlasSegmentation)
-            self.ui.applyButton.text = "Cancel"
-            self.ui.applyButton.enabled = True
-            self.ui.progressBar.setVisible(True)
-            self.ui.progressBar.value = 0
-            self.timer.start()
-
-    def onTimer(self):
-        job = self.job
-        try:
-            finished = job.poll()
-        except Exception as error:  # keep the timer from firing into a broken job
-            logging.exception("LTNet transfer polling failed")
-            job.cancel()
-            job.state, job.error = "failed", str(error)
-            finished = True
-        self.ui.progressBar.value = int(100 * job.progress.fraction)
-        self.ui.statusLabel.text = job.progress.message
-        if not finished:
-            return
-        self.timer.stop()
-        self.job = None
-        self.ui.applyButton.text = "Apply"
-        self.ui.progressBar.setVisible(False)
-        self.updateApplyButton()
-        if job.state == "cancelled":
-            self.logic.cleanUp(job)
-            self.ui.statusLabel.text = "Cancelled."
-            return
-        try:
-            with slicer.util.WaitCursor():
-                results = self.logic.loadResults(job)
-        except TransferError as error:
-            self.ui.statusLabel.text = f"Failed: {error}"
-            if error.details:
-                logging.error(error.details)
-            slicer.util.errorDisplay(f"Transfer failed: {error}", detailedText=error.details or None)
-            return
-        self.showResults(results)
-
-    def showResults(self, results):
-        self.results = results
-        verdicts = ", ".join(f"{r.targetVolumeNode.GetName()}: {r.verdict or '?'}" for r in results)
-        self.ui.statusLabel.text = f"Done. QC verdict: {verdicts}."
-        self.ui.qualityCollapsibleButton.enabled = True
-        self.ui.qcTableView.setMRMLTableNode(results[0].qcTableNode)
-        self.ui.resultComboBox.blockSignals(True)
-        self.ui.resultComboBox.clear()
-        for result in results:
-            self.ui.resultComboBox.addItem(result.targetVolumeNode.GetName())
-        self.ui.resultComboBox.blockSignals(False)
-        first = results[0]
-        slicer.util.setSliceViewerLayers(background=first.targetVolumeNode, foreground=None, fit=True)
-        first.segmentationNode.GetDisplayNode().SetViewNodeIDs([])
-
-    def onShowCycle(self, *unused):
-        index = self.ui.resultComboBox.currentIndex
-        if not self.results or index < 0 or index >= len(self.results):
-            return
-        scalarMap = "jacobian" if self.ui.mapComboBox.currentIndex == 0 else "inverse_consistency"
-        shown = showCycleConsistency(self.results[index], self.ui.opacitySliderWidget.value, scalarMap)
-        layoutManager = slicer.app.layoutManager()
-        for viewName in shown:
-            layoutManager.sliceWidget(viewName).sliceLogic().FitSliceToAll()
-
-    def appendLog(self, message):
-        self.ui.logTextEdit.appendPlainText(message)
-        logging.info(message)
+        self.panel.updateApplyButton()
 
 
 class LTNetTransferLogic(ScriptedLoadableModuleLogic):

@@ -15,11 +15,34 @@ def ui_widgets() -> dict:
 
 
 def test_every_widget_used_in_python_is_in_the_ui():
-    source = (MODULE / "LTNetTransfer.py").read_text()
-    used = set(re.findall(r"\bui\.([A-Za-z_][A-Za-z0-9_]*)", source))
-    assert used, "the module file should use widgets through self.ui"
-    missing = sorted(used - ui_widgets().keys())
-    assert not missing, f"widgets used in LTNetTransfer.py but absent from LTNetTransfer.ui: {missing}"
+    for path in (MODULE / "LTNetTransfer.py", MODULE / "LTNetTransferLib" / "transferPanel.py"):
+        used = set(re.findall(r"\bui\.([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
+        missing = sorted(used - ui_widgets().keys())
+        assert not missing, f"widgets used in {path.name} but absent from LTNetTransfer.ui: {missing}"
+    panel = (MODULE / "LTNetTransferLib" / "transferPanel.py").read_text()
+    assert {"applyButton", "recentModelsComboBox", "atlasVolumeSelector"} <= set(re.findall(r"\bui\.(\w+)", panel))
+
+
+def test_cmake_installs_every_script_once():
+    """Both Lib packages and the shared LTNetCommonLib are listed (LTNetTransfer installs LTNetCommonLib)."""
+    transfer = (MODULE / "CMakeLists.txt").read_text()
+    training = (MODULE.parent / "LTNetTraining" / "CMakeLists.txt").read_text()
+    for path in sorted((MODULE / "LTNetTransferLib").glob("*.py")):
+        assert f"${{MODULE_NAME}}Lib/{path.name}" in transfer, path
+    for path in sorted((MODULE / "LTNetCommonLib").glob("*.py")):
+        assert f"LTNetCommonLib/{path.name}" in transfer, path
+        assert "LTNetCommonLib/" + path.name not in training, f"{path.name} would be installed twice"
+
+
+def test_the_qt_free_packages_import_without_torch_ltnet_or_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path[:0] = sys.argv[1:]; import LTNetCommonLib.geometry, LTNetCommonLib.nodeFiles, "
+            "LTNetCommonLib.process, LTNetCommonLib.dependencies, LTNetCommonLib.recentModels, LTNetTransferLib, "
+            "LTNetTransferLib.display; bad = {'torch', 'ltnet', 'qt'} & set(sys.modules); assert not bad, bad")
+    result = subprocess.run([sys.executable, "-c", code, str(MODULE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_parameter_node_fields_are_bound_in_the_ui():
