@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ltnet import distributed, sampling
+from ltnet import distributed, qc as quality, sampling
 from ltnet.model_file import LTNetModel, save_model
 from ltnet.nn.cycle import Cycle, generator_terms, run_cycle, weighted_total
 from ltnet.training_nets import TrainingNets
@@ -88,6 +88,8 @@ def train(
     def checkpoint(iteration: int) -> None:
         if not ranks.is_main:
             return
+        mine = [scan.to(device) for scan in cohort if scan is not None]
+        model.reference_lncc = quality.reference_lncc(nets, atlas[:1], mine)
         model.training = {
             "iteration": iteration,
             "settings": asdict(settings),
