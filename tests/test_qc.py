@@ -1,0 +1,58 @@
+"""The QC score: one definition, and it flags transfers that went wrong."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from ltnet import qc, sample
+from ltnet.cli import main
+from ltnet.data.io import read_image, read_label_map
+from ltnet.data.prepare import Atlas
+from ltnet.model_file import load_model
+from ltnet.transfer import transfer
+
+pytestmark = pytest.mark.skipif(not sample.demo_model_path().exists(), reason="needs the bundled demo model")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(sample.demo_model_path())
+
+
+def flipped(image: sitk.Image) -> sitk.Image:
+    """The same grid with the voxels mirrored along the slice axis: anatomy the atlas does not match."""
+    result = sitk.GetImageFromArray(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)[::-1]))
+    result.CopyInformation(image)
+    return result
+
+
+def test_the_command_writes_the_score_the_qc_module_defines(tmp_path, capsys):
+    target = sample.held_out_scan_paths()[1]
+    assert main(["transfer", "--model", str(sample.demo_model_path()), "--target", str(target), "--out", str(tmp_path / "l.nii.gz"),
+                 "--qc", str(tmp_path / "qc.json"), "--device", "cpu"]) == 0
+    written = json.loads((tmp_path / "qc.json").read_text())
+    assert written["score"] == pytest.approx(qc.score(written), abs=1e-4)
+    assert written["verdict"] == qc.verdict(written["score"])
+    assert written["reference_lncc"] > 0
+
+
+def test_a_flipped_scan_is_flagged(model):
+    for path in sample.held_out_scan_paths():
+        scan = read_image(path)
+        good, bad = transfer(model, scan).qc, transfer(model, flipped(scan)).qc
+        assert bad["score"] < good["score"] - 0.1, (good, bad)
+        assert bad["verdict"] != "OK", bad
+
+
+def test_a_wrong_atlas_is_flagged():
+    model = load_model(sample.demo_model_path())  # its own copy: the atlas is replaced below
+    atlas_image = read_image(sample.atlas_image_path())
+    rng = np.random.default_rng(0)
+    noise = sitk.GetImageFromArray(rng.random(sitk.GetArrayViewFromImage(atlas_image).shape).astype(np.float32))
+    noise.CopyInformation(atlas_image)
+    wrong = sitk.SmoothingRecursiveGaussian(noise, 2.0)
+    model.atlas = Atlas.on_grid(wrong, read_label_map(sample.atlas_labels_path(), atlas_image), model.grid.size, 8)
+    result = transfer(model, read_image(sample.held_out_scan_paths()[0]))
+    assert result.qc["verdict"] == "likely failed", result.qc
