@@ -4,10 +4,15 @@ Module logic (the Qt-free `*Lib` packages inside the module folders) is tested
 against it. Each test gets a fresh scene.
 """
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# The `ltnet` children started by the tests inherit this: one torch thread each, so that a child and
+# the other processes of a 2-core machine do not oversubscribe it (torch gets ~10x slower then).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[2]
 for module_folder in ("LTNetTransfer", "LTNetTraining"):

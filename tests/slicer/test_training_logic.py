@@ -16,7 +16,7 @@ import pytest
 import slicer
 
 from LTNetCommonLib.recentModels import recentModels
-from LTNetTrainingLib import CANCELLED, COMPLETED, TrainingJob, TrainingLogic
+from LTNetTrainingLib import CANCELLED, COMPLETED, SubprocessLauncher, TrainingJob, TrainingLogic
 from LTNetTrainingLib.lossPlot import ITERATION_COLUMN, LossPlot
 
 SMALL = dict(grid=(32, 32, 32), device="cpu", checkpointEvery=1, seed=1)
@@ -40,9 +40,8 @@ def readVolume(scene, path, className="vtkMRMLScalarVolumeNode"):
     return node
 
 
-@pytest.fixture
-def sample(scene):
-    """(atlas volume node, atlas segmentation node, scan paths) from the bundled sample."""
+def loadSample(scene):
+    """(atlas volume node, atlas segmentation node, scan paths) from the bundled sample, in `scene`."""
     sample = pytest.importorskip("ltnet.sample")
     atlas = readVolume(scene, sample.atlas_image_path())
     segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "atlas labels")
@@ -53,6 +52,29 @@ def sample(scene):
     scans = [str(path) for path in sample.scan_paths()[:2]]
     assert len(scans) == 2
     return atlas, segmentation, scans
+
+
+@pytest.fixture
+def sample(scene):
+    """(atlas volume node, atlas segmentation node, scan paths) from the bundled sample."""
+    return loadSample(scene)
+
+
+@pytest.fixture(scope="module")
+def shortTraining(module_scene, tmp_path_factory):
+    """One short real training shared by the tests of this module (a training costs seconds of CPU):
+    (job, scene, sample, output model path, recent models right after it finished)."""
+    sample = loadSample(module_scene)
+    atlas, segmentation, scans = sample
+    folder = tmp_path_factory.mktemp("shortTraining")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LTNET_RECENT_MODELS_FILE", str(folder / "recent_models.json"))
+        cohort = [readVolume(module_scene, scans[0]), scans[1]]  # a volume node and a file
+        outputPath = folder / "models" / "model.pt"
+        job = TrainingLogic().start(atlas, segmentation, cohort, outputPath, iterations=2, **SMALL)
+        assert job.wait(timeout=600) == COMPLETED, job.errorMessage()
+        recent = recentModels()
+    return job, module_scene, sample, outputPath, recent
 
 
 def waitForIteration(job, iteration, timeout=180):
@@ -76,13 +98,9 @@ def isGone(process):
         return True
 
 
-def test_short_training_writes_a_model_that_transfer_accepts(scene, sample, tmp_path):
+def test_short_training_writes_a_model_that_transfer_accepts(shortTraining, tmp_path):
+    job, scene, sample, outputPath, recent = shortTraining
     atlas, segmentation, scans = sample
-    cohort = [readVolume(scene, scans[0]), scans[1]]  # a volume node and a file
-    outputPath = tmp_path / "models" / "model.pt"
-
-    job = TrainingLogic().start(atlas, segmentation, cohort, outputPath, iterations=2, **SMALL)
-    assert job.wait(timeout=600) == COMPLETED, job.errorMessage()
 
     # progress lines became rows of the loss table, and the plot series read that table
     table = job.tableNode.GetTable()
@@ -111,7 +129,7 @@ def test_short_training_writes_a_model_that_transfer_accepts(scene, sample, tmp_
     assert out.is_file()
 
     # offered to LTNetTransfer through the shared list of recent models
-    assert recentModels()[0] == str(outputPath.resolve())
+    assert recent[0] == str(outputPath.resolve())
     assert job.workFolder is None  # temporary input files removed
 
 
@@ -142,23 +160,30 @@ def test_cancel_kills_the_process_tree_and_resume_continues_the_count(scene, sam
     assert load_model(str(outputPath)).iteration == checkpoint.iteration + 2
 
 
-def test_blocking_train_for_batch_scripts_and_fine_tuning(scene, sample, tmp_path, monkeypatch):
+def test_blocking_train_for_batch_scripts_and_fine_tuning(shortTraining, scene, sample, tmp_path, monkeypatch):
+    """`train()` blocks until done; "Start from: bundled model" passes that model to --init (here the model of
+    the shared short training stands in for the bundled one, whose grid is larger than these tests')."""
     atlas, segmentation, scans = sample
-    seen = []
-    modelPath = TrainingLogic().train(atlas, segmentation, scans, tmp_path / "batch.pt", iterations=1,
-                                      progressCallback=seen.append, pollInterval=0.1, **SMALL)
-    assert modelPath == str((tmp_path / "batch.pt").resolve())
-    assert seen and seen[-1]["iteration"] == 1
-
-    # "Start from: bundled model" passes that model to --init; here the model just trained stands in for it
+    bundled = str(shortTraining[3])
     from LTNetTrainingLib import trainingLogic
 
-    monkeypatch.setattr(trainingLogic, "bundledModelPath", lambda: modelPath)
-    job = TrainingLogic().start(atlas, segmentation, scans, tmp_path / "tuned.pt", initModel="bundled",
-                                iterations=1, **SMALL)
-    assert job.arguments[job.arguments.index("--init") + 1] == modelPath
-    assert job.wait(timeout=600) == COMPLETED, job.errorMessage()
-    assert [event["iteration"] for event in job.progressEvents] == [1]  # fine-tuning starts a new count
+    monkeypatch.setattr(trainingLogic, "bundledModelPath", lambda: bundled)
+    assert TrainingLogic().resolveInitModel("bundled") == bundled
+    started = []
+
+    class RecordingLauncher(SubprocessLauncher):
+        def start(self, arguments, environment=None):
+            started.append(list(arguments))
+            return super().start(arguments, environment)
+
+    seen = []
+    modelPath = TrainingLogic(RecordingLauncher()).train(
+        atlas, segmentation, scans, tmp_path / "tuned.pt", initModel="bundled", iterations=1,
+        progressCallback=seen.append, pollInterval=0.1, **SMALL)
+    assert started[0][started[0].index("--init") + 1] == bundled
+    assert modelPath == str((tmp_path / "tuned.pt").resolve())
+    assert {event["iteration"] for event in seen} == {1}  # fine-tuning starts a new count
+    assert recentModels() == [modelPath]
 
 
 def test_settings_become_options_that_ltnet_train_accepts(tmp_path):
