@@ -38,7 +38,8 @@ def hausdorff95_mm(result: sitk.Image, reference: sitk.Image, value: int) -> flo
         return float("nan")
     distances = []
     for surface_of, distance_to in ((a, b), (b, a)):
-        surface = sitk.GetArrayViewFromImage(sitk.LabelContour(surface_of)) > 0
-        distance = sitk.GetArrayViewFromImage(sitk.Abs(sitk.SignedMaurerDistanceMap(distance_to, squaredDistance=False, useImageSpacing=True)))
+        # GetArrayFromImage (a copy): a view of a temporary image dangles once the image is freed (segfault on large grids).
+        surface = sitk.GetArrayFromImage(sitk.LabelContour(surface_of)) > 0
+        distance = sitk.GetArrayFromImage(sitk.Abs(sitk.SignedMaurerDistanceMap(distance_to, squaredDistance=False, useImageSpacing=True)))
         distances.append(distance[surface])
     return float(np.percentile(np.concatenate(distances), 95))
