@@ -17,6 +17,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
+from LTNetCommonLib.moduleWidget import LTNetModuleWidgetMixin
 from LTNetTrainingLib import COMPLETED, TrainingLogic
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
@@ -57,63 +58,24 @@ class LTNetTrainingParameterNode:
     checkpointEvery: Annotated[int, WithinRange(1, 100000)] = 100
 
 
-class LTNetTrainingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class LTNetTrainingWidget(LTNetModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Loads the .ui and binds the parameter node (LTNetModuleWidgetMixin); the panel
+    (LTNetTrainingLib.trainingPanel) does the rest."""
+
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = None
-        self.panel = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         from LTNetTrainingLib.trainingPanel import TrainingPanel
 
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LTNetTraining.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = LTNetTrainingLogic()
-        self.panel = TrainingPanel(self.ui, self.logic)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.initializeParameterNode()
-
-    def cleanup(self):
-        self.removeObservers()
-        if self.panel is not None:
-            self.panel.cleanup()
-
-    def enter(self):
-        self.initializeParameterNode()
-
-    def exit(self):
-        if self._parameterNode and self._parameterNodeGuiTag:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-
-    def onSceneStartClose(self, caller, event):
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.initializeParameterNode()
+        self.setupPanel("UI/LTNetTraining.ui", LTNetTrainingLogic(), TrainingPanel)
 
     def initializeParameterNode(self):
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.atlasVolume:
-            self._parameterNode.atlasVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-
-    def setParameterNode(self, inputParameterNode):
-        if self._parameterNode and self._parameterNodeGuiTag:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-        if self.panel is not None:
-            self.panel.updateButtons()
+        LTNetModuleWidgetMixin.initializeParameterNode(self)
+        if not self.parameterNode.atlasVolume:
+            self.parameterNode.atlasVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
 
 
 class LTNetTrainingLogic(ScriptedLoadableModuleLogic, TrainingLogic):

@@ -16,6 +16,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
+from LTNetCommonLib.moduleWidget import LTNetModuleWidgetMixin
 from LTNetTransferLib import TransferError, TransferLogic
 from LTNetTransferLib.display import showCycleConsistency
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
@@ -68,64 +69,25 @@ class LTNetTransferParameterNode:
     overlayOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
 
 
-class LTNetTransferWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Loads the .ui, keeps the parameter node bound to it; the panel (LTNetTransferLib.transferPanel) does the rest."""
+class LTNetTransferWidget(LTNetModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Loads the .ui and binds the parameter node (LTNetModuleWidgetMixin); the panel
+    (LTNetTransferLib.transferPanel) does the rest."""
 
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = None
-        self.panel = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         from LTNetTransferLib.transferPanel import TransferPanel
 
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LTNetTransfer.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = LTNetTransferLogic(logCallback=lambda message: self.panel.appendLog(message))
-        self.panel = TransferPanel(self.ui, self.logic, lambda: self._parameterNode)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.initializeParameterNode()
-
-    def cleanup(self):
-        self.removeObservers()
-        if self.panel is not None:
-            self.panel.cleanup()
+        logic = LTNetTransferLogic(logCallback=lambda message: self.panel.appendLog(message))
+        self.setupPanel("UI/LTNetTransfer.ui", logic,
+                        lambda ui, logic: TransferPanel(ui, logic, lambda: self.parameterNode))
 
     def enter(self):
-        self.initializeParameterNode()
+        LTNetModuleWidgetMixin.enter(self)
         self.panel.refreshRecentModels()  # LTNet Training may have finished a model meanwhile
-
-    def exit(self):
-        if self._parameterNode and self._parameterNodeGuiTag:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-
-    def onSceneStartClose(self, caller, event):
-        self.panel.onSceneStartClose()
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self):
-        self.setParameterNode(LTNetTransferParameterNode(self.logic.getParameterNode()))
-
-    def setParameterNode(self, parameterNode):
-        if self._parameterNode and self._parameterNodeGuiTag:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-        self.panel.updateApplyButton()
 
 
 class LTNetTransferLogic(ScriptedLoadableModuleLogic):
@@ -134,6 +96,9 @@ class LTNetTransferLogic(ScriptedLoadableModuleLogic):
     def __init__(self, logCallback=None):
         ScriptedLoadableModuleLogic.__init__(self)
         self.transferLogic = TransferLogic(logCallback=logCallback or logging.info)
+
+    def getParameterNode(self):
+        return LTNetTransferParameterNode(super().getParameterNode())
 
     @staticmethod
     def demoModelPath():

@@ -170,6 +170,10 @@ class TrainingPanel:
                 self.appendLog(f"The model is offered in LTNetTransfer's model list ({len(recentModels())} recent).")
         self.updateButtons()
 
+    def onSceneStartClose(self):
+        """The scene is closing: a running training goes on (it reads files, writes the model file); its loss
+        plot nodes leave with the scene, so the plot shows nothing new until the next training."""
+
     def cleanup(self):
         """Stop polling; a training still running is cancelled (no orphan process)."""
         self.timer.stop()

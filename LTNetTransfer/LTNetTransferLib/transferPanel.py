@@ -36,11 +36,11 @@ class TransferPanel:
         self.timer.connect("timeout()", self.onTimer)
         self.ui.progressBar.setVisible(False)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.ui.targetVolumesComboBox.connect("checkedNodesChanged()", self.updateApplyButton)
-        self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.updateApplyButton)
-        self.ui.useDemoModelCheckBox.connect("toggled(bool)", self.updateApplyButton)
+        self.ui.targetVolumesComboBox.connect("checkedNodesChanged()", self.updateButtons)
+        self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.updateButtons)
+        self.ui.useDemoModelCheckBox.connect("toggled(bool)", self.updateButtons)
         for selector in (self.ui.atlasVolumeSelector, self.ui.atlasSegmentationSelector):
-            selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateApplyButton)
+            selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButtons)
         self.ui.recentModelsComboBox.connect("activated(int)", self.onRecentModelChosen)
         self.ui.showCycleButton.connect("clicked(bool)", self.onShowCycle)
         self.ui.mapComboBox.connect("currentIndexChanged(int)", self.onShowCycle)
@@ -50,7 +50,7 @@ class TransferPanel:
         gpu = self.logic.gpuDescription()
         self.ui.gpuLabel.text = f"GPU: {gpu}" if gpu else "No CUDA GPU found: the CPU is used."
         self.refreshRecentModels()
-        self.updateApplyButton()
+        self.updateButtons()
 
     # -- inputs --------------------------------------------------------------------------------
     def modelPath(self):
@@ -80,7 +80,7 @@ class TransferPanel:
             return
         self.ui.useDemoModelCheckBox.checked = False
         self.ui.modelPathLineEdit.currentPath = path
-        self.updateApplyButton()
+        self.updateButtons()
 
     def inputProblem(self):
         """Why Apply cannot start now, in the user's words, or "" when it can."""
@@ -92,7 +92,7 @@ class TransferPanel:
             return "Atlas override: choose both an atlas volume and its segmentation, or neither."
         return ""
 
-    def updateApplyButton(self, *unused):
+    def updateButtons(self, *unused):
         self.ui.modelPathLineEdit.enabled = not self.ui.useDemoModelCheckBox.checked
         if self.job is not None:  # running: the button is Cancel
             return
@@ -145,7 +145,7 @@ class TransferPanel:
         self.job = None
         self.ui.applyButton.text = "Apply"
         self.ui.progressBar.setVisible(False)
-        self.updateApplyButton()
+        self.updateButtons()
         if job.state == "cancelled":
             self.logic.cleanUp(job)
             self.ui.statusLabel.text = "Cancelled."

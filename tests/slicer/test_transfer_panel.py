@@ -175,7 +175,7 @@ def test_apply_becomes_cancel_and_cancel_brings_apply_back(panelClass, scene, tm
     panel.timer.fire()
     assert ui.progressBar.value == 50 and ui.statusLabel.text == "Target 2 of 2: b..."
     ui.useDemoModelCheckBox.checked = False
-    panel.updateApplyButton()
+    panel.updateButtons()
     assert ui.applyButton.enabled, "while running, the button stays Cancel whatever the inputs"
 
     ui.applyButton.emit("clicked(bool)", False)  # Cancel
@@ -204,10 +204,10 @@ def test_incomplete_inputs_keep_apply_disabled_with_the_reason(panelClass, scene
     assert not ui.applyButton.enabled and "Atlas override" in ui.applyButton.toolTip
     ui.atlasVolumeSelector.node = None
     ui.useDemoModelCheckBox.checked = False
-    panel.updateApplyButton()
+    panel.updateButtons()
     assert not ui.applyButton.enabled and "Choose a model" in ui.applyButton.toolTip
     ui.recentModelsComboBox.emit("activated(int)", 1)
     assert ui.modelPathLineEdit.currentPath == "/models/trained.pt" and ui.applyButton.enabled
     ui.targetVolumesComboBox.checked_nodes = []
-    panel.updateApplyButton()
+    panel.updateButtons()
     assert not ui.applyButton.enabled and "target volume" in ui.applyButton.toolTip

@@ -39,7 +39,8 @@ def test_the_qt_free_packages_import_without_torch_ltnet_or_qt():
     import sys
 
     code = ("import sys; sys.path[:0] = sys.argv[1:]; import LTNetCommonLib.geometry, LTNetCommonLib.nodeFiles, "
-            "LTNetCommonLib.process, LTNetCommonLib.dependencies, LTNetCommonLib.recentModels, LTNetTransferLib, "
+            "LTNetCommonLib.process, LTNetCommonLib.dependencies, LTNetCommonLib.recentModels, "
+            "LTNetCommonLib.moduleWidget, LTNetTransferLib, "
             "LTNetTransferLib.display; bad = {'torch', 'ltnet', 'qt'} & set(sys.modules); assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code, str(MODULE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
