@@ -7,6 +7,7 @@ its own session / process group, so killing its tree never reaches Slicer.
 
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,9 @@ def pythonSlicerExecutable() -> str:
         for name in ("PythonSlicer.exe", "PythonSlicer"):
             if (folder / name).is_file():
                 return str(folder / name)
+        found = shutil.which("PythonSlicer")
+        if found:
+            return found
     return sys.executable
 
 
