@@ -10,6 +10,7 @@ import pytest
 
 slicer = pytest.importorskip("slicer")
 
+from fakes import FakeChild  # noqa: E402
 from LTNetTransferLib.job import TransferJob  # noqa: E402
 
 
@@ -81,24 +82,6 @@ class FakeTimer:
             slot()
 
 
-class FakeChild:
-    def __init__(self, lines=(), code=None, stderr=""):
-        self.lines, self.code, self.stderr, self.killed = list(lines), code, stderr, False
-
-    def readLines(self):
-        lines, self.lines = self.lines, []
-        return lines
-
-    def returnCode(self):
-        return -15 if self.killed else self.code
-
-    def errorOutput(self):
-        return self.stderr
-
-    def kill(self):
-        self.killed = True
-
-
 class FakeLogic:
     """LTNetTransferLogic's surface used by the panel, with a fake child process."""
 
@@ -163,7 +146,7 @@ def makePanel(panelClass, logic, scene, tmp_path):
 
 def test_apply_becomes_cancel_and_cancel_brings_apply_back(panelClass, scene, tmp_path):
     TransferPanel, errors = panelClass
-    child = FakeChild(['{"event": "progress", "done": 1, "total": 2, "target": "scan"}'])
+    child = FakeChild(['{"event": "progress", "done": 1, "total": 2, "target": "scan"}'], code=None)
     logic = FakeLogic(child)
     panel, ui = makePanel(TransferPanel, logic, scene, tmp_path)
     assert ui.applyButton.enabled and ui.applyButton.text == ""
@@ -198,7 +181,7 @@ def test_a_failed_run_is_shown_in_a_message(panelClass, scene, tmp_path):
 
 def test_incomplete_inputs_keep_apply_disabled_with_the_reason(panelClass, scene, tmp_path):
     TransferPanel, _ = panelClass
-    panel, ui = makePanel(TransferPanel, FakeLogic(FakeChild()), scene, tmp_path)
+    panel, ui = makePanel(TransferPanel, FakeLogic(FakeChild(code=None)), scene, tmp_path)
     ui.atlasVolumeSelector.node = ui.targetVolumesComboBox.checked_nodes[0]
     ui.atlasVolumeSelector.emit("currentNodeChanged(vtkMRMLNode*)", ui.atlasVolumeSelector.node)
     assert not ui.applyButton.enabled and "Atlas override" in ui.applyButton.toolTip

@@ -8,36 +8,10 @@ import pytest
 
 slicer = pytest.importorskip("slicer")
 
+from fakes import FakeChild, FakeNode  # noqa: E402
 from LTNetTransferLib.command import AtlasFiles, TargetFiles, fileStem, transferArguments  # noqa: E402
 from LTNetTransferLib.job import TransferJob  # noqa: E402
 from LTNetTransferLib.process import SubprocessChild  # noqa: E402
-
-
-class FakeChild:
-    """Prints the given stdout lines, one per poll, then exits with `code`."""
-
-    def __init__(self, lines, code=0, stderr=""):
-        self.lines, self.code, self.stderr, self.killed = list(lines), code, stderr, False
-
-    def readLines(self):
-        return [self.lines.pop(0)] if self.lines else []
-
-    def returnCode(self):
-        return None if self.lines and not self.killed else (-9 if self.killed else self.code)
-
-    def errorOutput(self):
-        return self.stderr
-
-    def kill(self):
-        self.killed = True
-
-
-class FakeNode:
-    def __init__(self, name):
-        self.name = name
-
-    def GetName(self):
-        return self.name
 
 
 def make_job(child, tmp_path, log, names=("a", "b")):
