@@ -30,8 +30,8 @@ def isImageFileName(name):
     return lower.endswith(IMAGE_SUFFIXES) and not lower.endswith(LABEL_SUFFIXES)
 
 
-def imageReadProblem(path):
-    """None when SimpleITK can read the file's header as a 3D image, else the reason in words."""
+def readImageHeader(path):
+    """(an ImageFileReader with the file's header read, None), or (None, why it cannot be read, in words)."""
     import SimpleITK as sitk
 
     reader = sitk.ImageFileReader()
@@ -40,10 +40,16 @@ def imageReadProblem(path):
         reader.ReadImageInformation()
     except RuntimeError as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        return lines[-1] if lines else "cannot be read"
-    if reader.GetDimension() != 3:
-        return f"{reader.GetDimension()}D image, a 3D image is needed"
-    return None
+        return None, lines[-1] if lines else "cannot be read"
+    return reader, None
+
+
+def imageReadProblem(path):
+    """None when SimpleITK can read the file's header as a 3D image, else the reason in words."""
+    reader, problem = readImageHeader(path)
+    if problem is None and reader.GetDimension() != 3:
+        problem = f"{reader.GetDimension()}D image, a 3D image is needed"
+    return problem
 
 
 def scanCohortFolder(folder):

@@ -12,6 +12,7 @@ import numpy as np
 
 from LTNetCommonLib.geometry import ijkToRasFromLps, ijkToRasFromNode
 
+from .cohortFiles import readImageHeader
 from .trainingErrors import TrainingInputError
 
 GRID_TOLERANCE = 1e-3  # mm, and relative for spacing/direction
@@ -27,15 +28,9 @@ def describe(value):
 
 def fileGeometry(path):
     """(ijkToRas 4x4, size (i, j, k), number of components) of an image file, from its header."""
-    import SimpleITK as sitk
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as error:
-        raise TrainingInputError(f"Cannot read {path}: {str(error).strip().splitlines()[-1]}. "
-                                 "Choose a NIfTI or NRRD image file.") from None
+    reader, problem = readImageHeader(path)
+    if problem is not None:
+        raise TrainingInputError(f"Cannot read {path}: {problem}. Choose a NIfTI or NRRD image file.")
     dimension = reader.GetDimension()
     size = tuple(reader.GetSize())[:3]
     spacing = np.array(reader.GetSpacing()[:3])
