@@ -265,6 +265,22 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def goals(rows, device) -> list[str]:
+    """The issue's goals, checked against this run's paper-grid rows."""
+    paper = [r for m, w, r, _ in rows if m == "LT-Net" and r.get("grid") == list(PAPER)]
+    lines = []
+    transfer_row = next((r for r in paper if "networks_s" in r), None)
+    if transfer_row:
+        limit = 0.5 if device.type == "cuda" else 30.0
+        verdict = "met" if transfer_row["transfer_s"] <= limit else "NOT met"
+        lines.append(f"Goal: a transfer at 160x192x224 in at most {limit} s on this device: {transfer_row['transfer_s']:.3g} s, {verdict}.")
+    for r in paper:
+        if "step_s" in r and r.get("memory_kind") == "GPU":
+            fits = "fits" if r["peak_gib"] <= 24 else "does NOT fit"
+            lines.append(f"Goal: a training step at 160x192x224 {'with' if r['checkpointing'] else 'without'} --checkpointing {fits} in 24 GB ({r['peak_gib']:.1f} GiB).")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -280,7 +296,7 @@ def main() -> None:
         return
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
     train_grid = tuple(args.train_grid or (PAPER if device.type == "cuda" else (80, 96, 112)))
-    rows, notes = [], []
+    rows, notes = [], [f"Load average when the run started: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other jobs slow every row alike)."]
     for grid, big_train in ((HIPPOCAMPUS, HIPPOCAMPUS), (PAPER, train_grid)):
         lt = measure("ltnet_transfer", grid, device, args.repeats)
         rows.append(("LT-Net", "transfer (networks, QC, label warping)", lt, None))
@@ -294,6 +310,7 @@ def main() -> None:
         rows.append(("LT-Net", "training step (G_F, G_B, D)", train_lt, None))
         rows.append(("LT-Net", "training step, --checkpointing", measure("ltnet_train", big_train, device, repeats, True), train_lt.get("step_s")))
         rows.append(("VoxelMorph VxmPairwise", "training step (L_sim + L_smooth)", measure("vxm_train", big_train, device, repeats), train_lt.get("step_s")))
+    notes += goals(rows, device)
     section = "\n\n".join(
         [
             "## Speed\n\nWritten by `benchmarks/speed.py`; \"vs LT-Net\" is the time ratio to the LT-Net row above it, "
