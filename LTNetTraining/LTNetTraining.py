@@ -124,20 +124,19 @@ class LTNetTrainingTest(ScriptedLoadableModuleTest):
 
         self.assertTrue(load_model(outputPath).labels)
 
-        self.delayDisplay("Cancel keeps the last checkpoint; Resume continues its count")
+        self.delayDisplay("Resume continues the count; Cancel keeps the last checkpoint")
         job = logic.resume(atlas, segmentation, scans, outputPath, iterations=200, **settings)
-        while job.isRunning and job.iteration < 4:
+        deadline = time.monotonic() + 600
+        while job.isRunning and job.iteration < 4 and time.monotonic() < deadline:
             job.poll()
             slicer.app.processEvents()
             time.sleep(0.2)
+        self.assertTrue(job.isRunning, job.errorMessage())
+        self.assertEqual(job.progressEvents[0]["iteration"], 3)
         started = time.monotonic()
         job.cancel()
         self.assertLess(time.monotonic() - started, 10)
-        self.assertGreaterEqual(min(event["iteration"] for event in job.progressEvents), 3)
-        checkpoint = load_model(outputPath)
-        job = logic.resume(atlas, segmentation, scans, outputPath, iterations=checkpoint.iteration + 1, **settings)
-        self.assertEqual(job.wait(timeout=600), COMPLETED, job.errorMessage())
-        self.assertEqual(job.progressEvents[0]["iteration"], checkpoint.iteration + 1)
+        self.assertGreaterEqual(load_model(outputPath).iteration, 3)  # the last good checkpoint, loadable
         self.delayDisplay("Training test passed")
 
     def test_BadInputsStartNothing(self):
