@@ -34,10 +34,12 @@ yellow view, the atlas after the round trip atlas -> target -> atlas (l̄) over 
 and the round-trip labels (l̄_s) as outlines; green view, the Jacobian determinant of the forward map
 (1 = volume kept, blue = compressed, red = expanded, black = folded) or the inverse-consistency error in mm.
 The table lists per target the label cycle Dice (how well the atlas labels survive the round trip), the image cycle
-error, the mean inverse-consistency error, the share of folded voxels and the local correlation (LNCC).
-The score is the mean label cycle Dice, lowered when more than 1% of the voxels fold.
-Verdict: <b>OK</b> if score >= 0.85, <b>check</b> if 0.70 <= score < 0.85, <b>likely failed</b> below 0.70
-(thresholds of ltnet.qc).
+error, the mean inverse-consistency error, the share of folded voxels and the local correlation (LNCC) with the
+model's reference LNCC (the median over its training scans).
+The score is the image match (LNCC relative to the reference, capped at 1) times the mean label cycle Dice, minus
+10 times the share of folded voxels beyond 1% (a flipped or wrong scan can round-trip well, so the image match
+weighs most). Verdict: <b>OK</b> if score >= 0.75, <b>check</b> if 0.55 <= score < 0.75, <b>likely failed</b>
+below 0.55 (thresholds of ltnet.qc).
 <br><br>
 Batch use and details: docs/SLICER.md of the LTNet repository.
 """

@@ -11,6 +11,7 @@ TARGET_COLUMNS = [
     ("inverse_consistency_mm", "Inverse consistency (mm)"),
     ("folded_fraction", "Folded fraction"),
     ("lncc", "LNCC"),
+    ("reference_lncc", "Reference LNCC"),
 ]
 
 

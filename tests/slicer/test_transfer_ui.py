@@ -57,3 +57,13 @@ def test_parameter_node_fields_are_bound_in_the_ui():
             if prop.get("name") == "SlicerParameterName":
                 bound.add(prop.findtext("string"))
     assert fields == bound
+
+
+def test_the_help_and_the_docs_give_the_verdict_thresholds_of_ltnet_qc():
+    qc = __import__("pytest").importorskip("ltnet.qc")
+    ok, check = qc.OK_THRESHOLD, qc.CHECK_THRESHOLD
+    for path in (MODULE / "LTNetTransfer.py", MODULE.parent / "docs" / "SLICER.md"):
+        text = " ".join(re.sub(r"</?b>|\*\*", "", path.read_text()).split())
+        assert f"OK if score >= {ok:.2f}" in text, path
+        assert f"check if {check:.2f} <= score < {ok:.2f}" in text, path
+        assert f"likely failed below {check:.2f}" in text, path
