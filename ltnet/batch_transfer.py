@@ -68,10 +68,12 @@ def run_batch(
     write: Callable[[Job, TransferResult], None],
     on_done: Callable[[int, Job, TransferResult], None],
     workers: int = 2,
+    refine_steps: int = 0,
 ) -> float:
     """Transfer every job; ``write`` runs in a background thread, ``on_done(k, job, result)`` once job ``k`` is written.
 
-    ``workers`` DataLoader processes prepare the targets (0: in the main process).
+    ``workers`` DataLoader processes prepare the targets (0: in the main process);
+    ``refine_steps`` > 0 refines the networks on each target first (``ltnet.refine``).
     Returns the seconds taken.
     """
     started = time.monotonic()
@@ -99,7 +101,7 @@ def run_batch(
             if image is None:
                 raise prepared
             job = jobs[i]
-            result = transfer(model, image, device, prealign=prealign, prepared=prepared)
+            result = transfer(model, image, device, prealign=prealign, refine_steps=refine_steps, prepared=prepared)
             result.qc["target"] = str(job.target)
             pending.append((writer.submit(write, job, result), job, result))
             finish_written(block=False)

@@ -30,6 +30,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--atlas-labels", help="the label map of --atlas-image (integer NIfTI/NRRD or .seg.nrrd)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment to the atlas")
+    parser.add_argument("--refine", type=int, default=0, metavar="N", help="test-time refinement: fit the networks to each target for N steps first (default 0)")
     parser.add_argument("--progress", choices=("bar", "jsonl"), default="bar")
     parser.add_argument("--workers", type=int, default=2, help="processes that read and pre-align the next targets while one is computed (default 2; 0: none)")
 
@@ -41,6 +42,8 @@ def run(args) -> int:
     model = load_model(args.model, device)
     if bool(args.atlas_image) != bool(args.atlas_labels):
         raise LTNetError("--atlas-image and --atlas-labels: give both to replace the model's atlas, or neither.")
+    if args.refine < 0:
+        raise LTNetError(f"--refine {args.refine}: give 0 or more steps.")
     if args.workers < 0:
         raise LTNetError(f"--workers {args.workers}: give 0 or more.")
     if args.atlas_image:
@@ -69,7 +72,7 @@ def run(args) -> int:
 
     with distributed.session(ranks, device):
         try:
-            seconds = run_batch(model, jobs, device, not args.no_prealign, write, on_done, args.workers)
+            seconds = run_batch(model, jobs, device, not args.no_prealign, write, on_done, args.workers, args.refine)
         except torch.cuda.OutOfMemoryError as error:
             raise LTNetError(f"{args.model}: the GPU ran out of memory at grid {model.grid.size}; use --device cpu, or a model trained on a smaller --grid.") from error
         ranking = distributed.gather_lists(ranking)
