@@ -1,14 +1,15 @@
 """Test-time refinement fits the networks to one target without touching the model."""
 
+import pytest
 import torch
 
 from ltnet import sample
-from ltnet.data.io import read_image, read_label_map
-from ltnet.data.prepare import Atlas, prepare_scan
+from ltnet.data.io import read_image
+from ltnet.data.prepare import prepare_scan
+from ltnet.model_file import load_model
 from ltnet.nn.cycle import generator_terms, run_cycle, weighted_total
-from ltnet.nn.losses import LossWeights
-from ltnet.nn.networks import LTNetNetworks, NetworkConfig
 from ltnet.refine import refine
+from ltnet.transfer import transfer
 
 
 def pair_loss(networks, weights, atlas, labels, scan):
@@ -17,18 +18,19 @@ def pair_loss(networks, weights, atlas, labels, scan):
         return float(weighted_total(generator_terms(networks, cycle, atlas, labels, scan, weights), weights))
 
 
+@pytest.mark.skipif(not sample.demo_model_path().exists(), reason="needs the bundled demo model")
 def test_refinement_lowers_the_loss_on_its_target_and_leaves_the_model_alone():
-    atlas_image = read_image(sample.atlas_image_path())
-    atlas = Atlas.on_grid(atlas_image, read_label_map(sample.atlas_labels_path(), atlas_image), (32, 32, 32), 8)
-    scan = torch.from_numpy(prepare_scan(read_image(sample.held_out_scan_paths()[0]), atlas).image)[None, None]
-    atlas_t = torch.from_numpy(atlas.image)[None, None]
-    labels_t = torch.from_numpy(atlas.one_hot)[None]
-    torch.manual_seed(0)
-    networks = LTNetNetworks(NetworkConfig()).eval()
-    weights = LossWeights.paper(adversarial=False)
-    original = {k: v.clone() for k, v in networks.state_dict().items()}
+    model = load_model(sample.demo_model_path())
+    target = read_image(sample.held_out_scan_paths()[0])
+    scan = torch.from_numpy(prepare_scan(target, model.atlas).image)[None, None]
+    atlas = torch.from_numpy(model.atlas.image)[None, None]
+    labels = torch.from_numpy(model.atlas.one_hot)[None]
+    weights = model.weights.__class__(**{**model.weights.to_dict(), "gan": 0.0})
+    original = {k: v.clone() for k, v in model.networks.state_dict().items()}
 
-    refined = refine(networks, weights, atlas_t, labels_t, scan, steps=8, learning_rate=1e-3)
+    refined = refine(model.networks, model.weights, atlas, labels, scan, steps=10)
 
-    assert pair_loss(refined, weights, atlas_t, labels_t, scan) < pair_loss(networks, weights, atlas_t, labels_t, scan) - 0.01
-    assert all(torch.equal(v, original[k]) for k, v in networks.state_dict().items())
+    assert pair_loss(refined, weights, atlas, labels, scan) < pair_loss(model.networks.eval(), weights, atlas, labels, scan) - 0.005
+    assert all(torch.equal(v, original[k]) for k, v in model.networks.state_dict().items())
+    result = transfer(model, target, refine_steps=2)
+    assert result.labels.GetSize() == target.GetSize()
