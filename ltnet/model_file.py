@@ -27,6 +27,10 @@ from ltnet.nn.networks import LTNetNetworks, NetworkConfig
 FORMAT = "ltnet-model"
 FORMAT_VERSION = 1
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK  # what open() would give; mkstemp's own 0o600 would hide results from colleagues
+
 
 @dataclass
 class LTNetModel:
@@ -84,6 +88,7 @@ def save_model(model: LTNetModel, path) -> None:
     os.close(handle)
     try:
         torch.save(state, tmp)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -12,7 +12,7 @@ needs them (one transfer for all terms), so a GPU is never waited on per term.
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -38,6 +38,18 @@ class TrainSettings:
     checkpoint_every: int = 100
     batch_size: int = 1
     checkpointing: bool = False
+    adversarial_warmup: float = 0.0
+
+    def adversarial_scale(self, iteration: int) -> float:
+        """Factor on the adversarial weight at ``iteration`` (ours; the paper states no schedule).
+
+        0 during the first ``adversarial_warmup`` share of the iterations, so ``G_F`` first
+        learns to register, then rising linearly to 1 at the last iteration.
+        """
+        start = self.adversarial_warmup * self.iterations
+        if iteration < start:
+            return 0.0
+        return min(1.0, (iteration - start + 1) / max(1.0, self.iterations - start))
 
 
 class Stopped(Exception):
@@ -108,10 +120,11 @@ def train(
         while iteration < settings.iterations:
             drawn = sampling.draw(order, shards)
             scan = torch.cat([cohort[drawn[slot]] for slot in my_slots]).to(device, non_blocking=True)
+            now_weights = replace(weights, gan=weights.gan * settings.adversarial_scale(iteration))
             with autocast:
                 cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward)
-                terms = batch_mean_terms(parallel, cycle, atlas, atlas_labels, scan, weights)
-                total = weighted_total(terms, weights)
+                terms = batch_mean_terms(parallel, cycle, atlas, atlas_labels, scan, now_weights)
+                total = weighted_total(terms, now_weights)
             optimizer_g.zero_grad(set_to_none=True)
             total.backward()
             optimizer_g.step()

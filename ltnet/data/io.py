@@ -20,6 +20,10 @@ from ltnet.errors import LTNetError
 SEG_NRRD = ".seg.nrrd"
 MIN_SIZE = 4  # voxels along each axis; fewer is a 2-D image or a slab
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK  # what open() would give; mkstemp's own 0o600 would hide results from colleagues
+
 
 @dataclass
 class LabelMap:
@@ -211,6 +215,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(handle)
     try:
         write(Path(tmp))
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
