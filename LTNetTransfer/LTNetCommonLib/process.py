@@ -73,35 +73,31 @@ def killProcessTree(pid: int, timeout: float = 5.0, popen: subprocess.Popen | No
         return
     try:
         root = psutil.Process(pid)
-        descendants = root.children(recursive=True)
+        processes = root.children(recursive=True)
     except psutil.NoSuchProcess:
-        root, descendants = None, []
-    for process in descendants:
+        root, processes = None, []
+    if popen is None and root is not None:
+        processes.append(root)
+    _signal(psutil, processes, "terminate")
+    if popen is not None and popen.poll() is None:
+        popen.terminate()
         try:
-            process.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    if popen is not None:
-        if popen.poll() is None:
-            popen.terminate()
-            try:
-                popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait(timeout)
-    elif root is not None:
-        descendants.append(root)
-        try:
-            root.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(descendants, timeout=timeout)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait(timeout)
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    _signal(psutil, alive, "kill")
     psutil.wait_procs(alive, timeout=timeout)
+
+
+def _signal(psutil, processes, method: str) -> None:
+    """Call `terminate` or `kill` on each psutil process, skipping those already gone."""
+    for process in processes:
+        try:
+            getattr(process, method)()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def _killProcessGroup(pid: int, timeout: float, popen: subprocess.Popen | None) -> None:
