@@ -52,8 +52,9 @@ def main() -> None:
     parser.add_argument("--atlas", default="hippocampus_007")
     parser.add_argument("--iterations", type=int, default=1500)
     parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (3e-4: the CPU budget is far below the paper's)")
-    parser.add_argument("--ltnet-model", help="use this LT-Net model instead of training one")
-    parser.add_argument("--voxelmorph-model", help="use this VoxelMorph model instead of training one")
+    parser.add_argument("--model", action="append", default=[], metavar="LABEL=PATH",
+                        help="score this trained model under LABEL (repeatable); without any, trains and scores VoxelMorph and LT-Net")
+    parser.add_argument("--note", default="", help="a sentence on how the given models were trained, for the docs")
     parser.add_argument("--refine-steps", type=int, default=0, help="also score LT-Net with this many steps of test-time refinement")
     args = parser.parse_args()
     work = Path(args.work)
@@ -67,9 +68,9 @@ def main() -> None:
         if not (cohort / scan.name).exists():
             os.symlink(scan, cohort / scan.name)
 
-    models = {
-        "VoxelMorph (L_sim + L_smooth)": Path(args.voxelmorph_model) if args.voxelmorph_model else train(work / "voxelmorph.pt", cohort, atlas_image_path, atlas_labels_path, args.iterations, args.lr, ["--voxelmorph"]),
-        "LT-Net (all seven terms)": Path(args.ltnet_model) if args.ltnet_model else train(work / "ltnet.pt", cohort, atlas_image_path, atlas_labels_path, args.iterations, args.lr, []),
+    models = dict(item.split("=", 1) for item in args.model) or {
+        "VoxelMorph (L_sim + L_smooth)": train(work / "voxelmorph.pt", cohort, atlas_image_path, atlas_labels_path, args.iterations, args.lr, ["--voxelmorph"]),
+        "LT-Net (all seven terms)": train(work / "ltnet.pt", cohort, atlas_image_path, atlas_labels_path, args.iterations, args.lr, []),
     }
     loaded = {name: load_model(path) for name, path in models.items()}
     atlas_labels = read_label_map(atlas_labels_path).image
@@ -77,7 +78,7 @@ def main() -> None:
 
     refined_name = f"LT-Net + refinement ({args.refine_steps} steps)"
     methods = ["No registration", "Affine only", *models] + ([refined_name] if args.refine_steps else [])
-    ltnet_name = list(models)[-1]
+    ltnet_name = next(name for name in models if name.startswith("LT-Net"))
     qc_rows = []
     dice = {m: {v: [] for v in NAMES} for m in methods}
     hd95 = {m: [] for m in methods}
@@ -133,6 +134,7 @@ Atlas `{args.atlas}`; {len(scans)} target scans, scored on their own grids again
 Learned models trained by `ltnet train` on the same cohort with the same budget: {iterations} iterations,
 Adam lr {args.lr:g}, batch 1, network grid {grid.size} at {grid.spacing:.2f} mm, affine pre-alignment on.
 Seconds per scan include reading, pre-alignment, inference and mapping back (CPU).
+{args.note}
 Machine: {machine()}.
 
 {chr(10).join(rows)}
