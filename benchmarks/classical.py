@@ -8,6 +8,8 @@ CPU seconds per scan (registration + label warp; Jacobian and scoring not timed)
 
     python benchmarks/classical.py --data hippocampus [--every K] [--threads N]
     python benchmarks/classical.py --data ibsr18 [--threads N]
+    python benchmarks/classical.py --data ibsr18 --resume --shard 0/2 &   # two 1-thread shards side by side,
+    python benchmarks/classical.py --data ibsr18 --resume --shard 1/2     # then --from-csv merges and reports
 
 hippocampus: atlas hippocampus_007, the other 59 scans as targets (every K-th with --every).
 ibsr18: each of the 4 subjects as atlas in turn against the other 3 (12 pairs).
@@ -341,7 +343,8 @@ against its reference labels (Dice mean ± std over pairs; HD95 = 95th-percentil
 distance, mean over labels). Folded voxels: share of target-grid voxels with Jacobian determinant <= 0
 (elastix: `transformix -jac all`; ANTs: `create_jacobian_determinant_image` of the SyN warp), mean and worst pair.
 Seconds per scan: registration + label warp (not Jacobian or scoring), wall clock and CPU (user + system);
-the machine was shared with other jobs, so wall seconds are inflated and CPU seconds are the fairer cost.
+the machine was shared with other jobs (load 3-7 on 2 cores during these runs), so wall seconds are inflated
+and CPU seconds are the fairer cost; ANTs seconds are taken inside its worker, without Python start-up and antspyx import.
 Per-pair results: [`classical_{data}.csv`](benchmarks/classical_{data}.csv).
 
 - No registration: atlas labels at the same physical points. Affine only: `ltnet.data.prealign.affine_prealign`
@@ -371,7 +374,7 @@ def describe_pairs(dataset: Dataset, done: list[tuple[str, str]], every: int) ->
         return f"Atlas `{dataset.atlases[0]}`, {len(done)} targets ({which})"
     listed = ", ".join(f"{a} -> {t}" for a, t in done)
     n = len(subjects(dataset))
-    subset = f", a subset of the {n * (n - 1)} ordered pairs (every {every}-th target per atlas) to fit the CPU budget" if every > 1 else ""
+    subset = f", a subset of the {n * (n - 1)} ordered pairs, to fit the CPU budget" if len(done) < n * (n - 1) else ""
     return f"Each subject as atlas in turn: {len(done)} pairs ({listed}){subset}"
 
 
@@ -404,38 +407,67 @@ def ants_version() -> str:
         return "(not installed)"
 
 
+def merged_rows(csv_path: Path, parts: list[Path]) -> list[dict]:
+    """Rows of the main CSV and of shard CSVs, one set per (atlas, target, method), the latest kept."""
+    rows = {}
+    for path in [csv_path, *parts]:
+        if path.exists():
+            rows |= {(r["atlas"], r["target"], r["method"]): r for r in read_csv(path)}
+    return list(rows.values())
+
+
+def run_pairs(todo: list[tuple[str, str]], dataset: Dataset, threads: int, keep: list[dict], out_csv: Path | None) -> list[dict]:
+    """Every method on every pair; the CSV (``keep`` + new rows) is rewritten after each pair so work survives a stop."""
+    methods = available_methods()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="classical_") as temporary:
+        for i, (atlas, target) in enumerate(todo):
+            pair = load_pair(dataset, atlas, target, Path(temporary) / f"{atlas}_{target}")
+            for name, method in methods.items():
+                rows.append(score(method(pair, dataset, threads), pair, dataset, name, threads))
+            print(f"[{i + 1}/{len(todo)}] {atlas} -> {target}",
+                  {r["method"].split(" (")[0]: (r["mean_dice"], r["seconds_wall"]) for r in rows[-len(methods):]}, flush=True)
+            shutil.rmtree(pair.work)
+            if out_csv:
+                write_csv(keep + rows, out_csv)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", choices=sorted(DATASETS), required=True)
     parser.add_argument("--every", type=int, default=1, help="use every K-th target (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="threads for elastix, ANTs and SimpleITK")
-    parser.add_argument("--limit", type=int, help="stop after this many pairs (timing trials; nothing is written to the docs)")
-    parser.add_argument("--from-csv", action="store_true", help="only rebuild the docs section and plot from the existing CSV")
+    parser.add_argument("--limit", type=int, help="stop after this many pairs (timing trials; nothing is written)")
+    parser.add_argument("--resume", action="store_true", help="keep the pairs already in the CSV (and shard CSVs); run only the rest")
+    parser.add_argument("--shard", help="I/N: run only the I-th of N slices of the pairs to do, into a shard CSV (merge with --from-csv)")
+    parser.add_argument("--from-csv", action="store_true", help="merge shard CSVs into the CSV, then rebuild the docs section and plot")
     args = parser.parse_args()
     dataset = DATASETS[args.data]
+    OUT.mkdir(parents=True, exist_ok=True)
     csv_path = OUT / f"classical_{args.data}.csv"
+    parts = sorted(OUT.glob(f"classical_{args.data}.part*.csv"))
     if args.from_csv:
-        rows = read_csv(csv_path)
+        rows = merged_rows(csv_path, parts)
+        write_csv(rows, csv_path)
+        for part in parts:
+            part.unlink()
         print(report(args.data, dataset, rows, list(dict.fromkeys(r["method"] for r in rows)), args.every))
         return
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)
-    methods = available_methods()
-    OUT.mkdir(parents=True, exist_ok=True)
-    rows = []
-    todo = pairs(dataset, args.every)[: args.limit]
-    with tempfile.TemporaryDirectory(prefix="classical_") as temporary:
-        for i, (atlas, target) in enumerate(todo):
-            pair = load_pair(dataset, atlas, target, Path(temporary) / f"{atlas}_{target}")
-            for name, method in methods.items():
-                rows.append(score(method(pair, dataset, args.threads), pair, dataset, name, args.threads))
-            print(f"[{i + 1}/{len(todo)}] {atlas} -> {target}",
-                  {r["method"].split(" (")[0]: (r["mean_dice"], r["seconds_wall"]) for r in rows[-len(methods):]}, flush=True)
-            shutil.rmtree(pair.work)
-    if args.limit:
-        print(table(rows, dataset, list(methods)))
+    keep = merged_rows(csv_path, parts) if args.resume else []
+    done = {(r["atlas"], r["target"]) for r in keep}
+    todo = [p for p in pairs(dataset, args.every) if p not in done][: args.limit]
+    if args.shard:
+        index, count = map(int, args.shard.split("/"))
+        rows = run_pairs(todo[index::count], dataset, args.threads, [], None if args.limit else OUT / f"classical_{args.data}.part{index}.csv")
         return
-    write_csv(rows, csv_path)
-    print(report(args.data, dataset, rows, list(methods), args.every))
+    rows = run_pairs(todo, dataset, args.threads, keep, None if args.limit else csv_path)
+    methods = list(available_methods())
+    if args.limit:
+        print(table(rows, dataset, methods))
+        return
+    print(report(args.data, dataset, keep + rows, methods, args.every))
 
 
 if __name__ == "__main__":
