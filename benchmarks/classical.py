@@ -221,6 +221,8 @@ def label_transform_file(transform: Path) -> Path:
     """A copy of elastix's last transform file that resamples labels: nearest value (order 0), integer pixels."""
     text = transform.read_text().replace("(FinalBSplineInterpolationOrder 3)", "(FinalBSplineInterpolationOrder 0)")
     text = text.replace('(ResultImagePixelType "float")', '(ResultImagePixelType "unsigned char")')
+    if "(FinalBSplineInterpolationOrder 0)" not in text:
+        raise RuntimeError(f"{transform}: no FinalBSplineInterpolationOrder entry to set to 0 for labels")
     path = transform.with_name("labels_" + transform.name)
     path.write_text(text)
     return path
@@ -247,7 +249,7 @@ def elastix_bspline(pair: Pair, dataset: Dataset, threads: int) -> Warped:
 
 
 def ants_syn(pair: Pair, dataset: Dataset, threads: int) -> Warped:
-    """ANTs SyN (antspyx default: rigid + affine + SyN, Mattes MI) in the benchmark venv; labels by genericLabel."""
+    """ANTs SyN (antspyx "SyN": affine then SyN, Mattes MI) in the benchmark venv; labels by genericLabel."""
     out_labels, out_json = pair.work / "ants_labels.nii.gz", pair.work / "ants.json"
     run_quiet([ANTS_PYTHON, ANTS_WORKER, pair.target_file, pair.atlas_file, pair.atlas_labels_file, out_labels, out_json,
                "--options", json.dumps(dataset.ants)], threads)
