@@ -38,15 +38,18 @@ class TrainSettings:
     checkpoint_every: int = 100
     batch_size: int = 1
     checkpointing: bool = False
-    adversarial_warmup: float = 0.0
+    warmup: float = 0.0
 
-    def adversarial_scale(self, iteration: int) -> float:
-        """Factor on the adversarial weight at ``iteration`` (ours; the paper states no schedule).
+    def ramp(self, iteration: int) -> float:
+        """Factor on the adversarial weight and on the cycle-to-``G_F`` coupling at ``iteration``.
 
-        0 during the first ``adversarial_warmup`` share of the iterations, so ``G_F`` first
-        learns to register, then rising linearly to 1 at the last iteration.
+        Ours (the paper states no schedule): 0 during the first ``warmup`` share of the
+        iterations, so ``G_F`` first learns to register while ``G_B`` learns to invert it,
+        then rising linearly to 1 at the last iteration.
         """
-        start = self.adversarial_warmup * self.iterations
+        if self.warmup <= 0.0:
+            return 1.0
+        start = self.warmup * self.iterations
         if iteration < start:
             return 0.0
         return min(1.0, (iteration - start + 1) / max(1.0, self.iterations - start))
@@ -120,9 +123,10 @@ def train(
         while iteration < settings.iterations:
             drawn = sampling.draw(order, shards)
             scan = torch.cat([cohort[drawn[slot]] for slot in my_slots]).to(device, non_blocking=True)
-            now_weights = replace(weights, gan=weights.gan * settings.adversarial_scale(iteration))
+            ramp = settings.ramp(iteration)
+            now_weights = replace(weights, gan=weights.gan * ramp)
             with autocast:
-                cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward)
+                cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward, coupling=ramp)
                 terms = batch_mean_terms(parallel, cycle, atlas, atlas_labels, scan, now_weights)
                 total = weighted_total(terms, now_weights)
             optimizer_g.zero_grad(set_to_none=True)
@@ -163,7 +167,7 @@ def batch_mean_terms(nets, cycle: Cycle, atlas, atlas_labels, scans, weights) ->
         return generator_terms(nets, cycle, atlas, atlas_labels, scans, weights)
     per_pair = []
     for b in range(len(scans)):
-        pair = Cycle(**{k: None if v is None else v[b : b + 1] for k, v in vars(cycle).items()})
+        pair = Cycle(**{k: v[b : b + 1] if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
         per_pair.append(generator_terms(nets, pair, atlas[b : b + 1], atlas_labels[b : b + 1], scans[b : b + 1], weights))
     return {name: torch.stack([terms[name] for terms in per_pair]).mean() for name in per_pair[0]}
 

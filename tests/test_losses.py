@@ -80,3 +80,33 @@ def test_weights_switch_terms_and_voxelmorph_is_a_configuration():
     assert set(generator_terms(nets, cycle, atlas, labels, scan, vxm)) == {"sim", "smooth"}
     no_gan = losses.LossWeights.paper(adversarial=False)
     assert "gan" not in generator_terms(nets, run_cycle(nets, atlas, labels, scan), atlas, labels, scan, no_gan)
+
+
+def test_coupling_decides_whether_cycle_terms_train_the_forward_network():
+    torch.manual_seed(0)
+    nets = LTNetNetworks(NetworkConfig())
+    with torch.no_grad():  # a non-trivial forward field, so the cycle terms depend on it
+        nets.g_forward.unet.net[1].final_conv_out.conv.bias.copy_(torch.tensor([0.7, -0.4, 0.3]))
+    atlas = smooth_volume(shape=(1, 1, 32, 32, 32))
+    labels = torch.cat([atlas < 0.5, atlas >= 0.5], dim=1).float()
+    scan = smooth_volume(seed=3, shape=(1, 1, 32, 32, 32))
+    cycle_only = losses.LossWeights(sim=0.0, smooth=0.0, gan=0.0)
+    for coupling in (0.0, 1.0):
+        nets.zero_grad(set_to_none=True)
+        cycle = run_cycle(nets, atlas, labels, scan, coupling=coupling)
+        terms = generator_terms(nets, cycle, atlas, labels, scan, cycle_only)
+        assert set(terms) == {"cyc", "trans", "anatomy_cyc", "diff_cyc"}
+        sum(cycle_only.to_dict()[k] * v for k, v in terms.items()).backward()
+        forward_grad = sum(p.grad.abs().sum() for p in nets.g_forward.parameters() if p.grad is not None)
+        backward_grad = sum(p.grad.abs().sum() for p in nets.g_backward.parameters() if p.grad is not None)
+        assert backward_grad > 0
+        assert (forward_grad == 0) if coupling == 0.0 else (forward_grad > 0)
+
+
+def test_warmup_ramp():
+    from ltnet.training import TrainSettings
+
+    settings = TrainSettings(iterations=100, warmup=0.5)
+    assert [settings.ramp(i) for i in (0, 49)] == [0.0, 0.0]
+    assert 0.0 < settings.ramp(50) < settings.ramp(75) < 1.0 and settings.ramp(99) == 1.0
+    assert TrainSettings(iterations=100).ramp(0) == 1.0

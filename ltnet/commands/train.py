@@ -40,8 +40,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment of each scan to the atlas")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="write the model every N iterations (default 100)")
     parser.add_argument("--batch-size", type=int, default=1, help="pairs per iteration on each process (default 1); under torchrun the global batch is this times the number of processes")
-    parser.add_argument("--adversarial-warmup", type=float, default=0.0, metavar="F",
-                        help="leave the adversarial term off for this share of the iterations, then ramp it up linearly (default 0)")
+    parser.add_argument("--warmup", type=float, default=0.0, metavar="F",
+                        help="for this share of the iterations the adversarial term is off and the cycle terms train G_B only; "
+                        "both then ramp up linearly to the paper's joint training (default 0)")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing: recompute U-Net activations in the backward pass (less GPU memory, about 30%% slower)")
 
 
@@ -52,8 +53,8 @@ def run(args) -> int:
         raise LTNetError(f"--batch-size {args.batch_size}: give at least 1.")
     _check_output(out, args.resume)
     ranks = distributed.from_environment()
-    if not 0.0 <= args.adversarial_warmup < 1.0:
-        raise LTNetError(f"--adversarial-warmup {args.adversarial_warmup}: give a share from 0 up to (not including) 1.")
+    if not 0.0 <= args.warmup < 1.0:
+        raise LTNetError(f"--warmup {args.warmup}: give a share from 0 up to (not including) 1.")
     device = pick_device(args.device, local_rank=ranks.local_rank)
     image_paths = expand_images(args.images)
     torch.manual_seed(args.seed)
@@ -62,7 +63,7 @@ def run(args) -> int:
         print(f"ltnet: {out} already has {model.iteration} iterations (--iterations {args.iterations}); nothing to do.", file=sys.stderr)
     needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
     scans = [prepare_scan(read_image(path), model.atlas, not args.no_prealign, args.seed).image if i in needed else None for i, path in enumerate(image_paths)]
-    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.batch_size, args.checkpointing, args.adversarial_warmup)
+    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.batch_size, args.checkpointing, args.warmup)
     progress = reporter(args.progress, "training") if ranks.is_main else None
     with distributed.session(ranks, device):
         try:
