@@ -36,10 +36,10 @@ and the round-trip labels (l̄_s) as outlines; green view, the Jacobian determin
 The table lists per target the label cycle Dice (how well the atlas labels survive the round trip), the image cycle
 error, the mean inverse-consistency error, the share of folded voxels and the local correlation (LNCC) with the
 model's reference LNCC (the median over its training scans).
-The score is the image match (LNCC relative to the reference, capped at 1) times the mean label cycle Dice, minus
+The score is the image match (LNCC divided by the reference; about 1 for a typical good transfer) minus
 10 times the share of folded voxels beyond 1% (a flipped or wrong scan can round-trip well, so the image match
-weighs most). Verdict: <b>OK</b> if score >= 0.75, <b>check</b> if 0.55 <= score < 0.75, <b>likely failed</b>
-below 0.55 (thresholds of ltnet.qc).
+decides). Verdict: <b>OK</b> if score >= 0.85, <b>check</b> if 0.60 <= score < 0.85, <b>likely failed</b>
+below 0.60 (thresholds of ltnet.qc); a mean label cycle Dice below 0.8 turns OK into check.
 <br><br>
 Batch use and details: docs/SLICER.md of the LTNet repository.
 """

@@ -34,7 +34,7 @@ def test_the_command_writes_the_score_the_qc_module_defines(tmp_path, capsys):
                  "--qc", str(tmp_path / "qc.json"), "--device", "cpu"]) == 0
     written = json.loads((tmp_path / "qc.json").read_text())
     assert written["score"] == pytest.approx(qc.score(written), abs=1e-4)
-    assert written["verdict"] == qc.verdict(written["score"])
+    assert written["verdict"] == qc.verdict(written["score"], written["label_cycle_dice_mean"])
     assert written["reference_lncc"] > 0
 
 
