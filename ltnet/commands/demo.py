@@ -9,7 +9,7 @@ import SimpleITK as sitk
 
 from ltnet import sample
 from ltnet.data.grid import resample
-from ltnet.data.io import read_image, write_label_map
+from ltnet.data.io import read_image, read_label_map, write_label_map
 from ltnet.device import pick_device
 from ltnet.figure import transfer_figure
 from ltnet.metrics import dice_per_label, labels_without_registration
@@ -30,7 +30,7 @@ def run(args) -> int:
         (out / sub).mkdir(exist_ok=True)
     device = pick_device(args.device)
     model = load_model(sample.demo_model_path(), device)
-    atlas_labels = read_label_map_image(sample.atlas_labels_path())
+    atlas_labels = read_label_map(sample.atlas_labels_path()).image
     values = [label.value for label in model.labels]
     rows, lines = [], []
     for scan_path in sample.held_out_scan_paths():
@@ -51,12 +51,6 @@ def run(args) -> int:
     print("\n".join(lines), file=sys.stderr)
     print(f"wrote {out}/labels/, {out}/qc/ and {out}/demo.png", file=sys.stderr)
     return 0
-
-
-def read_label_map_image(path) -> sitk.Image:
-    from ltnet.data.io import read_label_map
-
-    return read_label_map(path).image
 
 
 def _fmt(scores: dict) -> str:
