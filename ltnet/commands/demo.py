@@ -46,7 +46,7 @@ def run(args) -> int:
         lines.append(f"  {name}: Dice LTNet {_fmt(ltnet_dice)}  (no registration {_fmt(none_dice)})  QC {result.qc['verdict']} ({result.qc['score']:.2f})")
         cycle_error = sitk.Abs(resample(result.reconstructed_atlas, model.atlas_image) - model.atlas_image)
         rows.append({"atlas": model.atlas_image, "atlas_labels": model.atlas_labels, "target": target, "labels": result.labels, "cycle_error": cycle_error, "title": name})
-    transfer_figure(out / "demo.png", rows)
+    transfer_figure(out / "demo.png", rows, {label.value: label.color for label in model.labels})
     print("ltnet demo: labels of the three held-out sample scans (Dice against their reference labels):", file=sys.stderr)
     print("\n".join(lines), file=sys.stderr)
     print(f"wrote {out}/labels/, {out}/qc/ and {out}/demo.png", file=sys.stderr)
