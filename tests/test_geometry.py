@@ -4,7 +4,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from conftest import oblique_direction, resample_onto
+from geometry_helpers import oblique_direction, resample_onto
 from ltnet.data.grid import NetworkGrid
 from ltnet.data.io import LabelMap
 from ltnet.data.labels import default_labels
