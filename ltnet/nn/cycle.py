@@ -72,8 +72,3 @@ def generator_terms(
 def weighted_total(terms: dict[str, torch.Tensor], weights: losses.LossWeights) -> torch.Tensor:
     """``Σ weight·term`` over the terms present."""
     return sum(getattr(weights, name) * value for name, value in terms.items())
-
-
-def discriminator_loss(nets: LTNetNetworks, scan: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
-    """Least-squares loss of ``D`` on a real scan ``u`` and a detached warped atlas ``ū``."""
-    return losses.lsgan_discriminator(nets.discriminate(scan), nets.discriminate(warped.detach()))
