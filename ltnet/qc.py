@@ -46,8 +46,13 @@ def label_cycle_dice(atlas_one_hot: torch.Tensor, reconstructed_one_hot: torch.T
     return dice.tolist()
 
 
-def measure(cycle: Cycle, atlas: torch.Tensor, atlas_one_hot: torch.Tensor, scan: torch.Tensor, spacing: float, labels, reference_lncc: float | None) -> dict:
-    """The QC numbers of one transfer (see module doc), JSON-ready."""
+def measure(
+    cycle: Cycle, atlas: torch.Tensor, atlas_one_hot: torch.Tensor, scan: torch.Tensor, inverse_consistency: torch.Tensor, labels, reference_lncc: float | None
+) -> dict:
+    """The QC numbers of one transfer (see module doc), JSON-ready.
+
+    ``inverse_consistency`` is the map of ``inverse_consistency_mm``, computed once by the caller, who also keeps it.
+    """
     dice = label_cycle_dice(atlas_one_hot, cycle.reconstructed_labels)
     folded = float((jacobian_determinant(cycle.forward) <= 0).float().mean())
     lncc = float(-losses.similarity(scan, cycle.warped))
@@ -55,7 +60,7 @@ def measure(cycle: Cycle, atlas: torch.Tensor, atlas_one_hot: torch.Tensor, scan
         "label_cycle_dice": [{"value": label.value, "name": label.name, "dice": round(d, 4)} for label, d in zip(labels, dice)],
         "label_cycle_dice_mean": round(float(np.mean(dice)), 4),
         "image_cycle_error": round(float(losses.image_cycle(atlas, cycle.reconstructed)), 5),
-        "inverse_consistency_mm": round(float(inverse_consistency_mm(cycle, spacing).mean()), 4),
+        "inverse_consistency_mm": round(float(inverse_consistency.mean()), 4),
         "folded_fraction": round(folded, 6),
         "lncc": round(lncc, 4),
         "reference_lncc": None if reference_lncc is None else round(reference_lncc, 4),
@@ -87,9 +92,13 @@ def image_match(nets, atlas: torch.Tensor, scans: list[torch.Tensor]) -> list[fl
 
 
 def reference_lncc(nets, atlas: torch.Tensor, scans: list[torch.Tensor], limit: int = 8) -> float:
-    """The model's typical image match: median LNCC over (up to ``limit``, evenly spread) training scans."""
+    """The model's typical image match: median LNCC over (up to ``limit``, evenly spread) training scans.
+
+    ``scans`` may live on another device than ``atlas``: only the chosen ones are moved.
+    """
     step = max(1, len(scans) // limit)
-    return float(np.median(image_match(nets, atlas, scans[::step][:limit])))
+    chosen = [scan.to(atlas.device) for scan in scans[::step][:limit]]
+    return float(np.median(image_match(nets, atlas, chosen)))
 
 
 def verdict(value: float, label_cycle_dice: float = 1.0) -> str:

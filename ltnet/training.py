@@ -103,8 +103,7 @@ def train(
     def checkpoint(iteration: int) -> None:
         if not ranks.is_main:
             return
-        mine = [scan.to(device) for scan in cohort if scan is not None]
-        model.reference_lncc = quality.reference_lncc(nets, atlas[:1], mine)
+        model.reference_lncc = quality.reference_lncc(nets, atlas[:1], [scan for scan in cohort if scan is not None])
         model.training = {
             "iteration": iteration,
             "settings": asdict(settings),

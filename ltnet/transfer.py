@@ -52,8 +52,8 @@ def transfer(model: LTNetModel, target: sitk.Image, device="cpu", prealign: bool
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t)
         cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
-        qc = quality.measure(cycle, atlas_t, one_hot_t, scan_t, atlas.grid.spacing, atlas.labels, model.reference_lncc)
         inverse_consistency = quality.inverse_consistency_mm(cycle, atlas.grid.spacing)
+        qc = quality.measure(cycle, atlas_t, one_hot_t, scan_t, inverse_consistency, atlas.labels, model.reference_lncc)
 
     grid = atlas.grid
     to_grid = prepared.to_scan.GetInverse()

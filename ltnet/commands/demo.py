@@ -8,7 +8,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from ltnet import sample
-from ltnet.data.grid import resample
 from ltnet.data.io import read_image, read_label_map, write_label_map
 from ltnet.device import pick_device
 from ltnet.figure import transfer_figure
@@ -32,6 +31,7 @@ def run(args) -> int:
     model = load_model(sample.demo_model_path(), device)
     atlas_labels = read_label_map(sample.atlas_labels_path()).image
     values = [label.value for label in model.labels]
+    atlas_image, atlas_grid_labels = model.atlas_image, model.atlas_labels  # both on the network grid, as l̄ is
     rows, lines = [], []
     for scan_path in sample.held_out_scan_paths():
         target = read_image(scan_path)
@@ -44,8 +44,8 @@ def run(args) -> int:
         ltnet_dice = dice_per_label(result.labels, reference, values)
         none_dice = dice_per_label(labels_without_registration(atlas_labels, reference), reference, values)
         lines.append(f"  {name}: Dice LTNet {_fmt(ltnet_dice)}  (no registration {_fmt(none_dice)})  QC {result.qc['verdict']} ({result.qc['score']:.2f})")
-        cycle_error = sitk.Abs(resample(result.reconstructed_atlas, model.atlas_image) - model.atlas_image)
-        rows.append({"atlas": model.atlas_image, "atlas_labels": model.atlas_labels, "target": target, "labels": result.labels, "cycle_error": cycle_error, "title": name})
+        cycle_error = sitk.Abs(result.reconstructed_atlas - atlas_image)
+        rows.append({"atlas": atlas_image, "atlas_labels": atlas_grid_labels, "target": target, "labels": result.labels, "cycle_error": cycle_error, "title": name})
     transfer_figure(out / "demo.png", rows, {label.value: label.color for label in model.labels})
     print("ltnet demo: labels of the three held-out sample scans (Dice against their reference labels):", file=sys.stderr)
     print("\n".join(lines), file=sys.stderr)
