@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ltnet import distributed, sampling
-from ltnet.data.io import read_image, read_label_map
+from ltnet.data.io import read_image
 from ltnet.data.prepare import Atlas, prepare_scan
 from ltnet.device import pick_device
 from ltnet.errors import LTNetError
@@ -97,12 +97,9 @@ def _check_output(out: Path, resume: bool) -> None:
 
 
 def _new_model(args) -> LTNetModel:
-    atlas_image = read_image(args.atlas_image)
-    label_map = read_label_map(args.atlas_labels, atlas_image, args.atlas_image)
     init = load_model(args.init) if args.init else None
     config = init.networks.config if init else NetworkConfig(diffeomorphic=args.diffeomorphic)
-    content = args.grid or default_content_size(atlas_image)
-    atlas = Atlas.on_grid(atlas_image, label_map, content, config.grid_multiple)
+    atlas = Atlas.from_files(args.atlas_image, args.atlas_labels, args.grid, config.grid_multiple)
     networks = LTNetNetworks(config)
     if init:
         networks.load_state_dict(init.networks.state_dict())
@@ -112,9 +109,3 @@ def _new_model(args) -> LTNetModel:
         weights = LossWeights.paper(args.lambda1, 3.0 if args.lambda2 is None else args.lambda2, not args.no_adversarial)
     return LTNetModel(networks, atlas, weights)
 
-
-def default_content_size(image, max_voxels: int = 128) -> tuple[int, int, int]:
-    """The atlas at its finest spacing, coarsened until no axis exceeds ``max_voxels``."""
-    extent = [n * s for n, s in zip(image.GetSize(), image.GetSpacing())]
-    spacing = max(min(image.GetSpacing()), max(extent) / max_voxels)
-    return tuple(max(8, round(e / spacing)) for e in extent)

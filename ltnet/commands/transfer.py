@@ -9,7 +9,7 @@ import torch
 
 from ltnet import distributed
 from ltnet.batch_transfer import Job, run_batch
-from ltnet.data.io import read_image, read_label_map, write_image, write_label_map
+from ltnet.data.io import write_image, write_label_map
 from ltnet.data.prepare import Atlas
 from ltnet.device import pick_device
 from ltnet.errors import LTNetError
@@ -47,7 +47,8 @@ def run(args) -> int:
     if args.workers < 0:
         raise LTNetError(f"--workers {args.workers}: give 0 or more.")
     if args.atlas_image:
-        model.atlas = replacement_atlas(model, args.atlas_image, args.atlas_labels)
+        # another atlas, on a grid as large (in voxels) as the model's
+        model.atlas = Atlas.from_files(args.atlas_image, args.atlas_labels, model.grid.size, model.networks.config.grid_multiple)
     targets = expand_images(args.target, "--target")
     outputs = output_paths(targets, args.out, "." + (args.format or "nii.gz"), keep_names=not args.format)
     qc_outputs = output_paths(targets, args.qc, ".json") if args.qc else [None] * len(targets)
@@ -88,13 +89,6 @@ def run(args) -> int:
     slowest = max(seconds for _, seconds in rates)
     print(f"ltnet: {len(targets)} scan(s) in {slowest:.1f} s, {60 * len(targets) / max(slowest, 1e-9):.1f} scans/min ({len(rates)} process(es))", file=sys.stderr)
     return 0
-
-
-def replacement_atlas(model, image_path, labels_path) -> Atlas:
-    """Another atlas, on a grid as large (in voxels) as the model's, for a model trained with a different one."""
-    image = read_image(image_path)
-    label_map = read_label_map(labels_path, image, image_path)
-    return Atlas.on_grid(image, label_map, model.grid.size, model.networks.config.grid_multiple)
 
 
 def write_extras(result: TransferResult, model, prefix: Path) -> None:

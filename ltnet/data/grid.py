@@ -72,6 +72,13 @@ class NetworkGrid:
         return cls(tuple(values["size"]), float(values["spacing"]), tuple(values["origin"]), tuple(values["direction"]))
 
 
+def default_content_size(image: sitk.Image, max_voxels: int = 128) -> tuple[int, int, int]:
+    """Network grid content (x, y, z voxels): the image at its finest spacing, coarsened until no axis exceeds ``max_voxels``."""
+    extent = [n * s for n, s in zip(image.GetSize(), image.GetSpacing())]
+    spacing = max(min(image.GetSpacing()), max(extent) / max_voxels)
+    return tuple(max(8, round(e / spacing)) for e in extent)
+
+
 def resample(image: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None, default: float = 0.0) -> sitk.Image:
     """Linear resampling of ``image`` onto ``reference``'s grid; ``transform`` maps reference points to ``image`` points."""
     return sitk.Resample(image, reference, transform or sitk.Transform(), sitk.sitkLinear, default, sitk.sitkFloat32)

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ltnet.data.grid import NetworkGrid, argmax_labels, label_values, resample, resample_labels
+from ltnet.data.grid import NetworkGrid, argmax_labels, default_content_size, label_values, resample, resample_labels
 from ltnet.data.intensity import normalise
-from ltnet.data.io import LabelMap
+from ltnet.data.io import LabelMap, read_image, read_label_map
 from ltnet.data.labels import LabelInfo
 from ltnet.data.prealign import affine_prealign
 
@@ -36,6 +36,16 @@ class Atlas:
         # rounded to float16 as the model file stores it, so a resumed run sees exactly the same atlas
         one_hot = resample_labels(label_map.image, values, reference).astype(np.float16).astype(np.float32)
         return cls(grid, sitk.GetArrayFromImage(resample(normalise(image), reference)), one_hot, values, labels)
+
+    @classmethod
+    def from_files(cls, image_path, labels_path, content_size, multiple: int) -> "Atlas":
+        """The atlas read from its image and label files (checked: same grid, non-empty labels).
+
+        ``content_size`` None takes ``default_content_size`` of the image.
+        """
+        image = read_image(image_path)
+        label_map = read_label_map(labels_path, image, image_path)
+        return cls.on_grid(image, label_map, content_size or default_content_size(image), multiple)
 
     def image_sitk(self) -> sitk.Image:
         return self.grid.image_from_array(self.image.astype(np.float32))
