@@ -69,6 +69,8 @@ def run_batch(
     on_done: Callable[[int, Job, TransferResult], None],
     workers: int = 2,
     refine_steps: int = 0,
+    qc: bool = True,
+    extras: bool = False,
 ) -> float:
     """Transfer every job; ``write`` runs in a background thread, ``on_done(k, job, result)`` once job ``k`` is written.
 
@@ -101,8 +103,9 @@ def run_batch(
             if image is None:
                 raise prepared
             job = jobs[i]
-            result = transfer(model, image, device, prealign=prealign, refine_steps=refine_steps, prepared=prepared)
-            result.qc["target"] = str(job.target)
+            result = transfer(model, image, device, prealign=prealign, refine_steps=refine_steps, prepared=prepared, qc=qc, extras=extras)
+            if result.qc is not None:
+                result.qc["target"] = str(job.target)
             pending.append((writer.submit(write, job, result), job, result))
             finish_written(block=False)
         finish_written(block=True)

@@ -8,7 +8,6 @@ the reconstructions, which lie on the atlas's network grid.
 
 from dataclasses import dataclass
 
-import numpy as np
 import SimpleITK as sitk
 import torch
 
@@ -18,26 +17,39 @@ from ltnet.data.prepare import PreparedScan, prepare_scan
 from ltnet.model_file import LTNetModel
 from ltnet.nn.cycle import run_cycle
 from ltnet.refine import refine
+from ltnet.scan_labels import labels_on_scan
 
 
 @dataclass
 class TransferResult:
-    """What one transfer gives; all SimpleITK images (LPS)."""
+    """What one transfer gives; all SimpleITK images (LPS). None: not asked for (see ``transfer``)."""
 
     labels: sitk.Image  # scan grid, atlas label values
-    warped_atlas: sitk.Image  # scan grid, ū in [0, 1]
-    reconstructed_atlas: sitk.Image  # network grid, l̄
-    reconstructed_labels: sitk.Image  # network grid, argmax l̄_s as label values
-    field: sitk.Image  # scan grid, vector float64 mm: scan point x <-> atlas point x + field(x)
-    jacobian: sitk.Image  # scan grid, determinant of the Jacobian of x -> x + field(x)
-    inverse_consistency: sitk.Image  # scan grid, mm
-    qc: dict
+    qc: dict | None = None
+    warped_atlas: sitk.Image | None = None  # scan grid, ū in [0, 1]
+    reconstructed_atlas: sitk.Image | None = None  # network grid, l̄
+    reconstructed_labels: sitk.Image | None = None  # network grid, argmax l̄_s as label values
+    field: sitk.Image | None = None  # scan grid, vector float64 mm: scan point x <-> atlas point x + field(x)
+    jacobian: sitk.Image | None = None  # scan grid, determinant of the Jacobian of x -> x + field(x)
+    inverse_consistency: sitk.Image | None = None  # scan grid, mm
 
 
-def transfer(model: LTNetModel, target: sitk.Image, device="cpu", prealign: bool = True, refine_steps: int = 0, prepared: PreparedScan | None = None) -> TransferResult:
+def transfer(
+    model: LTNetModel,
+    target: sitk.Image,
+    device="cpu",
+    prealign: bool = True,
+    refine_steps: int = 0,
+    prepared: PreparedScan | None = None,
+    qc: bool = True,
+    extras: bool = True,
+) -> TransferResult:
     """Transfer the atlas labels of ``model`` onto ``target`` (a 3-D image as read by ``ltnet.data.io.read_image``).
 
     ``refine_steps`` > 0 first fits a copy of the networks to this target (``ltnet.refine``).
+    ``qc`` runs the backward network and the quality checks; ``extras`` also makes the
+    images behind them (the warped and reconstructed atlas, field, Jacobian and
+    inverse-consistency maps). Without both, only ``G_F`` runs: about half the time.
     """
     device = torch.device(device)
     atlas = model.atlas
@@ -50,35 +62,26 @@ def transfer(model: LTNetModel, target: sitk.Image, device="cpu", prealign: bool
     if refine_steps > 0:
         nets = refine(nets, model.weights, atlas_t, one_hot_t, scan_t, refine_steps)
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t)
+        cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t, with_backward=qc or extras)
         cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
-        inverse_consistency = quality.inverse_consistency_mm(cycle, atlas.grid.spacing)
-        qc = quality.measure(cycle, atlas_t, one_hot_t, scan_t, inverse_consistency, atlas.labels, model.reference_lncc)
-
     grid = atlas.grid
     to_grid = prepared.to_scan.GetInverse()
-    to_atlas = sitk.CompositeTransform([grid.displacement_transform(cycle.forward[0].cpu().numpy()), to_grid])
-    reference = sitk.Image(target.GetSize(), sitk.sitkUInt8)
-    reference.CopyInformation(target)
-
-    one_hot_on_target = np.stack(
-        [
-            sitk.GetArrayFromImage(resample(grid.image_from_array(channel), reference, to_atlas, default=1.0 if k == 0 else 0.0))
-            for k, channel in enumerate(atlas.one_hot.astype(np.float32))
-        ]
-    )
-    labels = sitk.GetImageFromArray(argmax_labels(one_hot_on_target, atlas.values))
-    labels.CopyInformation(target)
-    field = sitk.TransformToDisplacementField(
-        to_atlas, sitk.sitkVectorFloat64, target.GetSize(), target.GetOrigin(), target.GetSpacing(), target.GetDirection()
-    )
-    return TransferResult(
-        labels=labels,
-        warped_atlas=resample(atlas.image_sitk(), reference, to_atlas),
-        reconstructed_atlas=grid.image_from_array(cycle.reconstructed[0, 0].cpu().numpy()),
-        reconstructed_labels=grid.image_from_array(argmax_labels(cycle.reconstructed_labels[0].cpu().numpy(), atlas.values)),
-        field=field,
-        jacobian=sitk.DisplacementFieldJacobianDeterminant(field),
-        inverse_consistency=resample(grid.image_from_array(inverse_consistency.cpu().numpy()), reference, to_grid),
-        qc=qc,
-    )
+    result = TransferResult(labels_on_scan(one_hot_t[0], cycle.forward[0], grid, target, to_grid, atlas.values))
+    if not (qc or extras):
+        return result
+    inverse_consistency = quality.inverse_consistency_mm(cycle, grid.spacing)
+    if qc:
+        result.qc = quality.measure(cycle, atlas_t, one_hot_t, scan_t, inverse_consistency, atlas.labels, model.reference_lncc)
+    if extras:
+        to_atlas = sitk.CompositeTransform([grid.displacement_transform(cycle.forward[0].cpu().numpy()), to_grid])
+        reference = sitk.Image(target.GetSize(), sitk.sitkUInt8)
+        reference.CopyInformation(target)
+        result.field = sitk.TransformToDisplacementField(
+            to_atlas, sitk.sitkVectorFloat64, target.GetSize(), target.GetOrigin(), target.GetSpacing(), target.GetDirection()
+        )
+        result.warped_atlas = resample(atlas.image_sitk(), reference, to_atlas)
+        result.reconstructed_atlas = grid.image_from_array(cycle.reconstructed[0, 0].cpu().numpy())
+        result.reconstructed_labels = grid.image_from_array(argmax_labels(cycle.reconstructed_labels[0].cpu().numpy(), atlas.values))
+        result.jacobian = sitk.DisplacementFieldJacobianDeterminant(result.field)
+        result.inverse_consistency = resample(grid.image_from_array(inverse_consistency.cpu().numpy()), reference, to_grid)
+    return result

@@ -136,6 +136,18 @@ def test_transfer_of_several_targets_writes_a_folder_with_the_same_names(tmp_pat
 
 
 @needs_demo_model
+def test_no_qc_gives_the_same_labels_and_no_checks(tmp_path, capsys):
+    target = sample.held_out_scan_paths()[1]
+    assert run(capsys, "transfer", "--model", DEMO_MODEL, "--target", target, "--out", tmp_path / "full.nii.gz", "--device", "cpu")[0] == 0
+    assert run(capsys, "transfer", "--model", DEMO_MODEL, "--target", target, "--out", tmp_path / "fast.nii.gz", "--no-qc", "--device", "cpu")[0] == 0
+    full, fast = (sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{n}.nii.gz"))) for n in ("full", "fast"))
+    assert np.array_equal(full, fast) and (fast > 0).sum() > 100
+    code, _, err = run(capsys, "transfer", "--model", DEMO_MODEL, "--target", target, "--out", tmp_path / "x.nii.gz", "--no-qc", "--qc", tmp_path / "qc.json")
+    assert_one_line_error(code, err, "--no-qc")
+    assert not (tmp_path / "x.nii.gz").exists() and not (tmp_path / "qc.json").exists()
+
+
+@needs_demo_model
 def test_demo_model_beats_no_registration_on_held_out_scans(tmp_path, capsys):
     code, _, err = run(capsys, "demo", "--out", tmp_path, "--device", "cpu")
     assert code == 0

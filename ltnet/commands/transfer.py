@@ -28,6 +28,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--format", choices=("nii.gz", "nrrd", "seg.nrrd"), help="label file type in an --out folder (default: the target's own)")
     parser.add_argument("--atlas-image", help="use this atlas instead of the model's (with --atlas-labels)")
     parser.add_argument("--atlas-labels", help="the label map of --atlas-image (integer NIfTI/NRRD or .seg.nrrd)")
+    parser.add_argument("--no-qc", action="store_true", help="labels only: skip the backward network and the quality checks (about twice as fast)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment to the atlas")
     parser.add_argument("--refine", type=int, default=0, metavar="N", help="test-time refinement: fit the networks to each target for N steps first (default 0)")
@@ -44,6 +45,8 @@ def run(args) -> int:
         raise LTNetError("--atlas-image and --atlas-labels: give both to replace the model's atlas, or neither.")
     if args.refine < 0:
         raise LTNetError(f"--refine {args.refine}: give 0 or more steps.")
+    if args.no_qc and (args.qc or args.extras):
+        raise LTNetError("--no-qc: leave out --qc and --extras, which need the quality checks.")
     if args.workers < 0:
         raise LTNetError(f"--workers {args.workers}: give 0 or more.")
     if args.atlas_image:
@@ -67,13 +70,14 @@ def run(args) -> int:
             write_extras(result, model, extras / stem(job.target))
 
     def on_done(done: int, job: Job, result: TransferResult) -> None:
-        ranking.append((result.qc["score"], result.qc["verdict"], str(job.target)))
+        if result.qc is not None:
+            ranking.append((result.qc["score"], result.qc["verdict"], str(job.target)))
         if progress:  # rank 0 counts its own share (all targets in one process)
             progress({"event": "progress", "done": done, "total": len(jobs), "target": str(job.target)})
 
     with distributed.session(ranks, device):
         try:
-            seconds = run_batch(model, jobs, device, not args.no_prealign, write, on_done, args.workers, args.refine)
+            seconds = run_batch(model, jobs, device, not args.no_prealign, write, on_done, args.workers, args.refine, not args.no_qc, bool(extras))
         except torch.cuda.OutOfMemoryError as error:
             raise LTNetError(f"{args.model}: the GPU ran out of memory at grid {model.grid.size}; use --device cpu, or a model trained on a smaller --grid.") from error
         ranking = distributed.gather_lists(ranking)
@@ -82,7 +86,7 @@ def run(args) -> int:
         return 0
     progress({"event": "done"})
     progress.close()
-    if len(targets) > 1 and args.progress == "bar":
+    if len(targets) > 1 and args.progress == "bar" and ranking:
         print("QC, worst first:", file=sys.stderr)
         for score, verdict, target in sorted(ranking):
             print(f"  {score:.3f}  {verdict:<13}  {target}", file=sys.stderr)

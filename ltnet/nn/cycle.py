@@ -6,23 +6,24 @@ import torch
 
 from ltnet.nn import losses
 from ltnet.nn.networks import LTNetNetworks
-from ltnet.nn.warp import warp
+from ltnet.nn.warp import compose, warp
 
 
 @dataclass
 class Cycle:
     """Everything one pass computes; images ``(B, 1, D, H, W)``, labels ``(B, K, ...)``, fields ``(B, 3, ...)`` voxels.
 
-    ``backward``, ``reconstructed`` and ``reconstructed_labels`` are None when no
-    term needs the backward half.
+    ``backward``, ``round_trip``, ``reconstructed`` and ``reconstructed_labels`` are
+    None when no term needs the backward half.
     """
 
     forward: torch.Tensor  # Δ_F = G_F(l, u)
     warped: torch.Tensor  # ū = l ∘ Δ_F
     warped_labels: torch.Tensor  # ū_s = l_s ∘ Δ_F
     backward: torch.Tensor | None = None  # Δ_B = G_B(ū, l)
-    reconstructed: torch.Tensor | None = None  # l̄ = ū ∘ Δ_B
-    reconstructed_labels: torch.Tensor | None = None  # l̄_s = ū_s ∘ Δ_B
+    round_trip: torch.Tensor | None = None  # Δ_B(t) + Δ_F(t + Δ_B(t)): atlas -> scan -> atlas, 0 for an inverse pair
+    reconstructed: torch.Tensor | None = None  # l̄ = ū ∘ Δ_B, computed as l ∘ round_trip
+    reconstructed_labels: torch.Tensor | None = None  # l̄_s = ū_s ∘ Δ_B, computed as l_s ∘ round_trip
     coupling: float = 1.0  # share of the cycle terms' gradient that reaches G_F (see run_cycle)
 
     def coupled(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -40,14 +41,21 @@ def run_cycle(
     ``coupling`` (ours) scales the gradient that the cycle terms send back into ``G_F``:
     1 is the paper's joint training; 0 lets the cycle terms train ``G_B`` only, which
     keeps an untrained ``G_B`` from pinning ``G_F`` at the identity early in training.
+
+    The reconstructions are resampled once, from ``l`` and ``l_s`` along the composed
+    round trip, not twice (``ū`` along ``Δ_B``) (ours): both are ``l ∘ Δ_F ∘ Δ_B``, but
+    each trilinear resampling blurs, and only a zero (or whole-voxel) field is
+    resampled without loss, so the two-step version rewards ``G_F`` for staying at the
+    identity whatever ``G_B`` does (measured in docs/BENCHMARKS.md).
     """
     forward = nets.g_forward(atlas, scan)
     cycle = Cycle(forward, warp(atlas, forward), warp(atlas_labels, forward), coupling=coupling)
     if with_backward:
         warped, warped_labels = cycle.coupled(cycle.warped), cycle.coupled(cycle.warped_labels)
         cycle.backward = nets.g_backward(warped, atlas)
-        cycle.reconstructed = warp(warped, cycle.backward)
-        cycle.reconstructed_labels = warp(warped_labels, cycle.backward)
+        cycle.round_trip = compose(cycle.backward, cycle.coupled(forward))
+        cycle.reconstructed = warp(atlas, cycle.round_trip)
+        cycle.reconstructed_labels = warp(atlas_labels, cycle.round_trip)
     return cycle
 
 
@@ -60,7 +68,7 @@ def generator_terms(
     if cycle.backward is not None:
         smooth = smooth + losses.smoothness(cycle.backward)
         terms["cyc"] = losses.image_cycle(atlas, cycle.reconstructed)
-        terms["trans"] = losses.transformation_cycle(cycle.coupled(cycle.forward), cycle.backward)
+        terms["trans"] = losses.transformation_cycle(cycle.round_trip)
         terms["anatomy_cyc"] = losses.soft_dice_loss(atlas_labels, cycle.reconstructed_labels)
         terms["diff_cyc"] = losses.difference_cycle(atlas_labels, cycle.coupled(cycle.warped_labels), cycle.reconstructed_labels)
     terms["smooth"] = smooth

@@ -10,8 +10,6 @@ from dataclasses import asdict, dataclass
 import torch
 from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss
 
-from ltnet.nn.warp import compose
-
 TERMS = ("sim", "smooth", "gan", "cyc", "trans", "anatomy_cyc", "diff_cyc")
 
 
@@ -76,13 +74,19 @@ def image_cycle(atlas: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tenso
     return (reconstructed - atlas).abs().mean()
 
 
-def transformation_cycle(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
-    """``L_trans``: mean ``ρ(Δ_B(t) + Δ_F(t + Δ_B(t)))``.
+def transformation_cycle(round_trip: torch.Tensor) -> torch.Tensor:
+    """``L_trans``: mean ``ρ(Δ_B(t) + Δ_F(t + Δ_B(t)))``, given that round trip ``compose(Δ_B, Δ_F)`` in voxels.
 
     This is the order under which ``l̄ = l`` exactly (backward warping, LTNET.md
     notes); it vanishes for a true inverse pair, e.g. translations ``+a``/``-a``.
+    ``ρ`` sees the round trip in normalised coordinates (ours): -1 to 1 across the
+    grid, as in spatial transformers built on ``grid_sample``. In voxels, ``ρ``'s
+    near-L1 slope (γ = 0.45, ε = 0.001) at weight λ2 outweighs the image match, and
+    ``G_F`` stays at the identity, where the round trip is trivially zero
+    (docs/BENCHMARKS.md, "Tuning LT-Net").
     """
-    return charbonnier(compose(backward, forward)).mean()
+    half_extent = torch.tensor([(n - 1) / 2 for n in round_trip.shape[2:]], dtype=round_trip.dtype, device=round_trip.device)
+    return charbonnier(round_trip / half_extent.view(1, 3, 1, 1, 1)).mean()
 
 
 def soft_dice_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
