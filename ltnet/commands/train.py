@@ -1,6 +1,7 @@
 """``ltnet train``: build or resume a model and train it on a cohort."""
 
 import os
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from ltnet.data.prepare import Atlas, prepare_scan
 from ltnet.device import pick_device
 from ltnet.errors import LTNetError
 from ltnet.model_file import LTNetModel, load_model
-from ltnet.nn.losses import LossWeights
+from ltnet.nn.losses import TERMS, LossWeights
 from ltnet.nn.networks import LTNetNetworks, NetworkConfig
 from ltnet.paths import expand_images
 from ltnet.progress import reporter
@@ -35,6 +36,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lambda1", type=float, default=10.0, help="weight of the image cycle loss (default 10)")
     parser.add_argument("--lambda2", type=float, help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3; with --voxelmorph the smoothness weight, default 1)")
     parser.add_argument("--no-adversarial", action="store_true", help="switch off the adversarial term")
+    parser.add_argument("--without", nargs="+", default=[], choices=[t for t in TERMS if t != "sim"], metavar="TERM",
+                        help="switch off these loss terms (ablation): smooth, gan, cyc, trans, anatomy_cyc, diff_cyc")
     parser.add_argument("--voxelmorph", action="store_true", help="the VoxelMorph baseline: similarity and smoothness only")
     parser.add_argument("--diffeomorphic", action="store_true", help="integrate a velocity field (scaling and squaring)")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment of each scan to the atlas")
@@ -43,6 +46,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warmup", type=float, default=0.0, metavar="F",
                         help="for this share of the iterations the adversarial term is off and the cycle terms train G_B only; "
                         "both then ramp up linearly to the paper's joint training (default 0)")
+    parser.add_argument("--coupling", type=float, default=1.0, metavar="C",
+                        help="share of the cycle terms' gradient that reaches G_F once ramped in (default 1, the paper's joint training; "
+                        "0 lets the cycle terms train G_B only)")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing: recompute U-Net activations in the backward pass (less GPU memory, about 30%% slower)")
 
 
@@ -55,6 +61,8 @@ def run(args) -> int:
     ranks = distributed.from_environment()
     if not 0.0 <= args.warmup < 1.0:
         raise LTNetError(f"--warmup {args.warmup}: give a share from 0 up to (not including) 1.")
+    if not 0.0 <= args.coupling <= 1.0:
+        raise LTNetError(f"--coupling {args.coupling}: give a share from 0 to 1.")
     device = pick_device(args.device, local_rank=ranks.local_rank)
     image_paths = expand_images(args.images)
     torch.manual_seed(args.seed)
@@ -63,7 +71,7 @@ def run(args) -> int:
         print(f"ltnet: {out} already has {model.iteration} iterations (--iterations {args.iterations}); nothing to do.", file=sys.stderr)
     needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
     scans = [prepare_scan(read_image(path), model.atlas, not args.no_prealign, args.seed).image if i in needed else None for i, path in enumerate(image_paths)]
-    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.batch_size, args.checkpointing, args.warmup)
+    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.batch_size, args.checkpointing, args.warmup, args.coupling)
     progress = reporter(args.progress, "training") if ranks.is_main else None
     with distributed.session(ranks, device):
         try:
@@ -107,5 +115,5 @@ def _new_model(args) -> LTNetModel:
         weights = LossWeights.voxelmorph(*([args.lambda2] if args.lambda2 is not None else []))
     else:
         weights = LossWeights.paper(args.lambda1, 3.0 if args.lambda2 is None else args.lambda2, not args.no_adversarial)
-    return LTNetModel(networks, atlas, weights)
+    return LTNetModel(networks, atlas, replace(weights, **{term: 0.0 for term in args.without}))
 

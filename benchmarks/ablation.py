@@ -1,0 +1,122 @@
+"""Ablation on ../shared/data/hippocampus: LT-Net with one loss term switched off at a time.
+
+Same protocol and cohort as ``benchmarks/accuracy.py`` (atlas ``hippocampus_007``;
+the other scans as the unlabeled cohort; their labels only for scoring, on each
+scan's own grid). Every variant is ``ltnet train`` with the same recipe, budget and
+seed plus ``--without TERM``; the VoxelMorph configuration of the paper's ablation is
+the recipe with every term but ``L_sim`` and ``L_smooth`` off.
+
+    python benchmarks/ablation.py --work runs/ablation [--iterations 1500] [--recipe "--warmup 0.5 ..."] [--parallel 2]
+
+Trained models are kept in --work and reused. ``--parallel N`` trains N variants at
+once, one thread each. Results go to the "ablation-hippocampus" section of
+docs/BENCHMARKS.md.
+"""
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import DATA, NAMES  # noqa: E402
+from report import machine, mean_std, write_section  # noqa: E402
+
+from ltnet.data.io import read_image  # noqa: E402
+from ltnet.metrics import dice_per_label  # noqa: E402
+from ltnet.model_file import load_model  # noqa: E402
+from ltnet.transfer import transfer  # noqa: E402
+
+ATLAS = "hippocampus_007"
+OFF = ["gan", "cyc", "trans", "anatomy_cyc", "diff_cyc", "smooth"]
+NAMES_OFF = {"gan": "L_GAN", "cyc": "L_cyc", "trans": "L_trans", "anatomy_cyc": "L_anatomy_cyc", "diff_cyc": "L_diff_cyc", "smooth": "L_smooth"}
+
+
+def variants(recipe: list[str]) -> dict[str, list[str]]:
+    """Label -> extra ``ltnet train`` arguments."""
+    found = {"full recipe": recipe}
+    for term in OFF:
+        found[f"without {NAMES_OFF[term]}"] = [*recipe, "--without", term]
+    found["L_sim + L_smooth only (VoxelMorph configuration, λ2 = 3)"] = ["--voxelmorph", "--lambda2", "3"]
+    return found
+
+
+def train_all(work: Path, cohort: Path, runs: dict[str, list[str]], iterations: int, lr: float, parallel: int) -> dict[str, Path]:
+    """Train every variant not yet in ``work``, ``parallel`` at a time (one thread each); label -> model path."""
+    paths = {label: work / (label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "").replace("=", "").replace("+", "") + ".pt") for label in runs}
+    pending = [label for label in runs if not paths[label].exists()]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"} if parallel > 1 else None
+    while pending:
+        batch, pending = pending[:parallel], pending[parallel:]
+        processes = []
+        for label in batch:
+            command = [sys.executable, "-m", "ltnet", "train", "--atlas-image", str(DATA / "images" / f"{ATLAS}.nii.gz"),
+                       "--atlas-labels", str(DATA / "labels" / f"{ATLAS}.nii.gz"), "--images", str(cohort), "--out", str(paths[label]),
+                       "--iterations", str(iterations), "--lr", str(lr), "--seed", "0", "--device", "cpu", "--progress", "jsonl", *runs[label]]
+            log = open(paths[label].with_suffix(".log"), "w")
+            processes.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment), log, label))
+        for process, log, label in processes:
+            if process.wait() != 0:
+                raise SystemExit(f"training {label} failed; see {paths[label].with_suffix('.log')}")
+            log.close()
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default="runs/ablation")
+    parser.add_argument("--cohort", help="folder of the unlabeled cohort (default: every scan but the atlas)")
+    parser.add_argument("--iterations", type=int, default=1500)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--recipe", default="", help="the ltnet train options of the full recipe, as one string")
+    parser.add_argument("--parallel", type=int, default=2)
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    scans = sorted(p for p in (DATA / "images").glob("*.nii.gz") if p.name != f"{ATLAS}.nii.gz")
+    cohort = Path(args.cohort) if args.cohort else work / "cohort"
+    if not args.cohort:
+        cohort.mkdir(exist_ok=True)
+        for scan in scans:
+            if not (cohort / scan.name).exists():
+                os.symlink(scan, cohort / scan.name)
+    runs = variants(shlex.split(args.recipe))
+    models = {label: load_model(path) for label, path in train_all(work, cohort, runs, args.iterations, args.lr, args.parallel).items()}
+
+    dice = {label: {v: [] for v in NAMES} for label in models}
+    folded = {label: [] for label in models}
+    for scan in scans:
+        target = read_image(scan)
+        reference = sitk.ReadImage(str(DATA / "labels" / scan.name))
+        for label, model in models.items():
+            result = transfer(model, target, "cpu")
+            folded[label].append(result.qc["folded_fraction"])
+            for value, score in dice_per_label(result.labels, reference, NAMES).items():
+                dice[label][value].append(score)
+        print(scan.name, flush=True)
+
+    full = np.mean([np.mean([dice["full recipe"][v][i] for v in NAMES]) for i in range(len(scans))])
+    rows = ["| variant | Dice anterior | Dice posterior | mean Dice | change vs full | folded voxels |", "|---|---|---|---|---|---|"]
+    for label in models:
+        mean = [np.mean([dice[label][v][i] for v in NAMES]) for i in range(len(scans))]
+        rows.append(f"| {label} | {mean_std(dice[label][1])} | {mean_std(dice[label][2])} | {mean_std(mean)} | {np.mean(mean) - full:+.3f} | {100 * np.mean(folded[label]):.3f} % |")
+    text = f"""## Ablation, one-shot, MSD hippocampus (`benchmarks/ablation.py`)
+
+LT-Net with one loss term switched off at a time (`ltnet train --without TERM`), every variant trained with the same
+budget and seed: {args.iterations} iterations, Adam lr {args.lr:g}, batch 1, cohort `{cohort.name}` ({len(list(cohort.iterdir()))} scans),
+full recipe `ltnet train {args.recipe or '(defaults)'}`. Atlas `{ATLAS}`; {len(scans)} targets scored on their own grids
+(Dice mean ± std over targets). Machine: {machine()}.
+
+{chr(10).join(rows)}
+"""
+    write_section("ablation-hippocampus", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
