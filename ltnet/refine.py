@@ -2,7 +2,8 @@
 
 ``G_F`` and ``G_B`` are optimised for a few steps on the single pair (atlas,
 target) with the model's own unsupervised and cycle losses (the adversarial
-term is left out: one target is no distribution). The model itself is not
+term is left out: one target is no distribution), with the model's cycle-to-``G_F``
+coupling. The model itself is not
 changed; a refined copy of its networks is returned.
 """
 
@@ -26,7 +27,7 @@ def refine(
     optimizer = torch.optim.Adam(parameters, lr=learning_rate)
     for _ in range(steps):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=scan.device.type == "cuda"):
-            cycle = run_cycle(refined, atlas, atlas_labels, scan, with_backward=weights.needs_backward)
+            cycle = run_cycle(refined, atlas, atlas_labels, scan, with_backward=weights.needs_backward, coupling=weights.coupling)
             total = weighted_total(generator_terms(refined, cycle, atlas, atlas_labels, scan, weights), weights)
         optimizer.zero_grad(set_to_none=True)
         total.backward()

@@ -39,10 +39,9 @@ class TrainSettings:
     batch_size: int = 1
     checkpointing: bool = False
     warmup: float = 0.0
-    coupling: float = 1.0
 
     def ramp(self, iteration: int) -> float:
-        """Factor on the adversarial weight and on the cycle-to-``G_F`` coupling (times ``coupling``) at ``iteration``.
+        """Factor on the adversarial weight and on the cycle-to-``G_F`` coupling (times ``LossWeights.coupling``) at ``iteration``.
 
         Ours (the paper states no schedule): 0 during the first ``warmup`` share of the
         iterations, so ``G_F`` first learns to register while ``G_B`` learns to invert it,
@@ -126,7 +125,7 @@ def train(
             ramp = settings.ramp(iteration)
             now_weights = replace(weights, gan=weights.gan * ramp)
             with autocast:
-                cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward, coupling=ramp * settings.coupling)
+                cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward, coupling=ramp * weights.coupling)
                 terms = batch_mean_terms(parallel, cycle, atlas, atlas_labels, scan, now_weights)
                 total = weighted_total(terms, now_weights)
             optimizer_g.zero_grad(set_to_none=True)

@@ -87,10 +87,11 @@ def test_train_never_overwrites_a_model_and_resume_needs_one(tmp_path, capsys):
 def test_without_switches_terms_off_and_coupling_must_be_a_share(tmp_path, capsys):
     from ltnet.model_file import load_model
 
-    code, _, _ = run(capsys, *train_args(tmp_path / "ablation.pt"), "--without", "trans", "gan")
+    code, _, _ = run(capsys, *train_args(tmp_path / "ablation.pt"), "--without", "trans", "gan", "--coupling", "0.2")
     assert code == 0
     weights = load_model(tmp_path / "ablation.pt").weights
     assert weights.trans == 0.0 and weights.gan == 0.0 and weights.cyc == 10.0 and weights.anatomy_cyc == 3.0
+    assert weights.coupling == 0.2  # kept in the model: a resumed run and test-time refinement use it
     code, _, err = run(capsys, *train_args(tmp_path / "c.pt"), "--coupling", "1.5")
     assert_one_line_error(code, err, "--coupling")
     assert not (tmp_path / "c.pt").exists()

@@ -71,7 +71,7 @@ def run(args) -> int:
         print(f"ltnet: {out} already has {model.iteration} iterations (--iterations {args.iterations}); nothing to do.", file=sys.stderr)
     needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
     scans = [prepare_scan(read_image(path), model.atlas, not args.no_prealign, args.seed).image if i in needed else None for i, path in enumerate(image_paths)]
-    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.batch_size, args.checkpointing, args.warmup, args.coupling)
+    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.batch_size, args.checkpointing, args.warmup)
     progress = reporter(args.progress, "training") if ranks.is_main else None
     with distributed.session(ranks, device):
         try:
@@ -115,5 +115,5 @@ def _new_model(args) -> LTNetModel:
         weights = LossWeights.voxelmorph(*([args.lambda2] if args.lambda2 is not None else []))
     else:
         weights = LossWeights.paper(args.lambda1, 3.0 if args.lambda2 is None else args.lambda2, not args.no_adversarial)
-    return LTNetModel(networks, atlas, replace(weights, **{term: 0.0 for term in args.without}))
+    return LTNetModel(networks, atlas, replace(weights, coupling=args.coupling, **{term: 0.0 for term in args.without}))
 

@@ -18,7 +18,8 @@ class LossWeights:
     """Weight of each term in the generator loss; 0 switches a term off.
 
     The defaults are the paper's: ``L_GAN + L_sim + λ1·L_cyc + λ2·(L_anatomy_cyc + L_smooth + L_trans + L_diff_cyc)``
-    with λ1 = 10, λ2 = 3.
+    with λ1 = 10, λ2 = 3. ``coupling`` (ours) is the share of the cycle terms' gradient
+    that reaches ``G_F`` (``ltnet.nn.cycle.run_cycle``); 1 is the paper's joint training.
     """
 
     sim: float = 1.0
@@ -28,6 +29,7 @@ class LossWeights:
     trans: float = 3.0
     anatomy_cyc: float = 3.0
     diff_cyc: float = 3.0
+    coupling: float = 1.0
 
     @classmethod
     def paper(cls, lambda1: float = 10.0, lambda2: float = 3.0, adversarial: bool = True) -> "LossWeights":
