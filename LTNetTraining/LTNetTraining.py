@@ -51,7 +51,7 @@ class LTNetTrainingParameterNode:
     gridZ: Annotated[int, WithinRange(0, 512)] = 0  # 0: auto
     lambda1: Annotated[float, WithinRange(0, 1000)] = 10.0
     lambda2: Annotated[float, WithinRange(0, 1000)] = 3.0
-    adversarial: bool = True
+    adversarial: bool = False
     diffeomorphic: bool = False
     prealign: bool = True
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0

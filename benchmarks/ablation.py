@@ -1,12 +1,14 @@
-"""Ablation on ../shared/data/hippocampus: LT-Net with one loss term switched off at a time.
+"""Ablation on ../shared/data/hippocampus: LT-Net with one loss term switched off (or on) at a time.
 
 Same protocol and cohort as ``benchmarks/accuracy.py`` (atlas ``hippocampus_007``;
 the other scans as the unlabeled cohort; their labels only for scoring, on each
-scan's own grid). Every variant is ``ltnet train`` with the same recipe, budget and
-seed plus ``--without TERM``; the VoxelMorph configuration of the paper's ablation is
-the recipe with every term but ``L_sim`` and ``L_smooth`` off.
+scan's own grid). Every variant is ``ltnet train`` with the same recipe (default:
+``ltnet train``'s defaults, six terms), budget and seed, plus ``--without TERM`` or, for
+the adversarial term the default leaves out, ``--adversarial``; the VoxelMorph
+configuration of the paper's ablation is the recipe with every term but ``L_sim``
+and ``L_smooth`` off.
 
-    python benchmarks/ablation.py --work runs/ablation [--iterations 1500] [--recipe "--warmup 0.5 ..."] [--parallel 2]
+    python benchmarks/ablation.py --work runs/ablation [--iterations 1500] [--recipe "..."] [--parallel 2]
 
 Trained models are kept in --work and reused. ``--parallel N`` trains N variants at
 once, one thread each. Results go to the "ablation-hippocampus" section of
@@ -15,6 +17,7 @@ docs/BENCHMARKS.md.
 
 import argparse
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -33,22 +36,21 @@ from ltnet.model_file import load_model  # noqa: E402
 from ltnet.transfer import transfer  # noqa: E402
 
 ATLAS = "hippocampus_007"
-OFF = ["gan", "cyc", "trans", "anatomy_cyc", "diff_cyc", "smooth"]
-NAMES_OFF = {"gan": "L_GAN", "cyc": "L_cyc", "trans": "L_trans", "anatomy_cyc": "L_anatomy_cyc", "diff_cyc": "L_diff_cyc", "smooth": "L_smooth"}
+OFF = {"cyc": "L_cyc", "trans": "L_trans", "anatomy_cyc": "L_anatomy_cyc", "diff_cyc": "L_diff_cyc", "smooth": "L_smooth"}
 
 
 def variants(recipe: list[str]) -> dict[str, list[str]]:
-    """Label -> extra ``ltnet train`` arguments."""
-    found = {"full recipe": recipe}
-    for term in OFF:
-        found[f"without {NAMES_OFF[term]}"] = [*recipe, "--without", term]
+    """Label -> ``ltnet train`` arguments, the recipe first (the other rows are compared with it)."""
+    found = {"recipe": recipe, "with L_GAN (--adversarial)": [*recipe, "--adversarial"]}
+    for term, name in OFF.items():
+        found[f"without {name}"] = [*recipe, "--without", term]
     found["L_sim + L_smooth only (VoxelMorph configuration, λ2 = 3)"] = ["--voxelmorph", "--lambda2", "3"]
     return found
 
 
 def train_all(work: Path, cohort: Path, runs: dict[str, list[str]], iterations: int, lr: float, parallel: int) -> dict[str, Path]:
     """Train every variant not yet in ``work``, ``parallel`` at a time (one thread each); label -> model path."""
-    paths = {label: work / (label.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "").replace("=", "").replace("+", "") + ".pt") for label in runs}
+    paths = {label: work / (re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_") + ".pt") for label in runs}
     pending = [label for label in runs if not paths[label].exists()]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"} if parallel > 1 else None
     while pending:
@@ -100,16 +102,16 @@ def main() -> None:
                 dice[label][value].append(score)
         print(scan.name, flush=True)
 
-    full = np.mean([np.mean([dice["full recipe"][v][i] for v in NAMES]) for i in range(len(scans))])
-    rows = ["| variant | Dice anterior | Dice posterior | mean Dice | change vs full | folded voxels |", "|---|---|---|---|---|---|"]
+    full = np.mean([np.mean([dice["recipe"][v][i] for v in NAMES]) for i in range(len(scans))])
+    rows = ["| variant | Dice anterior | Dice posterior | mean Dice | change vs recipe | folded voxels |", "|---|---|---|---|---|---|"]
     for label in models:
         mean = [np.mean([dice[label][v][i] for v in NAMES]) for i in range(len(scans))]
         rows.append(f"| {label} | {mean_std(dice[label][1])} | {mean_std(dice[label][2])} | {mean_std(mean)} | {np.mean(mean) - full:+.3f} | {100 * np.mean(folded[label]):.3f} % |")
     text = f"""## Ablation, one-shot, MSD hippocampus (`benchmarks/ablation.py`)
 
-LT-Net with one loss term switched off at a time (`ltnet train --without TERM`), every variant trained with the same
-budget and seed: {args.iterations} iterations, Adam lr {args.lr:g}, batch 1, cohort `{cohort.name}` ({len(list(cohort.iterdir()))} scans),
-full recipe `ltnet train {args.recipe or '(defaults)'}`. Atlas `{ATLAS}`; {len(scans)} targets scored on their own grids
+LT-Net with one loss term switched off at a time (`ltnet train --without TERM`), or the adversarial term the recipe
+leaves out switched on, every variant trained with the same budget and seed: {args.iterations} iterations, Adam lr {args.lr:g},
+batch 1, cohort `{cohort}` ({len(list(cohort.iterdir()))} scans), recipe `ltnet train {args.recipe or '(defaults: --warmup 0.5 --coupling 0.1, six terms)'}`. Atlas `{ATLAS}`; {len(scans)} targets scored on their own grids
 (Dice mean ± std over targets). Machine: {machine()}.
 
 {chr(10).join(rows)}

@@ -27,7 +27,7 @@ def ltnet_train(out, *extra, launcher=None) -> subprocess.CompletedProcess:
     scans = [str(p) for p in sample.training_scan_paths()[:4]]
     args = ["-m", "ltnet", "train", "--atlas-image", str(sample.atlas_image_path()), "--atlas-labels", str(sample.atlas_labels_path()),
             "--images", *scans, "--out", str(out), "--grid", *GRID, "--device", "cpu", "--lr", "1e-3",
-            "--checkpoint-every", "100", "--progress", "jsonl", *extra]
+            "--checkpoint-every", "100", "--progress", "jsonl", "--paper", *extra]  # --paper: D trains too
     command = launcher(*args) if launcher else [sys.executable, *args]
     result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

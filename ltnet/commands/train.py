@@ -35,7 +35,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
     parser.add_argument("--lambda1", type=float, default=10.0, help="weight of the image cycle loss (default 10)")
     parser.add_argument("--lambda2", type=float, help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3; with --voxelmorph the smoothness weight, default 1)")
-    parser.add_argument("--no-adversarial", action="store_true", help="switch off the adversarial term")
+    parser.add_argument("--adversarial", action="store_true",
+                        help="add the adversarial term (the paper's; off by default: on the hippocampus benchmark it made rougher, less accurate maps)")
+    parser.add_argument("--no-adversarial", action="store_true", help="leave the adversarial term out (the default)")
+    parser.add_argument("--paper", action="store_true",
+                        help="the paper's joint training: all seven terms coupled from the first iteration (--warmup 0 --coupling 1 --adversarial)")
     parser.add_argument("--without", nargs="+", default=[], choices=[t for t in TERMS if t != "sim"], metavar="TERM",
                         help="switch off these loss terms (ablation): smooth, gan, cyc, trans, anatomy_cyc, diff_cyc")
     parser.add_argument("--voxelmorph", action="store_true", help="the VoxelMorph baseline: similarity and smoothness only")
@@ -43,12 +47,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment of each scan to the atlas")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="write the model every N iterations (default 100)")
     parser.add_argument("--batch-size", type=int, default=1, help="pairs per iteration on each process (default 1); under torchrun the global batch is this times the number of processes")
-    parser.add_argument("--warmup", type=float, default=0.0, metavar="F",
+    parser.add_argument("--warmup", type=float, default=0.5, metavar="F",
                         help="for this share of the iterations the adversarial term is off and the cycle terms train G_B only; "
-                        "both then ramp up linearly to the paper's joint training (default 0)")
-    parser.add_argument("--coupling", type=float, default=1.0, metavar="C",
-                        help="share of the cycle terms' gradient that reaches G_F once ramped in (default 1, the paper's joint training; "
-                        "0 lets the cycle terms train G_B only)")
+                        "both then ramp up linearly to --coupling (default 0.5)")
+    parser.add_argument("--coupling", type=float, default=0.1, metavar="C",
+                        help="share of the cycle terms' gradient that reaches G_F once ramped in (default 0.1; 1 is the paper's joint "
+                        "training, 0 lets the cycle terms train G_B only)")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing: recompute U-Net activations in the backward pass (less GPU memory, about 30%% slower)")
 
 
@@ -59,6 +63,10 @@ def run(args) -> int:
         raise LTNetError(f"--batch-size {args.batch_size}: give at least 1.")
     _check_output(out, args.resume)
     ranks = distributed.from_environment()
+    if args.adversarial and args.no_adversarial:
+        raise LTNetError("--adversarial and --no-adversarial: give one of them.")
+    if args.paper:
+        args.warmup, args.coupling, args.adversarial = 0.0, 1.0, True
     if not 0.0 <= args.warmup < 1.0:
         raise LTNetError(f"--warmup {args.warmup}: give a share from 0 up to (not including) 1.")
     if not 0.0 <= args.coupling <= 1.0:
@@ -114,6 +122,6 @@ def _new_model(args) -> LTNetModel:
     if args.voxelmorph:
         weights = LossWeights.voxelmorph(*([args.lambda2] if args.lambda2 is not None else []))
     else:
-        weights = LossWeights.paper(args.lambda1, 3.0 if args.lambda2 is None else args.lambda2, not args.no_adversarial)
+        weights = LossWeights.paper(args.lambda1, 3.0 if args.lambda2 is None else args.lambda2, args.adversarial)
     return LTNetModel(networks, atlas, replace(weights, coupling=args.coupling, **{term: 0.0 for term in args.without}))
 

@@ -197,7 +197,7 @@ def test_settings_become_options_that_ltnet_train_accepts(tmp_path):
     parsed = build_parser().parse_args(arguments)
     assert (parsed.iterations, parsed.lr, parsed.grid, parsed.lambda1, parsed.lambda2) == (7, 2e-5, [32, 40, 48],
                                                                                           5.0, 1.5)
-    assert (parsed.no_adversarial, parsed.diffeomorphic, parsed.no_prealign) == (True, True, True)
+    assert (parsed.adversarial, parsed.diffeomorphic, parsed.no_prealign) == (False, True, True)
     assert (parsed.device, parsed.seed, parsed.checkpoint_every, parsed.progress) == ("cpu", 3, 2, "jsonl")
     assert (parsed.init, parsed.resume, parsed.images) == ("init.pt", False, ["s1.nii.gz", "s2.nii.gz"])
     defaults = build_parser().parse_args(TrainingLogic().commandArguments(
@@ -207,8 +207,9 @@ def test_settings_become_options_that_ltnet_train_accepts(tmp_path):
                                       "--out", "m.pt"])  # the panel's defaults are ltnet's
     coreLambda2 = 3.0 if core.lambda2 is None else core.lambda2  # None: ltnet's LT-Net default, 3
     assert (defaults.iterations, defaults.lr, defaults.lambda1, defaults.lambda2, defaults.checkpoint_every,
-            defaults.seed, defaults.device) == \
-        (core.iterations, core.lr, core.lambda1, coreLambda2, core.checkpoint_every, core.seed, core.device)
+            defaults.seed, defaults.device, defaults.warmup, defaults.coupling, defaults.adversarial) == \
+        (core.iterations, core.lr, core.lambda1, coreLambda2, core.checkpoint_every, core.seed, core.device,
+         core.warmup, core.coupling, core.adversarial)
 
 
 class ScriptedProcess:
