@@ -2,7 +2,8 @@
 
 The cohort is every hippocampus scan except the atlas and the three bundled
 held-out scans (`ltnet.sample.HELD_OUT`), so tests and `ltnet demo` score the
-model on scans it never saw. The training state (optimizer moments) is dropped
+model on scans it never saw. Training uses ``ltnet train``'s defaults (the schedule of
+docs/BENCHMARKS.md, "Tuning LT-Net"). The training state (optimizer moments) is dropped
 from the bundled file to keep it small; `--init` fine-tunes from it.
 
     python benchmarks/build_demo_model.py --work runs/demo [--iterations 1500]

@@ -1,8 +1,8 @@
 """``ltnet train``: build or resume a model and train it on a cohort."""
 
 import os
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -39,7 +39,8 @@ def add_arguments(parser) -> None:
                         help="add the adversarial term (the paper's; off by default: on the hippocampus benchmark it made rougher, less accurate maps)")
     parser.add_argument("--no-adversarial", action="store_true", help="leave the adversarial term out (the default)")
     parser.add_argument("--paper", action="store_true",
-                        help="the paper's joint training: all seven terms coupled from the first iteration (--warmup 0 --coupling 1 --adversarial)")
+                        help="the paper's joint training: all seven terms coupled from the first iteration (--warmup 0 --coupling 1 --adversarial; "
+                        "with --no-adversarial, six)")
     parser.add_argument("--without", nargs="+", default=[], choices=[t for t in TERMS if t != "sim"], metavar="TERM",
                         help="switch off these loss terms (ablation): smooth, gan, cyc, trans, anatomy_cyc, diff_cyc")
     parser.add_argument("--voxelmorph", action="store_true", help="the VoxelMorph baseline: similarity and smoothness only")
@@ -66,7 +67,7 @@ def run(args) -> int:
     if args.adversarial and args.no_adversarial:
         raise LTNetError("--adversarial and --no-adversarial: give one of them.")
     if args.paper:
-        args.warmup, args.coupling, args.adversarial = 0.0, 1.0, True
+        args.warmup, args.coupling, args.adversarial = 0.0, 1.0, not args.no_adversarial
     if not 0.0 <= args.warmup < 1.0:
         raise LTNetError(f"--warmup {args.warmup}: give a share from 0 up to (not including) 1.")
     if not 0.0 <= args.coupling <= 1.0:
