@@ -10,7 +10,7 @@ and ``L_smooth`` off.
 
     python benchmarks/ablation.py --work runs/ablation [--iterations 1500] [--recipe "..."] [--parallel 2]
 
-Trained models are kept in --work and reused. ``--parallel N`` trains N variants at
+Trained models are kept in --work and reused (an unfinished one resumes). ``--parallel N`` trains N variants at
 once, one thread each. Results go to the "ablation-hippocampus" section of
 docs/BENCHMARKS.md.
 """
@@ -51,7 +51,7 @@ def variants(recipe: list[str]) -> dict[str, list[str]]:
 def train_all(work: Path, cohort: Path, runs: dict[str, list[str]], iterations: int, lr: float, parallel: int) -> dict[str, Path]:
     """Train every variant not yet in ``work``, ``parallel`` at a time (one thread each); label -> model path."""
     paths = {label: work / (re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_") + ".pt") for label in runs}
-    pending = [label for label in runs if not paths[label].exists()]
+    pending = [label for label in runs if not paths[label].exists() or load_model(paths[label]).iteration < iterations]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"} if parallel > 1 else None
     while pending:
         batch, pending = pending[:parallel], pending[parallel:]
@@ -59,8 +59,9 @@ def train_all(work: Path, cohort: Path, runs: dict[str, list[str]], iterations: 
         for label in batch:
             command = [sys.executable, "-m", "ltnet", "train", "--atlas-image", str(DATA / "images" / f"{ATLAS}.nii.gz"),
                        "--atlas-labels", str(DATA / "labels" / f"{ATLAS}.nii.gz"), "--images", str(cohort), "--out", str(paths[label]),
-                       "--iterations", str(iterations), "--lr", str(lr), "--seed", "0", "--device", "cpu", "--progress", "jsonl", *runs[label]]
-            log = open(paths[label].with_suffix(".log"), "w")
+                       "--iterations", str(iterations), "--lr", str(lr), "--seed", "0", "--device", "cpu", "--progress", "jsonl", *runs[label],
+                       *(["--resume"] if paths[label].exists() else [])]  # an interrupted run continues from its checkpoint
+            log = open(paths[label].with_suffix(".log"), "a")
             processes.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment), log, label))
         for process, log, label in processes:
             if process.wait() != 0:
