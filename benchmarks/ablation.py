@@ -27,7 +27,7 @@ import numpy as np
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import DATA, NAMES  # noqa: E402
+from accuracy import DATA, NAMES, train_command  # noqa: E402
 from report import machine, mean_std, write_section  # noqa: E402
 
 from ltnet.data.io import read_image  # noqa: E402
@@ -57,10 +57,9 @@ def train_all(work: Path, cohort: Path, runs: dict[str, list[str]], iterations: 
         batch, pending = pending[:parallel], pending[parallel:]
         processes = []
         for label in batch:
-            command = [sys.executable, "-m", "ltnet", "train", "--atlas-image", str(DATA / "images" / f"{ATLAS}.nii.gz"),
-                       "--atlas-labels", str(DATA / "labels" / f"{ATLAS}.nii.gz"), "--images", str(cohort), "--out", str(paths[label]),
-                       "--iterations", str(iterations), "--lr", str(lr), "--seed", "0", "--device", "cpu", "--progress", "jsonl", *runs[label],
-                       *(["--resume"] if paths[label].exists() else [])]  # an interrupted run continues from its checkpoint
+            resume = ["--resume"] if paths[label].exists() else []  # an interrupted run continues from its checkpoint
+            command = train_command(paths[label], cohort, DATA / "images" / f"{ATLAS}.nii.gz", DATA / "labels" / f"{ATLAS}.nii.gz",
+                                    iterations, lr, ["--seed", "0", *runs[label], *resume])
             log = open(paths[label].with_suffix(".log"), "a")
             processes.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment), log, label))
         for process, log, label in processes:
@@ -97,7 +96,7 @@ def main() -> None:
         target = read_image(scan)
         reference = sitk.ReadImage(str(DATA / "labels" / scan.name))
         for label, model in models.items():
-            result = transfer(model, target, "cpu")
+            result = transfer(model, target, "cpu", extras=False)
             folded[label].append(result.qc["folded_fraction"])
             for value, score in dice_per_label(result.labels, reference, NAMES).items():
                 dice[label][value].append(score)

@@ -36,13 +36,17 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hippocampus"
 NAMES = {1: "anterior", 2: "posterior"}
 
 
+def train_command(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str]) -> list[str]:
+    """The ``ltnet train`` command line of one benchmark model (CPU, JSON-lines progress)."""
+    return [sys.executable, "-m", "ltnet", "train", "--atlas-image", str(atlas_image), "--atlas-labels", str(atlas_labels),
+            "--images", str(cohort), "--out", str(out), "--iterations", str(iterations), "--device", "cpu", "--progress", "jsonl",
+            "--checkpoint-every", "100", "--lr", str(lr), *extra]
+
+
 def train(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str]) -> Path:
     if out.exists():
         return out
-    command = [sys.executable, "-m", "ltnet", "train", "--atlas-image", str(atlas_image), "--atlas-labels", str(atlas_labels),
-               "--images", str(cohort), "--out", str(out), "--iterations", str(iterations), "--device", "cpu", "--progress", "jsonl",
-               "--checkpoint-every", "100", "--lr", str(lr), *extra]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(train_command(out, cohort, atlas_image, atlas_labels, iterations, lr, extra), check=True, stdout=subprocess.DEVNULL)
     return out
 
 

@@ -21,15 +21,11 @@ from ltnet.data.grid import NetworkGrid
 SLAB_ELEMENTS = 2**23  # voxels x channels sampled at a time: bounds memory for many labels on large scans
 
 
-def index_to_physical(image_geometry) -> np.ndarray:
-    """4x4 homogeneous matrix: voxel index ``(x, y, z, 1)`` -> LPS point, for a SimpleITK image or ``NetworkGrid``."""
-    if isinstance(image_geometry, NetworkGrid):
-        spacing, origin, direction = [image_geometry.spacing] * 3, image_geometry.origin, image_geometry.direction
-    else:
-        spacing, origin, direction = image_geometry.GetSpacing(), image_geometry.GetOrigin(), image_geometry.GetDirection()
+def index_to_physical(image: sitk.Image) -> np.ndarray:
+    """4x4 homogeneous matrix: voxel index ``(x, y, z, 1)`` of ``image`` -> LPS point."""
     matrix = np.eye(4)
-    matrix[:3, :3] = np.asarray(direction, dtype=np.float64).reshape(3, 3) @ np.diag(spacing)
-    matrix[:3, 3] = origin
+    matrix[:3, :3] = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3) @ np.diag(image.GetSpacing())
+    matrix[:3, 3] = image.GetOrigin()
     return matrix
 
 
@@ -54,10 +50,11 @@ def labels_on_scan(
     order) lie on ``grid``; ``to_grid`` maps scan points to grid points (affine).
     Channel 0 is the background.
     """
-    scan_to_grid = np.linalg.inv(index_to_physical(grid)) @ affine_matrix(to_grid) @ index_to_physical(scan)
+    scan_to_grid = np.linalg.inv(index_to_physical(grid.reference())) @ affine_matrix(to_grid) @ index_to_physical(scan)
     device = forward.device
     matrix = torch.as_tensor(scan_to_grid[:3], dtype=torch.float64, device=device)  # (3, 4): scan index xyz1 -> grid index xyz
     grid_size_xyz = torch.tensor(grid.size, dtype=torch.float64, device=device)
+    forward = forward.float()
     shifted = one_hot.float().clone()
     shifted[0] -= 1.0  # sampled with zero padding, then +1: background is 1 outside the grid
     table = torch.as_tensor(values, dtype=torch.int32, device=device)
@@ -69,7 +66,7 @@ def labels_on_scan(
         z = torch.arange(z0, min(nz, z0 + slab), device=device, dtype=torch.float64)
         index = torch.stack(torch.broadcast_tensors(x[None], y[None], z[:, None, None], torch.ones(1, device=device, dtype=torch.float64)), dim=-1)
         q = index @ matrix.T  # (nz, ny, nx, 3) grid index xyz
-        displacement = _sample(forward.float(), q, grid_size_xyz)  # (3, ...) zyx voxels
+        displacement = _sample(forward, q, grid_size_xyz)  # (3, ...) zyx voxels
         atlas_index = q + displacement.permute(1, 2, 3, 0).flip(-1).double()
         probabilities = _sample(shifted, atlas_index, grid_size_xyz)
         probabilities[0] += 1.0
