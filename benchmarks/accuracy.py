@@ -1,4 +1,4 @@
-"""One-shot accuracy on ../shared/data/hippocampus: no registration, affine only, VoxelMorph, LT-Net.
+"""One-shot accuracy on ../shared/data/hippocampus: no registration, affine only, VoxelMorph, LT-Net, beside elastix and ANTs.
 
 Protocol: one atlas (image + labels); every other scan's image is the unlabeled
 cohort; their labels are used only for scoring, on each scan's own grid.
@@ -9,31 +9,36 @@ VoxelMorph: ``--voxelmorph``, the same code with only L_sim + L_smooth).
     python benchmarks/accuracy.py --work runs/accuracy [--iterations 1500]
 
 Trained models are kept in --work and reused when present. Results go to the
-"accuracy-hippocampus" section of docs/BENCHMARKS.md.
+"accuracy-hippocampus" section of docs/BENCHMARKS.md, with per-target rows and a box plot
+under docs/benchmarks/; the elastix and ANTs rows are read from the per-target CSV of
+``benchmarks/classical.py --data hippocampus`` (same atlas and targets) when it exists.
 """
 
 import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine, mean_std, write_section  # noqa: E402
+from classical import DATASETS, OUT, Timer, Warped, box_plot, read_csv, score, table, write_csv  # noqa: E402
+from report import machine, write_section  # noqa: E402
 
 from ltnet.data.intensity import normalise  # noqa: E402
 from ltnet.data.io import read_image, read_label_map  # noqa: E402
 from ltnet.data.prealign import affine_prealign  # noqa: E402
-from ltnet.metrics import dice_per_label, hausdorff95_mm, labels_with_transform, labels_without_registration  # noqa: E402
+from ltnet.metrics import labels_with_transform, labels_without_registration  # noqa: E402
 from ltnet.model_file import load_model  # noqa: E402
 from ltnet.transfer import transfer  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hippocampus"
-NAMES = {1: "anterior", 2: "posterior"}
+HIPPOCAMPUS = DATASETS["hippocampus"]
+NAMES = HIPPOCAMPUS.labels
+CLASSICAL = ["elastix affine + B-spline", "ANTs SyN (antspyx)"]
 
 
 def train_command(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str]) -> list[str]:
@@ -59,6 +64,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], metavar="LABEL=PATH",
                         help="score this trained model under LABEL (repeatable); without any, trains and scores VoxelMorph and LT-Net")
     parser.add_argument("--note", default="", help="a sentence on how the given models were trained, for the docs")
+    parser.add_argument("--every", type=int, default=1, help="score every K-th target only (quick checks)")
     parser.add_argument("--refine-steps", type=int, default=0, help="also score LT-Net with this many steps of test-time refinement")
     args = parser.parse_args()
     work = Path(args.work)
@@ -79,77 +85,86 @@ def main() -> None:
     loaded = {name: load_model(path) for name, path in models.items()}
     atlas_labels = read_label_map(atlas_labels_path).image
     atlas_on_grid = next(iter(loaded.values())).atlas.image_sitk()
-
-    refined_name = f"LT-Net + refinement ({args.refine_steps} steps)"
-    methods = ["No registration", "Affine only", *models] + ([refined_name] if args.refine_steps else [])
     ltnet_name = next(name for name in models if name.startswith("LT-Net"))
-    qc_rows = []
-    dice = {m: {v: [] for v in NAMES} for m in methods}
-    hd95 = {m: [] for m in methods}
-    seconds = {m: [] for m in methods}
-    folded = {m: [] for m in methods}
-    for scan in scans:
+    learned = {name: (model, 0) for name, model in loaded.items()}
+    if args.refine_steps:
+        learned[f"LT-Net + refinement ({args.refine_steps} steps)"] = (loaded[ltnet_name], args.refine_steps)
+    threads = torch.get_num_threads()
+    rows, qc_rows = [], []
+    scored = scans[:: args.every]
+    for scan in scored:
         target = read_image(scan)
-        reference = sitk.ReadImage(str(DATA / "labels" / scan.name))
-        results = {}
-        start = time.perf_counter()
-        results["No registration"] = labels_without_registration(atlas_labels, reference)
-        seconds["No registration"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        to_scan = affine_prealign(atlas_on_grid, normalise(target))
-        results["Affine only"] = labels_with_transform(atlas_labels, reference, to_scan.GetInverse())
-        seconds["Affine only"].append(time.perf_counter() - start)
-        for name, model in loaded.items():
-            start = time.perf_counter()
-            result = transfer(model, target, "cpu", extras=False)
-            seconds[name].append(time.perf_counter() - start)
-            folded[name].append(result.qc["folded_fraction"])
-            results[name] = result.labels
-            if name == ltnet_name:
-                qc = result.qc
-        if args.refine_steps:
-            start = time.perf_counter()
-            result = transfer(loaded[ltnet_name], target, "cpu", refine_steps=args.refine_steps, extras=False)
-            seconds[refined_name].append(time.perf_counter() - start)
-            folded[refined_name].append(result.qc["folded_fraction"])
-            results[refined_name] = result.labels
-        for name, labels in results.items():
-            for value, score in dice_per_label(labels, reference, NAMES).items():
-                dice[name][value].append(score)
-            hd95[name].append(np.mean([hausdorff95_mm(labels, reference, v) for v in NAMES]))
-        qc_rows.append((qc, float(np.mean([dice[ltnet_name][v][-1] for v in NAMES]))))
-        print(scan.name, {n: round(float(np.mean([dice[n][v][-1] for v in NAMES])), 3) for n in methods}, flush=True)
+        name = scan.name.removesuffix(".nii.gz")
+        reference = sitk.Cast(sitk.ReadImage(str(DATA / "labels" / scan.name)), sitk.sitkUInt8)
+        add = lambda method, warped: rows.append(score(warped, args.atlas, name, reference, HIPPOCAMPUS, method, threads))  # noqa: E731
+        with Timer() as t:
+            labels = labels_without_registration(atlas_labels, reference)
+        add("No registration", Warped(labels, None, t.wall, t.cpu))
+        with Timer() as t:
+            to_scan = affine_prealign(atlas_on_grid, normalise(target))
+            labels = labels_with_transform(atlas_labels, reference, to_scan.GetInverse())
+        add("Affine only", Warped(labels, None, t.wall, t.cpu))
+        for method, (model, steps) in learned.items():
+            with Timer() as t:
+                result = transfer(model, target, "cpu", refine_steps=steps, extras=False)
+            add(method, Warped(result.labels, result.qc["folded_fraction"], t.wall, t.cpu))
+            if method == ltnet_name:
+                qc_rows.append((result.qc, rows[-1]["mean_dice"]))
+        print(name, {r["method"]: r["mean_dice"] for r in rows if r["target"] == name}, flush=True)
 
+    write_csv(rows, OUT / "accuracy_hippocampus.csv")
+    methods = ["No registration", "Affine only", *CLASSICAL, *learned]
+    rows += classical_rows({r["target"] for r in rows})
+    box_plot(rows, methods, OUT / "accuracy_hippocampus.png", "One-shot label transfer, MSD hippocampus: mean Dice per target")
     iterations = {name: model.iteration for name, model in loaded.items()}
-    rows = [
-        "| method | Dice anterior | Dice posterior | mean Dice | HD95 (mm) | folded voxels | seconds per scan |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for m in methods:
-        mean = [np.mean([dice[m][v][i] for v in NAMES]) for i in range(len(scans))]
-        fold = f"{100 * np.mean(folded[m]):.3f} %" if folded[m] else "0 (no field)"
-        rows.append(f"| {m} | {mean_std(dice[m][1])} | {mean_std(dice[m][2])} | {mean_std(mean)} | {mean_std(hd95[m])} | {fold} | {np.mean(seconds[m]):.2f} |")
     grid = next(iter(loaded.values())).grid
-    qc_text = qc_validation(qc_rows)
     text = f"""## Accuracy, one-shot, MSD hippocampus (`benchmarks/accuracy.py`)
 
-Atlas `{args.atlas}`; {len(scans)} target scans, scored on their own grids against their reference labels
+Atlas `{args.atlas}`; {len(scored)} target scans, scored on their own grids against their reference labels
 (Dice mean ± std over scans; HD95 = 95th-percentile symmetric surface distance, mean of the two labels).
 Learned models trained by `ltnet train` on the same cohort with the same budget: {iterations} iterations,
 Adam lr {args.lr:g}, batch 1, network grid {grid.size} at {grid.spacing:.2f} mm, affine pre-alignment on.
-Seconds per scan include pre-alignment, inference, the QC and mapping the labels back (CPU; not reading the file, not the `--extras` images).
+Seconds per scan, wall (CPU): pre-alignment, inference, the QC and mapping the labels back (not reading the file, not the `--extras` images).
+The elastix and ANTs rows are the same atlas and targets from `benchmarks/classical.py` ([`classical_hippocampus.csv`](benchmarks/classical_hippocampus.csv),
+timed there on a shared machine: their CPU seconds are the fairer cost); every other row was measured in this run.
 {args.note}
-Machine: {machine()}.
+Per-target results: [`accuracy_hippocampus.csv`](benchmarks/accuracy_hippocampus.csv). Machine: {machine()}.
 
-{chr(10).join(rows)}
+{table(rows, HIPPOCAMPUS, methods)}
 
-{qc_text}
+![mean Dice per target](benchmarks/accuracy_hippocampus.png)
 
-For scale (from the issue, not measured here): classical elastix B-spline registration reaches about 0.80 / 0.69
-Dice (anterior / posterior) on this data at about 8 s per pair on 2 cores.
+{paired_comparison(rows, ltnet_name, [m for m in methods if m != ltnet_name])}
+
+{qc_validation(qc_rows)}
 """
     write_section("accuracy-hippocampus", text)
     print(text)
+
+
+def classical_rows(targets: set[str]) -> list[dict]:
+    """The elastix and ANTs rows of ``benchmarks/classical.py`` for these targets (none if it has not been run)."""
+    path = OUT / "classical_hippocampus.csv"
+    if not path.exists():
+        return []
+    return [r for r in read_csv(path) if r["method"] in CLASSICAL and r["target"] in targets]
+
+
+def paired_comparison(rows: list[dict], method: str, others: list[str]) -> str:
+    """One line per other method: paired mean Dice difference over the targets both scored, wins, and the time ratio."""
+    by_target = lambda m: {r["target"]: r for r in rows if r["method"] == m}  # noqa: E731
+    mine = by_target(method)
+    lines = [f"Paired over targets, {method} against each method:", "",
+             "| against | targets | mean Dice difference | better on | CPU seconds ratio (other / this) |", "|---|---|---|---|---|"]
+    for other in others:
+        theirs = by_target(other)
+        common = sorted(mine.keys() & theirs.keys())
+        if not common:
+            continue
+        difference = np.array([float(mine[t]["mean_dice"]) - float(theirs[t]["mean_dice"]) for t in common])
+        seconds = lambda rs: np.mean([float(rs[t]["seconds_cpu"]) for t in common])  # noqa: E731
+        lines.append(f"| {other} | {len(common)} | {difference.mean():+.3f} | {int((difference > 0).sum())} of {len(common)} | {seconds(theirs) / seconds(mine):.2f} |")
+    return "\n".join(lines)
 
 
 def spearman(a, b) -> float:

@@ -279,11 +279,11 @@ def available_methods() -> dict:
 # ---------------------------------------------------------------- scoring and reporting
 
 
-def score(warped: Warped, pair: Pair, dataset: Dataset, method: str, threads: int) -> dict:
+def score(warped: Warped, atlas: str, target: str, reference: sitk.Image, dataset: Dataset, method: str, threads: int) -> dict:
     """One CSV row: Dice per label, mean Dice, HD95 (mm, mean over labels), folded share, seconds."""
-    dice = dice_per_label(warped.labels, pair.reference, dataset.labels)
-    hd95 = [hausdorff95_mm(warped.labels, pair.reference, v) for v in dataset.labels]
-    row = {"atlas": pair.atlas, "target": pair.target, "method": method, "threads": threads}
+    dice = dice_per_label(warped.labels, reference, dataset.labels)
+    hd95 = [hausdorff95_mm(warped.labels, reference, v) for v in dataset.labels]
+    row = {"atlas": atlas, "target": target, "method": method, "threads": threads}
     row |= {f"dice_{name}": round(dice[v], 4) for v, name in dataset.labels.items()}
     row |= {"mean_dice": round(float(np.mean(list(dice.values()))), 4), "hd95_mm": round(float(np.nanmean(hd95)), 3),
             "folded_fraction": "" if warped.folded is None else f"{warped.folded:.6f}",
@@ -426,7 +426,7 @@ def run_pairs(todo: list[tuple[str, str]], dataset: Dataset, threads: int, keep:
         for i, (atlas, target) in enumerate(todo):
             pair = load_pair(dataset, atlas, target, Path(temporary) / f"{atlas}_{target}")
             for name, method in methods.items():
-                rows.append(score(method(pair, dataset, threads), pair, dataset, name, threads))
+                rows.append(score(method(pair, dataset, threads), atlas, target, pair.reference, dataset, name, threads))
             print(f"[{i + 1}/{len(todo)}] {atlas} -> {target}",
                   {r["method"].split(" (")[0]: (r["mean_dice"], r["seconds_wall"]) for r in rows[-len(methods):]}, flush=True)
             shutil.rmtree(pair.work)
