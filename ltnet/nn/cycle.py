@@ -51,8 +51,7 @@ def run_cycle(
     forward = nets.g_forward(atlas, scan)
     cycle = Cycle(forward, warp(atlas, forward), warp(atlas_labels, forward), coupling=coupling)
     if with_backward:
-        warped, warped_labels = cycle.coupled(cycle.warped), cycle.coupled(cycle.warped_labels)
-        cycle.backward = nets.g_backward(warped, atlas)
+        cycle.backward = nets.g_backward(cycle.coupled(cycle.warped), atlas)
         cycle.round_trip = compose(cycle.backward, cycle.coupled(forward))
         cycle.reconstructed = warp(atlas, cycle.round_trip)
         cycle.reconstructed_labels = warp(atlas_labels, cycle.round_trip)
