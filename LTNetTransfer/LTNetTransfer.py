@@ -34,9 +34,11 @@ yellow view, the atlas after the round trip atlas -> target -> atlas (l̄) over 
 and the round-trip labels (l̄_s) as outlines; green view, the Jacobian determinant of the forward map
 (1 = volume kept, blue = compressed, red = expanded, black = folded) or the inverse-consistency error in mm.
 The table lists per target the label cycle Dice (how well the atlas labels survive the round trip), the image cycle
-error, the mean inverse-consistency error, the share of folded voxels and the local correlation (LNCC) with the
-model's reference LNCC (the median over its training scans).
-The score is the image match (LNCC divided by the reference; about 1 for a typical good transfer) minus
+error, the mean inverse-consistency error, the share of folded voxels and the local correlation (LNCC) between
+the target and the warped atlas, over the transferred labels and over the whole grid, each with the model's
+reference (the median of the same measure over its training scans).
+The score is the image match where the labels went (LNCC over the labels divided by its reference; about 1 for a
+typical good transfer) minus
 10 times the share of folded voxels beyond 1% (a flipped or wrong scan can round-trip well, so the image match
 decides). Verdict: <b>OK</b> if score >= 0.85, <b>check</b> if 0.60 <= score < 0.85, <b>likely failed</b>
 below 0.60 (thresholds of ltnet.qc); a mean label cycle Dice below 0.8 turns OK into check.

@@ -52,7 +52,8 @@ def main() -> None:
     model.training = {"iteration": model.iteration}
     scans = [torch.from_numpy(prepare_scan(read_image(p), model.atlas).image)[None, None] for p in sorted(cohort.iterdir())]
     atlas = torch.from_numpy(model.atlas.image)[None, None]
-    model.reference_lncc = reference_lncc(model.networks.eval(), atlas, scans)
+    atlas_labels = torch.from_numpy(model.atlas.one_hot).float()[None]
+    model.reference_lncc, model.reference_label_lncc = reference_lncc(model.networks.eval(), atlas, atlas_labels, scans)
     save_model(model, sample.demo_model_path())
     print(f"wrote {sample.demo_model_path()} ({sample.demo_model_path().stat().st_size / 1e6:.1f} MB, {model.iteration} iterations)")
 

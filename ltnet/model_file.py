@@ -40,7 +40,8 @@ class LTNetModel:
     atlas: Atlas
     weights: LossWeights
     training: dict = field(default_factory=dict)  # iteration, optimizer and RNG states, settings; empty for a bare model
-    reference_lncc: float | None = None  # typical image match on its training scans (ltnet.qc.reference_lncc)
+    reference_lncc: float | None = None  # typical image match on its training scans, whole grid (ltnet.qc.reference_lncc)
+    reference_label_lncc: float | None = None  # the same over the transferred labels, what the QC score uses
 
     @property
     def labels(self) -> list[LabelInfo]:
@@ -83,6 +84,7 @@ def save_model(model: LTNetModel, path) -> None:
         "weights": {name: {k: v.detach().cpu() for k, v in module.state_dict().items()} for name, module in model.networks.named_children()},
         "training": model.training,
         "reference_lncc": model.reference_lncc,
+        "reference_label_lncc": model.reference_label_lncc,
     }
     handle, tmp = tempfile.mkstemp(prefix=".ltnet-", suffix=".pt", dir=path.parent if path.parent.exists() else None)
     os.close(handle)
@@ -125,4 +127,4 @@ def load_model(path, device="cpu") -> LTNetModel:
         weights = LossWeights(**state["loss_weights"])
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise LTNetError(f"{path}: is an LTNet model that this version cannot use ({error}); retrain it or update LTNet.") from error
-    return LTNetModel(networks.to(device), atlas, weights, state.get("training") or {}, state.get("reference_lncc"))
+    return LTNetModel(networks.to(device), atlas, weights, state.get("training") or {}, state.get("reference_lncc"), state.get("reference_label_lncc"))

@@ -103,7 +103,7 @@ def train(
     def checkpoint(iteration: int) -> None:
         if not ranks.is_main:
             return
-        model.reference_lncc = quality.reference_lncc(nets, atlas[:1], [scan for scan in cohort if scan is not None])
+        model.reference_lncc, model.reference_label_lncc = quality.reference_lncc(nets, atlas[:1], atlas_labels[:1], [scan for scan in cohort if scan is not None])
         model.training = {
             "iteration": iteration,
             "settings": asdict(settings),

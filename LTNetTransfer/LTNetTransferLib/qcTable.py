@@ -10,6 +10,8 @@ TARGET_COLUMNS = [
     ("image_cycle_error", "Image cycle error"),
     ("inverse_consistency_mm", "Inverse consistency (mm)"),
     ("folded_fraction", "Folded fraction"),
+    ("label_lncc", "LNCC in labels"),
+    ("reference_label_lncc", "Reference LNCC in labels"),
     ("lncc", "LNCC"),
     ("reference_lncc", "Reference LNCC"),
 ]

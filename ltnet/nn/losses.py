@@ -50,12 +50,18 @@ class LossWeights:
 
 
 _LNCC = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=9)
+_LNCC_MAP = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=9, reduction="none")
 _DIFFUSION = DiffusionLoss()
 
 
 def similarity(fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
     """``L_sim``: negative local (9³) normalised cross-correlation; -1 for identical images."""
     return _LNCC(warped, fixed)
+
+
+def local_ncc(fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+    """The local (9³) normalised cross-correlation per voxel, ``(B, 1, D, H, W)`` in [-1, 1]; ``-similarity`` is its mean."""
+    return -_LNCC_MAP(warped, fixed)
 
 
 def smoothness(displacement: torch.Tensor) -> torch.Tensor:
