@@ -70,6 +70,7 @@ class LTNetTransferParameterNode:
     atlasSegmentation: vtkMRMLSegmentationNode
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     prealign: bool = True
+    refineSteps: Annotated[int, WithinRange(0, 500)] = 0
     overlayOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
 
 

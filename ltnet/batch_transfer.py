@@ -75,7 +75,7 @@ def run_batch(
     """Transfer every job; ``write`` runs in a background thread, ``on_done(k, job, result)`` once job ``k`` is written.
 
     ``workers`` DataLoader processes prepare the targets (0: in the main process);
-    ``refine_steps`` > 0 refines the networks on each target first (``ltnet.refine``).
+    ``refine_steps`` > 0 refines the forward map on each target first (``ltnet.refine``).
     Returns the seconds taken.
     """
     started = time.monotonic()

@@ -46,7 +46,7 @@ def transfer(
 ) -> TransferResult:
     """Transfer the atlas labels of ``model`` onto ``target`` (a 3-D image as read by ``ltnet.data.io.read_image``).
 
-    ``refine_steps`` > 0 first fits a copy of the networks to this target (``ltnet.refine``).
+    ``refine_steps`` > 0 first fits the forward map to this target (``ltnet.refine``).
     ``qc`` runs the backward network and the quality checks; ``extras`` also makes the
     images behind them (the warped and reconstructed atlas, field, Jacobian and
     inverse-consistency maps). Without both, only ``G_F`` runs: about half the time.
@@ -59,10 +59,9 @@ def transfer(
     atlas_t = torch.from_numpy(atlas.image).float()[None, None].to(device)
     one_hot_t = torch.from_numpy(atlas.one_hot).float()[None].to(device)
     scan_t = torch.from_numpy(prepared.image).float()[None, None].to(device)
-    if refine_steps > 0:
-        nets = refine(nets, model.weights, atlas_t, one_hot_t, scan_t, refine_steps)
+    forward = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps) if refine_steps > 0 else None
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t, with_backward=qc or extras)
+        cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t, with_backward=qc or extras, forward=forward)
         cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
     grid = atlas.grid
     to_grid = prepared.to_scan.GetInverse()

@@ -64,13 +64,16 @@ SUB_FOLDERS = ("inputs", "out", "qc", "extras", "atlas", "logs")
 
 
 def transferArguments(modelPath, folder: Path, targets: list, device: str = "auto", prealign: bool = True,
-                      atlas: AtlasFiles | None = None) -> list[str]:
+                      atlas: AtlasFiles | None = None, refineSteps: int = 0) -> list[str]:
     """The arguments after `python -m ltnet` for all `targets` (TargetFiles) in one process.
 
     atlas: replaces the model's atlas (`--atlas-image`, `--atlas-labels`) when given.
+    refineSteps: test-time refinement steps per target (`--refine`), 0 for none.
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if int(refineSteps) != refineSteps or refineSteps < 0:
+        raise ValueError(f"refinement steps must be a whole number >= 0, got {refineSteps!r}")
     folder = Path(folder)
     arguments = ["transfer", "--model", str(modelPath), "--target", *[str(files.target) for files in targets],
                  "--out", str(folder / "out"), "--format", "seg.nrrd", "--qc", str(folder / "qc"),
@@ -79,4 +82,6 @@ def transferArguments(modelPath, folder: Path, targets: list, device: str = "aut
         arguments += ["--atlas-image", str(atlas.image), "--atlas-labels", str(atlas.labels)]
     if not prealign:
         arguments.append("--no-prealign")
+    if refineSteps:
+        arguments += ["--refine", str(int(refineSteps))]
     return arguments

@@ -69,17 +69,19 @@ class TransferLogic:
 
     # -- blocking -------------------------------------------------------------------------------
     def transfer(self, modelPath, targetVolumeNode, device: str = "auto", prealign: bool = True,
-                 atlasVolumeNode=None, atlasSegmentationNode=None, timeout: float | None = None) -> TargetResult:
+                 atlasVolumeNode=None, atlasSegmentationNode=None, timeout: float | None = None,
+                 refineSteps: int = 0) -> TargetResult:
         """Transfer onto one target; blocks until done. Raises `TransferError` (scene unchanged) on failure."""
         if targetVolumeNode is None:
             checkTargetVolumes([])
         return self.transferMany(modelPath, [targetVolumeNode], device, prealign,
-                                 atlasVolumeNode, atlasSegmentationNode, timeout)[0]
+                                 atlasVolumeNode, atlasSegmentationNode, timeout, refineSteps)[0]
 
     def transferMany(self, modelPath, targetVolumeNodes, device: str = "auto", prealign: bool = True,
-                     atlasVolumeNode=None, atlasSegmentationNode=None, timeout: float | None = None):
+                     atlasVolumeNode=None, atlasSegmentationNode=None, timeout: float | None = None,
+                     refineSteps: int = 0):
         """Transfer onto several targets in one child process; returns a `TargetResult` per target (in order)."""
-        job = self.start(modelPath, targetVolumeNodes, device, prealign, atlasVolumeNode, atlasSegmentationNode)
+        job = self.start(modelPath, targetVolumeNodes, device, prealign, atlasVolumeNode, atlasSegmentationNode, refineSteps)
         try:
             job.wait(timeout=timeout)
         except TransferError:
@@ -89,11 +91,12 @@ class TransferLogic:
 
     # -- non-blocking ---------------------------------------------------------------------------
     def start(self, modelPath, targetVolumeNodes, device: str = "auto", prealign: bool = True,
-              atlasVolumeNode=None, atlasSegmentationNode=None) -> TransferJob:
+              atlasVolumeNode=None, atlasSegmentationNode=None, refineSteps: int = 0) -> TransferJob:
         """Check the inputs, write them to a work folder and start the child. Adds nothing to the scene.
 
         atlasVolumeNode, atlasSegmentationNode: replace the model's atlas (both or neither); the
         segmentation is written on the atlas volume's grid with its segment names, colors and values.
+        refineSteps: test-time refinement steps per target (`ltnet transfer --refine`; 0: off).
         """
         targetVolumeNodes = checkTargetVolumes(targetVolumeNodes)
         modelPath = checkModelPath(modelPath)
@@ -110,7 +113,7 @@ class TransferLogic:
                 atlas = AtlasFiles(folder)
                 writeVolumeNode(atlasVolumeNode, atlas.image)
                 writeSegmentationNode(atlasSegmentationNode, atlasVolumeNode, atlas.labels)
-            arguments = transferArguments(modelPath, folder, files, device, prealign, atlas)
+            arguments = transferArguments(modelPath, folder, files, device, prealign, atlas, refineSteps)
             return TransferJob(self.launcher, arguments, folder, targetVolumeNodes, files, self.logCallback)
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)

@@ -22,7 +22,7 @@ POLL_INTERVAL_MS = 250
 class TransferPanel:
     """Drives the widgets of the .ui (`ui`, from childWidgetVariables) with `logic` (an LTNetTransferLogic).
 
-    parameterNode: a callable returning the module's current parameter node (device, prealign, atlas override).
+    parameterNode: a callable returning the module's current parameter node (device, prealign, refinement steps, atlas override).
     """
 
     def __init__(self, ui, logic, parameterNode):
@@ -114,6 +114,7 @@ class TransferPanel:
             self.ui.logTextEdit.clear()
             self.job = self.logic.start(self.modelPath(), self.ui.targetVolumesComboBox.checkedNodes(),
                                         device=parameters.device, prealign=parameters.prealign,
+                                        refineSteps=parameters.refineSteps,
                                         atlasVolumeNode=parameters.atlasVolume,
                                         atlasSegmentationNode=parameters.atlasSegmentation)
             self.ui.applyButton.text = "Cancel"

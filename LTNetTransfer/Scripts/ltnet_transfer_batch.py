@@ -1,7 +1,7 @@
 """Batch label transfer with Slicer: one `.seg.nrrd` per target and a QC CSV.
 
     Slicer --no-main-window --python-script ltnet_transfer_batch.py \\
-        --targets scan1.nii.gz scan2.nrrd --out results/ [--model model.pt] [--device cpu] [--no-prealign]
+        --targets scan1.nii.gz scan2.nrrd --out results/ [--model model.pt] [--device cpu] [--no-prealign] [--refine N]
 
 Without --model the bundled demo model is used. Exit status 0 on success; 2 with one
 line "ltnet_transfer_batch: error: ..." on bad input or a failed transfer.
@@ -33,6 +33,7 @@ def parseArguments(argv):
     parser.add_argument("--out", required=True, help="output folder: <target>.seg.nrrd per target and qc.csv")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment")
+    parser.add_argument("--refine", type=int, default=0, metavar="N", help="test-time refinement steps per target (default 0: off)")
     return parser.parse_args(argv)
 
 
@@ -94,7 +95,7 @@ def run(argv) -> int:
         nodes = [loadTarget(scene, target) for target in targets]
         out.mkdir(parents=True, exist_ok=True)
         logic = TransferLogic(logCallback=lambda message: print(message, file=sys.stderr, flush=True))
-        results = logic.transferMany(modelPath, nodes, device=args.device, prealign=not args.no_prealign)
+        results = logic.transferMany(modelPath, nodes, device=args.device, prealign=not args.no_prealign, refineSteps=args.refine)
         for result, stem in zip(results, stems):
             writeSegmentation(result.segmentationNode, out / f"{stem}.seg.nrrd")
         writeQcCsv(results, targets, out / "qc.csv")

@@ -34,7 +34,13 @@ class Cycle:
 
 
 def run_cycle(
-    nets: LTNetNetworks, atlas: torch.Tensor, atlas_labels: torch.Tensor, scan: torch.Tensor, with_backward: bool = True, coupling: float = 1.0
+    nets: LTNetNetworks,
+    atlas: torch.Tensor,
+    atlas_labels: torch.Tensor,
+    scan: torch.Tensor,
+    with_backward: bool = True,
+    coupling: float = 1.0,
+    forward: torch.Tensor | None = None,
 ) -> Cycle:
     """Forward map atlas -> scan, and (optionally) the backward map and the reconstructions.
 
@@ -47,8 +53,11 @@ def run_cycle(
     each trilinear resampling blurs, and only a zero (or whole-voxel) field is
     resampled without loss, so the two-step version rewards ``G_F`` for staying at the
     identity whatever ``G_B`` does (measured in docs/BENCHMARKS.md).
+
+    ``forward`` replaces ``G_F``'s prediction (a field refined for this scan, ``ltnet.refine``).
     """
-    forward = nets.g_forward(atlas, scan)
+    if forward is None:
+        forward = nets.g_forward(atlas, scan)
     cycle = Cycle(forward, warp(atlas, forward), warp(atlas_labels, forward), coupling=coupling)
     if with_backward:
         cycle.backward = nets.g_backward(cycle.coupled(cycle.warped), atlas)

@@ -59,8 +59,15 @@ class RegistrationNet(nn.Module):
         nn.init.zeros_(flow_layer.bias)
 
     def forward(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
-        field = self.unet(torch.cat([moving, fixed], dim=1))
-        return integrate(field) if self.diffeomorphic else field
+        return self.displacement(self.unet_field(moving, fixed))
+
+    def unet_field(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        """What the U-Net predicts, ``(B, 3, D, H, W)`` voxels: the displacement, or the velocity of a diffeomorphic net."""
+        return self.unet(torch.cat([moving, fixed], dim=1))
+
+    def displacement(self, unet_field: torch.Tensor) -> torch.Tensor:
+        """The displacement of a U-Net field: itself, or its scaling-and-squaring integral for a diffeomorphic net."""
+        return integrate(unet_field) if self.diffeomorphic else unet_field
 
 
 def make_discriminator(config: NetworkConfig) -> nn.Module:

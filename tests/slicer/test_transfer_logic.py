@@ -268,9 +268,10 @@ def test_atlas_override_replaces_the_model_atlas(scene):
     launcher = CountingLauncher()
     result = TransferLogic(launcher).transfer(model_path(), target, device="cpu", prealign=False,
                                               atlasVolumeNode=atlas, atlasSegmentationNode=segmentation,
-                                              timeout=300)
+                                              timeout=300, refineSteps=5)
     arguments = launcher.started[0]
     assert "--atlas-image" in arguments and "--atlas-labels" in arguments
+    assert arguments[arguments.index("--refine") + 1] == "5"
     found = {}
     for index in range(result.segmentationNode.GetSegmentation().GetNumberOfSegments()):
         segment = result.segmentationNode.GetSegmentation().GetNthSegment(index)

@@ -139,7 +139,7 @@ def makePanel(panelClass, logic, scene, tmp_path):
     ui = types.SimpleNamespace(**{name: FakeWidget() for name in names})
     ui.useDemoModelCheckBox.checked = True
     ui.targetVolumesComboBox.checked_nodes = [target, scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "b")]
-    parameters = types.SimpleNamespace(device="cpu", prealign=False, atlasVolume=None, atlasSegmentation=None)
+    parameters = types.SimpleNamespace(device="cpu", prealign=False, refineSteps=20, atlasVolume=None, atlasSegmentation=None)
     logic.folder = tmp_path
     return panelClass(ui, logic, lambda: parameters), ui
 
@@ -154,6 +154,7 @@ def test_apply_becomes_cancel_and_cancel_brings_apply_back(panelClass, scene, tm
 
     ui.applyButton.emit("clicked(bool)", False)
     assert logic.started[0][0] == "/demo_model.pt" and logic.started[0][2]["device"] == "cpu"
+    assert logic.started[0][2]["refineSteps"] == 20
     assert ui.applyButton.text == "Cancel" and ui.applyButton.enabled and panel.timer.active
     panel.timer.fire()
     assert ui.progressBar.value == 50 and ui.statusLabel.text == "Target 2 of 2: b..."

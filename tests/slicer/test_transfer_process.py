@@ -72,16 +72,21 @@ def test_arguments_are_those_ltnet_transfer_accepts(tmp_path):
     from ltnet.cli import build_parser
 
     files = [TargetFiles(tmp_path, fileStem(index, name)) for index, name in enumerate(["scan one", "scan/2"])]
-    arguments = transferArguments("m.pt", tmp_path, files, "cpu", prealign=False, atlas=AtlasFiles(tmp_path))
+    arguments = transferArguments("m.pt", tmp_path, files, "cpu", prealign=False, atlas=AtlasFiles(tmp_path), refineSteps=20)
     parsed = build_parser().parse_args(arguments)
+    assert parsed.refine == 20
     assert parsed.target == [str(tmp_path / "inputs" / "01_scan_one.nrrd"), str(tmp_path / "inputs" / "02_scan_2.nrrd")]
     assert (parsed.out, parsed.format, parsed.qc, parsed.extras) == (
         str(tmp_path / "out"), "seg.nrrd", str(tmp_path / "qc"), str(tmp_path / "extras"))
     assert (parsed.atlas_image, parsed.atlas_labels) == (str(AtlasFiles(tmp_path).image), str(AtlasFiles(tmp_path).labels))
     assert (parsed.device, parsed.no_prealign, parsed.progress) == ("cpu", True, "jsonl")
-    assert build_parser().parse_args(transferArguments("m.pt", tmp_path, files)).atlas_image is None
+    defaults = build_parser().parse_args(transferArguments("m.pt", tmp_path, files))
+    assert defaults.atlas_image is None and defaults.refine == 0
     with pytest.raises(ValueError):
         transferArguments("m.pt", tmp_path, files, device="gpu")
+    for steps in (-1, 2.5):
+        with pytest.raises(ValueError, match="refinement steps"):
+            transferArguments("m.pt", tmp_path, files, refineSteps=steps)
 
 
 def test_cancel_kills_the_whole_process_tree(tmp_path):
