@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classical import DATASETS, OUT, Timer, Warped, box_plot, read_csv, score, table, write_csv  # noqa: E402
-from report import machine, write_section  # noqa: E402
+from report import machine, mean_std, write_section  # noqa: E402
 
 from ltnet.data.intensity import normalise  # noqa: E402
 from ltnet.data.io import read_image, read_label_map  # noqa: E402
@@ -61,8 +61,10 @@ def main() -> None:
     parser.add_argument("--atlas", default="hippocampus_007")
     parser.add_argument("--iterations", type=int, default=1500)
     parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (3e-4: the CPU budget is far below the paper's)")
-    parser.add_argument("--model", action="append", default=[], metavar="LABEL=PATH",
-                        help="score this trained model under LABEL (repeatable); without any, trains and scores VoxelMorph and LT-Net")
+    parser.add_argument("--model", action="append", default=[], metavar="LABEL=PATH[,PATH...]",
+                        help="score this trained model under LABEL (repeatable); several paths are the same recipe trained with "
+                             "different seeds; without any, trains and scores VoxelMorph and LT-Net (--seeds of each)")
+    parser.add_argument("--seeds", type=int, default=1, help="without --model: train each learned method with seeds 0..N-1")
     parser.add_argument("--note", default="", help="a sentence on how the given models were trained, for the docs")
     parser.add_argument("--every", type=int, default=1, help="score every K-th target only (quick checks)")
     parser.add_argument("--refine-steps", type=int, default=0, help="also score LT-Net with this many steps of test-time refinement")
@@ -78,15 +80,17 @@ def main() -> None:
         if not (cohort / scan.name).exists():
             os.symlink(scan, cohort / scan.name)
 
-    models = dict(item.split("=", 1) for item in args.model) or {
-        "VoxelMorph (L_sim + L_smooth)": train(work / "voxelmorph.pt", cohort, atlas_image_path, atlas_labels_path, args.iterations, args.lr, ["--voxelmorph"]),
-        "LT-Net (all seven terms)": train(work / "ltnet.pt", cohort, atlas_image_path, atlas_labels_path, args.iterations, args.lr, []),
+    recipes = {"VoxelMorph (L_sim + L_smooth)": ("voxelmorph", ["--voxelmorph"]), "LT-Net (ltnet train defaults)": ("ltnet", [])}
+    models = {label: paths.split(",") for label, paths in (item.split("=", 1) for item in args.model)} or {
+        label: [train(work / f"{stem}_seed{seed}.pt", cohort, atlas_image_path, atlas_labels_path, args.iterations, args.lr, [*extra, "--seed", str(seed)])
+                for seed in range(args.seeds)]
+        for label, (stem, extra) in recipes.items()
     }
-    loaded = {name: load_model(path) for name, path in models.items()}
+    loaded = {name: [load_model(path) for path in paths] for name, paths in models.items()}
     atlas_labels = read_label_map(atlas_labels_path).image
-    atlas_on_grid = next(iter(loaded.values())).atlas.image_sitk()
+    atlas_on_grid = next(iter(loaded.values()))[0].atlas.image_sitk()
     ltnet_name = next(name for name in models if name.startswith("LT-Net"))
-    learned = {name: (model, 0) for name, model in loaded.items()}
+    learned = {name: (seeds, 0) for name, seeds in loaded.items()}
     if args.refine_steps:
         learned[f"LT-Net + refinement ({args.refine_steps} steps)"] = (loaded[ltnet_name], args.refine_steps)
     threads = torch.get_num_threads()
@@ -96,7 +100,10 @@ def main() -> None:
         target = read_image(scan)
         name = scan.name.removesuffix(".nii.gz")
         reference = sitk.Cast(sitk.ReadImage(str(DATA / "labels" / scan.name)), sitk.sitkUInt8)
-        add = lambda method, warped: rows.append(score(warped, args.atlas, name, reference, HIPPOCAMPUS, method, threads))  # noqa: E731
+
+        def add(method: str, warped: Warped, seed="") -> None:
+            rows.append({**score(warped, args.atlas, name, reference, HIPPOCAMPUS, method, threads), "seed": seed})
+
         with Timer() as t:
             labels = labels_without_registration(atlas_labels, reference)
         add("No registration", Warped(labels, None, t.wall, t.cpu))
@@ -104,20 +111,22 @@ def main() -> None:
             to_scan = affine_prealign(atlas_on_grid, normalise(target))
             labels = labels_with_transform(atlas_labels, reference, to_scan.GetInverse())
         add("Affine only", Warped(labels, None, t.wall, t.cpu))
-        for method, (model, steps) in learned.items():
-            with Timer() as t:
-                result = transfer(model, target, "cpu", refine_steps=steps, extras=False)
-            add(method, Warped(result.labels, result.qc["folded_fraction"], t.wall, t.cpu))
-            if method == ltnet_name:
-                qc_rows.append((result.qc, rows[-1]["mean_dice"]))
-        print(name, {r["method"]: r["mean_dice"] for r in rows if r["target"] == name}, flush=True)
+        for method, (seeds, steps) in learned.items():
+            for seed, model in enumerate(seeds):
+                with Timer() as t:
+                    result = transfer(model, target, "cpu", refine_steps=steps, extras=False)
+                add(method, Warped(result.labels, result.qc["folded_fraction"], t.wall, t.cpu), seed)
+                if method == ltnet_name and seed == 0:
+                    qc_rows.append((result.qc, rows[-1]["mean_dice"]))
+        print(name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in rows if r["target"] == name}, flush=True)
 
     write_csv(rows, OUT / "accuracy_hippocampus.csv")
+    seed_text = seed_table(rows, [m for m, (seeds, _) in learned.items() if len(seeds) > 1])
+    rows = mean_over_seeds(rows) + classical_rows({r["target"] for r in rows})
     methods = ["No registration", "Affine only", *CLASSICAL, *learned]
-    rows += classical_rows({r["target"] for r in rows})
     box_plot(rows, methods, OUT / "accuracy_hippocampus.png", "One-shot label transfer, MSD hippocampus: mean Dice per target")
-    iterations = {name: model.iteration for name, model in loaded.items()}
-    grid = next(iter(loaded.values())).grid
+    iterations = {name: seeds[0].iteration for name, seeds in loaded.items()}
+    grid = next(iter(loaded.values()))[0].grid
     text = f"""## Accuracy, one-shot, MSD hippocampus (`benchmarks/accuracy.py`)
 
 Atlas `{args.atlas}`; {len(scored)} target scans, scored on their own grids against their reference labels
@@ -134,12 +143,43 @@ Per-target results: [`accuracy_hippocampus.csv`](benchmarks/accuracy_hippocampus
 
 ![mean Dice per target](benchmarks/accuracy_hippocampus.png)
 
+{seed_text}
+
 {paired_comparison(rows, ltnet_name, [m for m in methods if m != ltnet_name])}
 
 {qc_validation(qc_rows)}
 """
     write_section("accuracy-hippocampus", text)
     print(text)
+
+
+def mean_over_seeds(rows: list[dict]) -> list[dict]:
+    """One row per (target, method): each number the mean over the method's seeds (models trained with different seeds)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["target"], row["method"]), []).append(row)
+    averaged = []
+    for group in groups.values():
+        row = {key: value for key, value in group[0].items() if key != "seed"}
+        for key, value in row.items():
+            if key not in ("atlas", "target", "method", "threads") and value != "":
+                row[key] = round(float(np.mean([float(r[key]) for r in group])), 6)
+        averaged.append(row)
+    return averaged
+
+
+def seed_table(rows: list[dict], methods: list[str]) -> str:
+    """Mean Dice over the targets of each seed of each method, and the spread over seeds."""
+    if not methods:
+        return ""
+    seeds = sorted({r["seed"] for r in rows if r["method"] in methods})
+    lines = ["Training seeds: mean Dice over the targets of each model, and the mean ± std over seeds (the rows above average each",
+             "target over the seeds; the QC validation below uses seed 0).", "",
+             "| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std over seeds |", "|---|" + "---|" * (len(seeds) + 1)]
+    for method in methods:
+        means = [np.mean([float(r["mean_dice"]) for r in rows if r["method"] == method and r["seed"] == s]) for s in seeds]
+        lines.append(f"| {method} | " + " | ".join(f"{m:.3f}" for m in means) + f" | {mean_std(means)} |")
+    return "\n".join(lines)
 
 
 def classical_rows(targets: set[str]) -> list[dict]:
