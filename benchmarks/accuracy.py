@@ -125,6 +125,9 @@ def main() -> None:
     rows = mean_over_seeds(rows) + classical_rows({r["target"] for r in rows})
     methods = ["No registration", "Affine only", *CLASSICAL, *learned]
     box_plot(rows, methods, OUT / "accuracy_hippocampus.png", "One-shot label transfer, MSD hippocampus: mean Dice per target")
+    refined = [m for m in learned if m not in loaded]
+    comparisons = "\n\n".join([paired_comparison(rows, ltnet_name, [m for m in methods if m != ltnet_name])]
+                                + [paired_comparison(rows, m, [*CLASSICAL, *[v for v in loaded if v != ltnet_name]]) for m in refined])
     iterations = {name: seeds[0].iteration for name, seeds in loaded.items()}
     grid = next(iter(loaded.values()))[0].grid
     text = f"""## Accuracy, one-shot, MSD hippocampus (`benchmarks/accuracy.py`)
@@ -145,7 +148,7 @@ Per-target results: [`accuracy_hippocampus.csv`](benchmarks/accuracy_hippocampus
 
 {seed_text}
 
-{paired_comparison(rows, ltnet_name, [m for m in methods if m != ltnet_name])}
+{comparisons}
 
 {qc_validation(qc_rows)}
 """
