@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,9 +324,9 @@ def box_plot(rows: list[dict], methods: list[str], path: Path, title: str) -> No
     import matplotlib.pyplot as plt
 
     values = [[float(r["mean_dice"]) for r in rows if r["method"] == m] for m in methods]
-    figure, axes = plt.subplots(figsize=(7, 4))
+    figure, axes = plt.subplots(figsize=(max(7.0, 1.15 * len(methods)), 4.5))
     axes.boxplot(values, showmeans=True)
-    axes.set_xticks(range(1, len(methods) + 1), [m.replace(" (", "\n(") for m in methods], fontsize=8)
+    axes.set_xticks(range(1, len(methods) + 1), [textwrap.fill(m, 16) for m in methods], fontsize=7)
     axes.set_ylabel("mean Dice per target")
     axes.set_title(title)
     axes.grid(axis="y", alpha=0.3)
