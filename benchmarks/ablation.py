@@ -27,7 +27,7 @@ import numpy as np
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import DATA, NAMES, train_command  # noqa: E402
+from accuracy import DATA, NAMES, link_cohort, train_command  # noqa: E402
 from report import machine, mean_std, write_section  # noqa: E402
 
 from ltnet.data.io import read_image  # noqa: E402
@@ -81,12 +81,7 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     scans = sorted(p for p in (DATA / "images").glob("*.nii.gz") if p.name != f"{ATLAS}.nii.gz")
-    cohort = Path(args.cohort) if args.cohort else work / "cohort"
-    if not args.cohort:
-        cohort.mkdir(exist_ok=True)
-        for scan in scans:
-            if not (cohort / scan.name).exists():
-                os.symlink(scan, cohort / scan.name)
+    cohort = Path(args.cohort) if args.cohort else link_cohort(scans, work / "cohort")
     runs = variants(shlex.split(args.recipe))
     models = {label: load_model(path) for label, path in train_all(work, cohort, runs, args.iterations, args.lr, args.parallel).items()}
 

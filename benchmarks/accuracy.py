@@ -48,6 +48,15 @@ def train_command(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path
             "--checkpoint-every", "100", "--lr", str(lr), *extra]
 
 
+def link_cohort(scans: list[Path], folder: Path) -> Path:
+    """``folder`` holding a link to each scan (the unlabeled cohort ``ltnet train --images`` reads); existing links are kept."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for scan in scans:
+        if not (folder / scan.name).exists():
+            os.symlink(scan, folder / scan.name)
+    return folder
+
+
 def train(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str]) -> Path:
     if out.exists():
         return out
@@ -74,11 +83,7 @@ def main() -> None:
     atlas_image_path = DATA / "images" / f"{args.atlas}.nii.gz"
     atlas_labels_path = DATA / "labels" / f"{args.atlas}.nii.gz"
     scans = sorted(p for p in (DATA / "images").glob("*.nii.gz") if p.name != atlas_image_path.name)
-    cohort = work / "cohort"
-    cohort.mkdir(exist_ok=True)
-    for scan in scans:
-        if not (cohort / scan.name).exists():
-            os.symlink(scan, cohort / scan.name)
+    cohort = link_cohort(scans, work / "cohort")
 
     recipes = {"VoxelMorph (L_sim + L_smooth)": ("voxelmorph", ["--voxelmorph"]), "LT-Net (ltnet train defaults)": ("ltnet", [])}
     models = {label: paths.split(",") for label, paths in (item.split("=", 1) for item in args.model)} or {

@@ -49,8 +49,9 @@ class LossWeights:
         return asdict(self)
 
 
-_LNCC = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=9)
-_LNCC_MAP = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=9, reduction="none")
+LNCC_WINDOW = 9  # voxels per side of the local window of L_sim and of the QC's image match
+_LNCC = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=LNCC_WINDOW)
+_LNCC_MAP = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=LNCC_WINDOW, reduction="none")
 _DIFFUSION = DiffusionLoss()
 
 
