@@ -1,17 +1,21 @@
-"""One-shot accuracy on ../shared/data/hippocampus: no registration, affine only, VoxelMorph, LT-Net, beside elastix and ANTs.
+"""One-shot accuracy: no registration, affine only, VoxelMorph, LT-Net, beside elastix and ANTs, on ../shared/data.
 
 Protocol: one atlas (image + labels); every other scan's image is the unlabeled
 cohort; their labels are used only for scoring, on each scan's own grid.
+``hippocampus``: atlas hippocampus_007 against the other 59 scans; ``ibsr18``: each of
+the 4 subjects as atlas in turn against the other 3 (12 pairs, one model per atlas).
 The learned methods are trained with the same budget (iterations, cohort,
 grid, learning rate) by ``ltnet train`` (LT-Net: the paper's losses;
 VoxelMorph: ``--voxelmorph``, the same code with only L_sim + L_smooth).
 
     python benchmarks/accuracy.py --work runs/accuracy [--iterations 1500]
+    python benchmarks/accuracy.py --data ibsr18 --work runs/ibsr --iterations 1000 --grid 64 48 64 --refine-steps 20
 
-Trained models are kept in --work and reused when present. Results go to the
-"accuracy-hippocampus" section of docs/BENCHMARKS.md, with per-target rows and a box plot
-under docs/benchmarks/; the elastix and ANTs rows are read from the per-target CSV of
-``benchmarks/classical.py --data hippocampus`` (same atlas and targets) when it exists.
+Trained models are kept in --work (``<method>_<atlas>_seed<N>.pt``) and reused when present;
+``--model LABEL=PATH`` scores given models instead (``{atlas}`` in PATH stands for the atlas's name).
+Results go to the "accuracy-<data>" section of docs/BENCHMARKS.md, with per-pair rows and a box plot
+under docs/benchmarks/; the elastix and ANTs rows are read from the per-pair CSV of
+``benchmarks/classical.py --data <data>`` (same atlases and targets) when it exists.
 """
 
 import argparse
@@ -25,7 +29,7 @@ import SimpleITK as sitk
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classical import DATASETS, OUT, Timer, Warped, box_plot, read_csv, score, table, write_csv  # noqa: E402
+from classical import DATA as SHARED_DATA, DATASETS, OUT, Timer, Warped, box_plot, pairs, read_csv, score, table, write_csv  # noqa: E402
 from report import machine, mean_std, write_section  # noqa: E402
 
 from ltnet.data.intensity import normalise  # noqa: E402
@@ -35,10 +39,11 @@ from ltnet.metrics import labels_with_transform, labels_without_registration  # 
 from ltnet.model_file import load_model  # noqa: E402
 from ltnet.transfer import transfer  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hippocampus"
-HIPPOCAMPUS = DATASETS["hippocampus"]
-NAMES = HIPPOCAMPUS.labels
+DATA = SHARED_DATA / "hippocampus"
+NAMES = DATASETS["hippocampus"].labels
 CLASSICAL = ["elastix affine + B-spline", "ANTs SyN (antspyx)"]
+TITLES = {"hippocampus": "MSD hippocampus", "ibsr18": "IBSR18 brain MRI"}
+RECIPES = {"VoxelMorph (L_sim + L_smooth)": ("voxelmorph", ["--voxelmorph"]), "LT-Net (ltnet train defaults)": ("ltnet", [])}
 
 
 def train_command(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str]) -> list[str]:
@@ -66,98 +71,107 @@ def train(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", choices=sorted(DATASETS), default="hippocampus")
     parser.add_argument("--work", default="runs/accuracy", help="folder for the trained models")
-    parser.add_argument("--atlas", default="hippocampus_007")
     parser.add_argument("--iterations", type=int, default=1500)
     parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (3e-4: the CPU budget is far below the paper's)")
+    parser.add_argument("--grid", type=int, nargs=3, metavar=("X", "Y", "Z"), help="network grid for the trainings (default: ltnet train's)")
     parser.add_argument("--model", action="append", default=[], metavar="LABEL=PATH[,PATH...]",
                         help="score this trained model under LABEL (repeatable); several paths are the same recipe trained with "
-                             "different seeds; without any, trains and scores VoxelMorph and LT-Net (--seeds of each)")
+                             "different seeds; {atlas} in a path is the atlas's name; without any, trains and scores VoxelMorph "
+                             "and LT-Net (--seeds of each) for every atlas")
     parser.add_argument("--seeds", type=int, default=1, help="without --model: train each learned method with seeds 0..N-1")
     parser.add_argument("--note", default="", help="a sentence on how the given models were trained, for the docs")
     parser.add_argument("--every", type=int, default=1, help="score every K-th target only (quick checks)")
     parser.add_argument("--refine-steps", type=int, default=0, help="also score LT-Net with this many steps of test-time refinement")
     args = parser.parse_args()
+    dataset = DATASETS[args.data]
+    folder = SHARED_DATA / dataset.folder
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    atlas_image_path = DATA / "images" / f"{args.atlas}.nii.gz"
-    atlas_labels_path = DATA / "labels" / f"{args.atlas}.nii.gz"
-    scans = sorted(p for p in (DATA / "images").glob("*.nii.gz") if p.name != atlas_image_path.name)
-    cohort = link_cohort(scans, work / "cohort")
+    scored = sorted(pairs(dataset, args.every))
+    atlases = list(dict.fromkeys(a for a, _ in scored))
+    subjects = sorted(p.name.removesuffix(".nii.gz") for p in (folder / "images").glob("*.nii.gz"))
+    image, labels = (lambda name: folder / "images" / f"{name}.nii.gz"), (lambda name: folder / "labels" / f"{name}.nii.gz")
 
-    recipes = {"VoxelMorph (L_sim + L_smooth)": ("voxelmorph", ["--voxelmorph"]), "LT-Net (ltnet train defaults)": ("ltnet", [])}
-    models = {label: paths.split(",") for label, paths in (item.split("=", 1) for item in args.model)} or {
-        label: [train(work / f"{stem}_seed{seed}.pt", cohort, atlas_image_path, atlas_labels_path, args.iterations, args.lr, [*extra, "--seed", str(seed)])
-                for seed in range(args.seeds)]
-        for label, (stem, extra) in recipes.items()
-    }
-    loaded = {name: [load_model(path) for path in paths] for name, paths in models.items()}
-    atlas_labels = read_label_map(atlas_labels_path).image
-    atlas_on_grid = next(iter(loaded.values()))[0].atlas.image_sitk()
-    ltnet_name = next(name for name in models if name.startswith("LT-Net"))
-    learned = {name: (seeds, 0) for name, seeds in loaded.items()}
-    if args.refine_steps:
-        learned[f"LT-Net + refinement ({args.refine_steps} steps)"] = (loaded[ltnet_name], args.refine_steps)
+    def models_of(atlas: str) -> dict[str, list[Path]]:
+        if args.model:
+            return {label: [Path(p.format(atlas=atlas)) for p in paths.split(",")] for label, paths in (item.split("=", 1) for item in args.model)}
+        cohort = link_cohort([image(s) for s in subjects if s != atlas], work / f"cohort_{atlas}")
+        grid = ["--grid", *map(str, args.grid)] if args.grid else []
+        return {label: [train(work / f"{stem}_{atlas}_seed{seed}.pt", cohort, image(atlas), labels(atlas), args.iterations, args.lr,
+                              [*extra, *grid, "--seed", str(seed)]) for seed in range(args.seeds)]
+                for label, (stem, extra) in RECIPES.items()}
+
     threads = torch.get_num_threads()
-    rows, qc_rows = [], []
-    scored = scans[:: args.every]
-    for scan in scored:
-        target = read_image(scan)
-        name = scan.name.removesuffix(".nii.gz")
-        reference = sitk.Cast(sitk.ReadImage(str(DATA / "labels" / scan.name)), sitk.sitkUInt8)
+    rows, qc_rows, loaded = [], [], {}
+    for atlas in atlases:
+        loaded = {name: [load_model(path) for path in paths] for name, paths in models_of(atlas).items()}
+        ltnet_name = next(name for name in loaded if name.startswith("LT-Net"))
+        learned = {name: (seeds, 0) for name, seeds in loaded.items()}
+        if args.refine_steps:
+            learned[f"LT-Net + refinement ({args.refine_steps} steps)"] = (loaded[ltnet_name], args.refine_steps)
+        atlas_labels = read_label_map(labels(atlas)).image
+        atlas_on_grid = next(iter(loaded.values()))[0].atlas.image_sitk()
+        for name in (t for a, t in scored if a == atlas):
+            target = read_image(image(name))
+            reference = sitk.Cast(sitk.ReadImage(str(labels(name))), sitk.sitkUInt8)
 
-        def add(method: str, warped: Warped, seed="") -> None:
-            rows.append({**score(warped, args.atlas, name, reference, HIPPOCAMPUS, method, threads), "seed": seed})
+            def add(method: str, warped: Warped, seed="") -> None:
+                rows.append({**score(warped, atlas, name, reference, dataset, method, threads), "seed": seed})
 
-        with Timer() as t:
-            labels = labels_without_registration(atlas_labels, reference)
-        add("No registration", Warped(labels, None, t.wall, t.cpu))
-        with Timer() as t:
-            to_scan = affine_prealign(atlas_on_grid, normalise(target))
-            labels = labels_with_transform(atlas_labels, reference, to_scan.GetInverse())
-        add("Affine only", Warped(labels, None, t.wall, t.cpu))
-        for method, (seeds, steps) in learned.items():
-            for seed, model in enumerate(seeds):
-                with Timer() as t:
-                    result = transfer(model, target, "cpu", refine_steps=steps, extras=False)
-                add(method, Warped(result.labels, result.qc["folded_fraction"], t.wall, t.cpu), seed)
-                if method == ltnet_name and seed == 0:
-                    qc_rows.append((result.qc, rows[-1]["mean_dice"]))
-        print(name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in rows if r["target"] == name}, flush=True)
+            with Timer() as t:
+                warped_labels = labels_without_registration(atlas_labels, reference)
+            add("No registration", Warped(warped_labels, None, t.wall, t.cpu))
+            with Timer() as t:
+                to_scan = affine_prealign(atlas_on_grid, normalise(target))
+                warped_labels = labels_with_transform(atlas_labels, reference, to_scan.GetInverse())
+            add("Affine only", Warped(warped_labels, None, t.wall, t.cpu))
+            for method, (seeds, steps) in learned.items():
+                for seed, model in enumerate(seeds):
+                    with Timer() as t:
+                        result = transfer(model, target, "cpu", refine_steps=steps, extras=False)
+                    add(method, Warped(result.labels, result.qc["folded_fraction"], t.wall, t.cpu), seed)
+                    if method == ltnet_name and seed == 0:
+                        qc_rows.append((result.qc, rows[-1]["mean_dice"]))
+            print(atlas, name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in rows if (r["atlas"], r["target"]) == (atlas, name)}, flush=True)
 
-    write_csv(rows, OUT / "accuracy_hippocampus.csv")
+    write_csv(rows, OUT / f"accuracy_{args.data}.csv")
     seed_text = seed_table(rows, [m for m, (seeds, _) in learned.items() if len(seeds) > 1])
-    rows = mean_over_seeds(rows) + classical_rows({r["target"] for r in rows})
-    methods = ["No registration", "Affine only", *CLASSICAL, *learned]
-    box_plot(rows, methods, OUT / "accuracy_hippocampus.png", "One-shot label transfer, MSD hippocampus: mean Dice per target")
+    rows = mean_over_seeds(rows) + classical_rows(args.data, set(scored))
+    methods = ["No registration", "Affine only", *[m for m in CLASSICAL if any(r["method"] == m for r in rows)], *learned]
+    title = TITLES[args.data]
+    box_plot(rows, methods, OUT / f"accuracy_{args.data}.png", f"One-shot label transfer, {title}: mean Dice per target")
     refined = [m for m in learned if m not in loaded]
     comparisons = "\n\n".join([paired_comparison(rows, ltnet_name, [m for m in methods if m != ltnet_name])]
                                 + [paired_comparison(rows, m, [*CLASSICAL, *[v for v in loaded if v != ltnet_name]]) for m in refined])
     iterations = {name: seeds[0].iteration for name, seeds in loaded.items()}
     grid = next(iter(loaded.values()))[0].grid
-    text = f"""## Accuracy, one-shot, MSD hippocampus (`benchmarks/accuracy.py`)
+    protocol = (f"Atlas `{atlases[0]}`; {len(scored)} target scans" if len(atlases) == 1
+                else f"Each subject as atlas in turn, one model per atlas and method; {len(scored)} atlas -> target pairs")
+    text = f"""## Accuracy, one-shot, {title} (`benchmarks/accuracy.py --data {args.data}`)
 
-Atlas `{args.atlas}`; {len(scored)} target scans, scored on their own grids against their reference labels
-(Dice mean ± std over scans; HD95 = 95th-percentile symmetric surface distance, mean of the two labels).
+{protocol}, scored on the targets' own grids against their reference labels
+(Dice mean ± std over pairs; HD95 = 95th-percentile symmetric surface distance, mean over labels).
 Learned models trained by `ltnet train` on the same cohort with the same budget: {iterations} iterations,
 Adam lr {args.lr:g}, batch 1, network grid {grid.size} at {grid.spacing:.2f} mm, affine pre-alignment on.
 Seconds per scan, wall (CPU): pre-alignment, inference, the QC and mapping the labels back (not reading the file, not the `--extras` images).
-The elastix and ANTs rows are the same atlas and targets from `benchmarks/classical.py` ([`classical_hippocampus.csv`](benchmarks/classical_hippocampus.csv),
+The elastix and ANTs rows are the same pairs from `benchmarks/classical.py` ([`classical_{args.data}.csv`](benchmarks/classical_{args.data}.csv),
 timed there on a shared machine: their CPU seconds are the fairer cost); every other row was measured in this run.
 {args.note}
-Per-target results: [`accuracy_hippocampus.csv`](benchmarks/accuracy_hippocampus.csv). Machine: {machine()}.
+Per-pair results: [`accuracy_{args.data}.csv`](benchmarks/accuracy_{args.data}.csv). Machine: {machine()}.
 
-{table(rows, HIPPOCAMPUS, methods)}
+{table(rows, dataset, methods)}
 
-![mean Dice per target](benchmarks/accuracy_hippocampus.png)
+![mean Dice per target](benchmarks/accuracy_{args.data}.png)
 
 {seed_text}
 
 {comparisons}
 
-{qc_validation(qc_rows)}
+{qc_validation(qc_rows, held_out_halves=args.data == "hippocampus")}
 """
-    write_section("accuracy-hippocampus", text)
+    write_section(f"accuracy-{args.data}", text)
     print(text)
 
 
@@ -165,7 +179,7 @@ def mean_over_seeds(rows: list[dict]) -> list[dict]:
     """One row per (target, method): each number the mean over the method's seeds (models trained with different seeds)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["target"], row["method"]), []).append(row)
+        groups.setdefault((row["atlas"], row["target"], row["method"]), []).append(row)
     averaged = []
     for group in groups.values():
         row = {key: value for key, value in group[0].items() if key != "seed"}
@@ -190,20 +204,20 @@ def seed_table(rows: list[dict], methods: list[str]) -> str:
     return "\n".join(lines)
 
 
-def classical_rows(targets: set[str]) -> list[dict]:
-    """The elastix and ANTs rows of ``benchmarks/classical.py`` for these targets (none if it has not been run)."""
-    path = OUT / "classical_hippocampus.csv"
+def classical_rows(data: str, scored: set[tuple[str, str]]) -> list[dict]:
+    """The elastix and ANTs rows of ``benchmarks/classical.py`` for these (atlas, target) pairs (none if it has not been run)."""
+    path = OUT / f"classical_{data}.csv"
     if not path.exists():
         return []
-    return [r for r in read_csv(path) if r["method"] in CLASSICAL and r["target"] in targets]
+    return [r for r in read_csv(path) if r["method"] in CLASSICAL and (r["atlas"], r["target"]) in scored]
 
 
 def paired_comparison(rows: list[dict], method: str, others: list[str]) -> str:
-    """One line per other method: paired mean Dice difference over the targets both scored, wins, and the time ratio."""
-    by_target = lambda m: {r["target"]: r for r in rows if r["method"] == m}  # noqa: E731
+    """One line per other method: paired mean Dice difference over the pairs both scored, wins, and the time ratio."""
+    by_target = lambda m: {(r["atlas"], r["target"]): r for r in rows if r["method"] == m}  # noqa: E731
     mine = by_target(method)
-    lines = [f"Paired over targets, {method} against each method:", "",
-             "| against | targets | mean Dice difference | better on | CPU seconds ratio (other / this) |", "|---|---|---|---|---|"]
+    lines = [f"Paired over atlas -> target pairs, {method} against each method:", "",
+             "| against | pairs | mean Dice difference | better on | CPU seconds ratio (other / this) |", "|---|---|---|---|---|"]
     for other in others:
         theirs = by_target(other)
         common = sorted(mine.keys() & theirs.keys())
@@ -221,7 +235,7 @@ def spearman(a, b) -> float:
     return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
-def qc_validation(rows) -> str:
+def qc_validation(rows, held_out_halves: bool) -> str:
     """How well each QC measure and the score rank the LT-Net transfers by their true mean Dice."""
     true = [d for _, d in rows]
     measures = {
@@ -234,14 +248,15 @@ def qc_validation(rows) -> str:
     }
     lines = ["| QC measure | Spearman with true Dice |", "|---|---|"]
     lines += [f"| {name} | {spearman(values, true):+.2f} |" for name, values in measures.items()]
-    # the image match over the labels was chosen (session 3) on the even-numbered targets in this order; the odd ones are held out
-    held_out = f"{spearman(measures['score'][1::2], true[1::2]):+.2f} over the {len(true[1::2])} held-out (odd-numbered) targets"
+    # the image match over the labels was chosen (session 3) on the even-numbered hippocampus targets; the odd ones are held out
+    held_out = (f"{spearman(measures['score'][1::2], true[1::2]):+.2f} over the {len(true[1::2])} held-out (odd-numbered) targets" if held_out_halves
+                else "chosen on hippocampus targets, so every pair here is held out")
     worst = np.argsort(true)[: max(1, len(true) // 10)]
     flagged = sum(rows[i][0]["verdict"] != "OK" for i in worst)
     verdicts = {v: sum(q["verdict"] == v for q, _ in rows) for v in ("OK", "check", "likely failed")}
     return (
         "QC validation (LT-Net transfers): Spearman correlation between each measure and the true mean Dice, over all "
-        f"{len(rows)} targets (score: {held_out}).\n\n" + "\n".join(lines) + f"\n\nVerdicts: {verdicts}. Of the worst 10 % by true Dice ({len(worst)} targets, "
+        f"{len(rows)} pairs (score: {held_out}).\n\n" + "\n".join(lines) + f"\n\nVerdicts: {verdicts}. Of the worst 10 % by true Dice ({len(worst)} targets, "
         f"Dice {np.max([true[i] for i in worst]):.2f} or less), the verdict flags {flagged} (check or likely failed)."
     )
 

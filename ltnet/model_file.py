@@ -80,6 +80,7 @@ def save_model(model: LTNetModel, path) -> None:
             "one_hot": torch.from_numpy(np.ascontiguousarray(atlas.one_hot, dtype=np.float32)).to(torch.float16),
             "values": list(atlas.values),
             "labels": [label.to_dict() for label in atlas.labels],
+            **({"channels": _image_to_dict(atlas.channels)} if atlas.channels is not None else {}),
         },
         "weights": {name: {k: v.detach().cpu() for k, v in module.state_dict().items()} for name, module in model.networks.named_children()},
         "training": model.training,
@@ -123,8 +124,23 @@ def load_model(path, device="cpu") -> LTNetModel:
             one_hot=atlas_state["one_hot"].float().numpy(),
             values=[int(v) for v in atlas_state["values"]],
             labels=[LabelInfo.from_dict(label) for label in atlas_state["labels"]],
+            channels=_image_from_dict(atlas_state["channels"]) if "channels" in atlas_state else None,
         )
         weights = LossWeights(**state["loss_weights"])
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise LTNetError(f"{path}: is an LTNet model that this version cannot use ({error}); retrain it or update LTNet.") from error
     return LTNetModel(networks.to(device), atlas, weights, state.get("training") or {}, state.get("reference_lncc"), state.get("reference_label_lncc"))
+
+
+def _image_to_dict(image: sitk.Image) -> dict:
+    """An integer image as a tensor ``(D, H, W)`` and its geometry (LPS)."""
+    return {"array": torch.from_numpy(sitk.GetArrayFromImage(image)), "origin": list(image.GetOrigin()),
+            "spacing": list(image.GetSpacing()), "direction": list(image.GetDirection())}
+
+
+def _image_from_dict(values: dict) -> sitk.Image:
+    image = sitk.GetImageFromArray(values["array"].numpy())
+    image.SetOrigin(values["origin"])
+    image.SetSpacing(values["spacing"])
+    image.SetDirection(values["direction"])
+    return image

@@ -2,14 +2,21 @@
 
 For every voxel of the scan: its physical point ``x`` (the scan's origin, spacing
 and direction), the network-grid point of ``x`` under the inverse pre-alignment,
-that point's continuous grid index ``q``, the atlas index ``q + Δ_F(q)`` (``Δ_F``
-in grid voxels, trilinear, zero outside the grid as in ITK's displacement-field
-transform), and there the atlas's soft one-hot labels (trilinear; background
-outside the grid); the result is their argmax. This is what resampling each
-one-hot channel with SimpleITK along ``CompositeTransform([Δ_F, to_grid])`` gives
-(``tests/test_scan_labels.py`` checks it on an oblique, anisotropic scan), done in
-slabs on the transfer's device instead of once per channel.
+that point's continuous grid index ``q``, the atlas point at grid index
+``q + Δ_F(q)`` (``Δ_F`` in grid voxels, trilinear, zero outside the grid as in
+ITK's displacement-field transform), and there the atlas label map *at its own
+resolution*: each label's mask interpolated trilinearly (background outside the
+atlas), the result their argmax. So a field computed on a coarse network grid
+still carries labels as fine as the atlas's own voxels (cortex, thin structures).
+
+This is what resampling each label's mask with SimpleITK along
+``CompositeTransform([Δ_F, to_grid])`` gives (``tests/test_scan_labels.py`` checks
+it on oblique, anisotropic grids), done in slabs on the transfer's device instead
+of once per label, and from the 8 atlas voxels around each point instead of from
+one full-size mask per label.
 """
+
+import itertools
 
 import numpy as np
 import SimpleITK as sitk
@@ -17,16 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from ltnet.data.grid import NetworkGrid
+from ltnet.data.io import ijk_to_lps
 
-SLAB_ELEMENTS = 2**23  # voxels x channels sampled at a time: bounds memory for many labels on large scans
-
-
-def index_to_physical(image: sitk.Image) -> np.ndarray:
-    """4x4 homogeneous matrix: voxel index ``(x, y, z, 1)`` of ``image`` -> LPS point."""
-    matrix = np.eye(4)
-    matrix[:3, :3] = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3) @ np.diag(image.GetSpacing())
-    matrix[:3, 3] = image.GetOrigin()
-    return matrix
+SLAB_ELEMENTS = 2**23  # voxels x labels weighed at a time: bounds memory for many labels on large scans
 
 
 def affine_matrix(transform: sitk.Transform) -> np.ndarray:
@@ -42,38 +42,63 @@ def affine_matrix(transform: sitk.Transform) -> np.ndarray:
 
 
 def labels_on_scan(
-    one_hot: torch.Tensor, forward: torch.Tensor, grid: NetworkGrid, scan: sitk.Image, to_grid: sitk.Transform, values: list[int]
+    atlas_channels: sitk.Image, values: list[int], forward: torch.Tensor, grid: NetworkGrid, scan: sitk.Image, to_grid: sitk.Transform
 ) -> sitk.Image:
     """The atlas label map on ``scan``'s grid (int32 label values, ``scan``'s geometry).
 
-    ``one_hot`` ``(K, D, H, W)`` and ``forward`` ``(3, D, H, W)`` (voxels, tensor axis
-    order) lie on ``grid``; ``to_grid`` maps scan points to grid points (affine).
-    Channel 0 is the background.
+    ``atlas_channels``: the atlas label map as channel indices ``k`` (label value
+    ``values[k]``, 0 the background) on its own grid, in the grid's physical space.
+    ``forward`` ``(3, D, H, W)`` (grid voxels, tensor axis order) lies on ``grid``;
+    ``to_grid`` maps scan points to grid points (affine).
     """
-    scan_to_grid = np.linalg.inv(index_to_physical(grid.reference())) @ affine_matrix(to_grid) @ index_to_physical(scan)
+    grid_to_atlas = np.linalg.inv(ijk_to_lps(atlas_channels)) @ ijk_to_lps(grid.reference())
+    scan_to_grid = np.linalg.inv(ijk_to_lps(grid.reference())) @ affine_matrix(to_grid) @ ijk_to_lps(scan)
     device = forward.device
-    matrix = torch.as_tensor(scan_to_grid[:3], dtype=torch.float64, device=device)  # (3, 4): scan index xyz1 -> grid index xyz
+    to_grid_index = torch.as_tensor(scan_to_grid[:3], dtype=torch.float64, device=device)  # (3, 4): scan index xyz1 -> grid index xyz
+    to_atlas_index = torch.as_tensor(grid_to_atlas[:3], dtype=torch.float64, device=device)  # (3, 4): grid index xyz1 -> atlas index xyz
     grid_size_xyz = torch.tensor(grid.size, dtype=torch.float64, device=device)
+    channels = torch.from_numpy(sitk.GetArrayFromImage(atlas_channels).astype(np.int64)).to(device)
     forward = forward.float()
-    shifted = one_hot.float().clone()
-    shifted[0] -= 1.0  # sampled with zero padding, then +1: background is 1 outside the grid
     table = torch.as_tensor(values, dtype=torch.int32, device=device)
     nx, ny, nz = scan.GetSize()
     slab = max(1, SLAB_ELEMENTS // (nx * ny * max(3, len(values))))
     y, x = torch.meshgrid(torch.arange(ny, device=device, dtype=torch.float64), torch.arange(nx, device=device, dtype=torch.float64), indexing="ij")
+    one = torch.ones(1, device=device, dtype=torch.float64)
     result = []
     for z0 in range(0, nz, slab):
         z = torch.arange(z0, min(nz, z0 + slab), device=device, dtype=torch.float64)
-        index = torch.stack(torch.broadcast_tensors(x[None], y[None], z[:, None, None], torch.ones(1, device=device, dtype=torch.float64)), dim=-1)
-        q = index @ matrix.T  # (nz, ny, nx, 3) grid index xyz
+        q = torch.stack(torch.broadcast_tensors(x[None], y[None], z[:, None, None], one), dim=-1) @ to_grid_index.T  # (nz, ny, nx, 3) grid index xyz
         displacement = _sample(forward, q, grid_size_xyz)  # (3, ...) zyx voxels
-        atlas_index = q + displacement.permute(1, 2, 3, 0).flip(-1).double()
-        probabilities = _sample(shifted, atlas_index, grid_size_xyz)
-        probabilities[0] += 1.0
-        result.append(table[probabilities.argmax(0)])
+        moved = q + displacement.permute(1, 2, 3, 0).flip(-1).double()
+        atlas_index = torch.cat([moved, one.expand(*moved.shape[:-1], 1)], dim=-1) @ to_atlas_index.T
+        votes = trilinear_votes(channels, atlas_index.reshape(-1, 3), len(values))
+        result.append(table[votes.argmax(0)].reshape(moved.shape[:-1]))
     labels = sitk.GetImageFromArray(torch.cat(result).cpu().numpy())
     labels.CopyInformation(scan)
     return labels
+
+
+def trilinear_votes(channels: torch.Tensor, index_xyz: torch.Tensor, count: int) -> torch.Tensor:
+    """Each channel's mask of ``channels`` ``(D, H, W)`` interpolated trilinearly at ``index_xyz`` ``(N, 3)``: ``(count, N)``.
+
+    Voxels outside the volume count as channel 0 (the background), so the
+    background is 1 outside the atlas and every column sums to 1.
+    """
+    size_xyz = torch.tensor(channels.shape[::-1], device=channels.device)
+    base = index_xyz.floor()
+    fraction = index_xyz - base
+    base = base.long()
+    flat = channels.reshape(-1)
+    votes = torch.zeros(count, index_xyz.shape[0], dtype=torch.float64, device=channels.device)
+    for corner in itertools.product((0, 1), repeat=3):
+        offset = torch.tensor(corner, device=channels.device)
+        voxel = base + offset
+        weight = torch.where(offset.bool(), fraction, 1.0 - fraction).prod(-1)
+        inside = ((voxel >= 0) & (voxel < size_xyz)).all(-1)
+        voxel = torch.minimum(voxel.clamp(min=0), size_xyz - 1)
+        channel = torch.where(inside, flat[(voxel[:, 2] * size_xyz[1] + voxel[:, 1]) * size_xyz[0] + voxel[:, 0]], 0)
+        votes.scatter_add_(0, channel[None], weight[None])
+    return votes
 
 
 def _sample(volume: torch.Tensor, index_xyz: torch.Tensor, size_xyz: torch.Tensor) -> torch.Tensor:

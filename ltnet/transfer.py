@@ -1,9 +1,10 @@
 """Label transfer: atlas labels onto a scan's own grid, with the cycle-consistency checks.
 
 Points flow: scan point ``x`` -> (inverse affine pre-alignment) -> network grid
-point ``p`` -> ``p + Δ_F(p)`` in the atlas -> atlas labels. Everything the
-result holds lies on the scan's own grid (origin, spacing, direction), except
-the reconstructions, which lie on the atlas's network grid.
+point ``p`` -> ``p + Δ_F(p)`` in the atlas -> atlas labels, at the atlas's own
+resolution (``ltnet.scan_labels``). Everything the result holds lies on the
+scan's own grid (origin, spacing, direction), except the reconstructions, which
+lie on the atlas's network grid.
 """
 
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def transfer(
         cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
     grid = atlas.grid
     to_grid = prepared.to_scan.GetInverse()
-    result = TransferResult(labels_on_scan(one_hot_t[0], cycle.forward[0], grid, target, to_grid, atlas.values))
+    result = TransferResult(labels_on_scan(atlas.channels_sitk(), atlas.values, cycle.forward[0], grid, target, to_grid))
     if not (qc or extras):
         return result
     inverse_consistency = quality.inverse_consistency_mm(cycle, grid.spacing)

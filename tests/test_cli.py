@@ -97,6 +97,32 @@ def test_without_switches_terms_off_and_coupling_must_be_a_share(tmp_path, capsy
     assert not (tmp_path / "c.pt").exists()
 
 
+def test_resume_gives_an_older_model_its_atlas_labels_at_full_resolution_only_from_the_same_labels(tmp_path, capsys):
+    from dataclasses import replace
+
+    from ltnet.data.prepare import channel_indices
+    from ltnet.model_file import load_model, save_model
+
+    out = tmp_path / "old.pt"
+    assert run(capsys, *train_args(out))[0] == 0
+    model = load_model(out)
+    model.atlas = replace(model.atlas, channels=None)  # as LTNet wrote models before it kept them
+    save_model(model, out)
+    labels = read_label_map(sample.atlas_labels_path()).image
+    shifted = sitk.GetArrayFromImage(labels)
+    other = write_image(np.roll(shifted, 4, axis=1), tmp_path / "other_labels.nii.gz", labels)
+    before = out.read_bytes()
+    code, _, err = run(capsys, *train_args(out, atlas_labels=other), "--resume")
+    assert_one_line_error(code, err, other, "--atlas-labels")
+    assert out.read_bytes() == before
+
+    assert run(capsys, *train_args(out), "--resume")[0] == 0  # 1 iteration, already done: only the upgrade is written
+    upgraded = load_model(out).atlas.channels
+    expected = channel_indices(labels, model.atlas.values)
+    assert (sitk.GetArrayViewFromImage(upgraded) == sitk.GetArrayViewFromImage(expected)).all()
+    assert upgraded.GetOrigin() == labels.GetOrigin() and upgraded.GetSpacing() == labels.GetSpacing() and upgraded.GetDirection() == labels.GetDirection()
+
+
 @pytest.mark.parametrize("content", [b"not a model at all", "foreign torch file", "truncated"])
 def test_transfer_rejects_a_file_that_is_not_a_model(tmp_path, capsys, content):
     model = tmp_path / "model.pt"

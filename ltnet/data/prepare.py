@@ -17,7 +17,10 @@ class Atlas:
     """The atlas on the network grid: image ``(D, H, W)`` in [0, 1], soft one-hot labels ``(K, D, H, W)``.
 
     ``values[k]`` is the label value of one-hot channel ``k`` (``values[0] == 0``);
-    ``labels`` describes every value but the background.
+    ``labels`` describes every value but the background. ``channels`` is the label
+    map at the atlas's own resolution and geometry as channel indices ``k``: what
+    transfer samples, so labels stay as fine as the atlas however coarse the grid.
+    None for models written before LTNet kept it (then the grid labels stand in).
     """
 
     grid: NetworkGrid
@@ -25,6 +28,7 @@ class Atlas:
     one_hot: np.ndarray
     values: list[int]
     labels: list[LabelInfo]
+    channels: sitk.Image | None = None
 
     @classmethod
     def on_grid(cls, image: sitk.Image, label_map: LabelMap, content_size, multiple: int) -> "Atlas":
@@ -35,7 +39,8 @@ class Atlas:
         labels = [described[v] if v in described else LabelInfo(v, f"Label {v}", (0.5, 0.5, 0.5)) for v in values[1:]]
         # rounded to float16 as the model file stores it, so a resumed run sees exactly the same atlas
         one_hot = resample_labels(label_map.image, values, reference).astype(np.float16).astype(np.float32)
-        return cls(grid, sitk.GetArrayFromImage(resample(normalise(image), reference)), one_hot, values, labels)
+        image_on_grid = sitk.GetArrayFromImage(resample(normalise(image), reference))
+        return cls(grid, image_on_grid, one_hot, values, labels, channel_indices(label_map.image, values))
 
     @classmethod
     def from_files(cls, image_path, labels_path, content_size, multiple: int) -> "Atlas":
@@ -52,6 +57,23 @@ class Atlas:
 
     def labels_sitk(self) -> sitk.Image:
         return self.grid.image_from_array(argmax_labels(self.one_hot, self.values))
+
+    def channels_sitk(self) -> sitk.Image:
+        """``channels``, or for an older model the channel indices of the grid labels."""
+        if self.channels is not None:
+            return self.channels
+        return self.grid.image_from_array(np.argmax(self.one_hot, axis=0).astype(np.int16))
+
+
+def channel_indices(label_image: sitk.Image, values: list[int]) -> sitk.Image:
+    """``label_image`` with each label value replaced by its index in ``values`` (uint8, int16 past 256 labels); same geometry."""
+    array = sitk.GetArrayViewFromImage(label_image)
+    channels = np.zeros(array.shape, np.uint8 if len(values) <= 256 else np.int16)
+    for k, value in enumerate(values):
+        channels[array == value] = k
+    image = sitk.GetImageFromArray(channels)
+    image.CopyInformation(label_image)
+    return image
 
 
 @dataclass
