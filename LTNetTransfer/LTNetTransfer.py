@@ -40,7 +40,7 @@ reference (the median of the same measure over its training scans).
 The score is the image match where the labels went (LNCC over the labels divided by its reference; about 1 for a
 typical good transfer) minus
 10 times the share of folded voxels beyond 1% (a flipped or wrong scan can round-trip well, so the image match
-decides). Verdict: <b>OK</b> if score >= 0.85, <b>check</b> if 0.60 <= score < 0.85, <b>likely failed</b>
+decides). Verdict: <b>OK</b> if score >= 0.95, <b>check</b> if 0.60 <= score < 0.95, <b>likely failed</b>
 below 0.60 (thresholds of ltnet.qc); a mean label cycle Dice below 0.8 turns OK into check.
 <br><br>
 Batch use and details: docs/SLICER.md of the LTNet repository.

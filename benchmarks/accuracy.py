@@ -117,8 +117,9 @@ def main() -> None:
             target = read_image(image(name))
             reference = sitk.Cast(sitk.ReadImage(str(labels(name))), sitk.sitkUInt8)
 
-            def add(method: str, warped: Warped, seed="") -> None:
-                rows.append({**score(warped, atlas, name, reference, dataset, method, threads), "seed": seed})
+            def add(method: str, warped: Warped, seed="", qc=None) -> None:
+                qc_columns = {"qc_score": qc["score"], "qc_verdict": qc["verdict"]} if qc else {"qc_score": "", "qc_verdict": ""}
+                rows.append({**score(warped, atlas, name, reference, dataset, method, threads), "seed": seed, **qc_columns})
 
             with Timer() as t:
                 warped_labels = labels_without_registration(atlas_labels, reference)
@@ -131,7 +132,7 @@ def main() -> None:
                 for seed, model in enumerate(seeds):
                     with Timer() as t:
                         result = transfer(model, target, "cpu", refine_steps=steps, extras=False)
-                    add(method, Warped(result.labels, result.qc["folded_fraction"], t.wall, t.cpu), seed)
+                    add(method, Warped(result.labels, result.qc["folded_fraction"], t.wall, t.cpu), seed, result.qc)
                     if method == ltnet_name and seed == 0:
                         qc_rows.append((result.qc, rows[-1]["mean_dice"]))
             print(atlas, name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in rows if (r["atlas"], r["target"]) == (atlas, name)}, flush=True)
@@ -184,7 +185,7 @@ def mean_over_seeds(rows: list[dict]) -> list[dict]:
     for group in groups.values():
         row = {key: value for key, value in group[0].items() if key != "seed"}
         for key, value in row.items():
-            if key not in ("atlas", "target", "method", "threads") and value != "":
+            if key not in ("atlas", "target", "method", "threads", "qc_verdict") and value != "":
                 row[key] = round(float(np.mean([float(r[key]) for r in group])), 6)
         averaged.append(row)
     return averaged
