@@ -72,32 +72,31 @@ def labels_on_scan(
         moved = q + displacement.permute(1, 2, 3, 0).flip(-1).double()
         atlas_index = torch.cat([moved, one.expand(*moved.shape[:-1], 1)], dim=-1) @ to_atlas_index.T
         votes = trilinear_votes(channels, atlas_index.reshape(-1, 3), len(values))
-        result.append(table[votes.argmax(0)].reshape(moved.shape[:-1]))
+        result.append(table[votes.argmax(1)].reshape(moved.shape[:-1]))
     labels = sitk.GetImageFromArray(torch.cat(result).cpu().numpy())
     labels.CopyInformation(scan)
     return labels
 
 
 def trilinear_votes(channels: torch.Tensor, index_xyz: torch.Tensor, count: int) -> torch.Tensor:
-    """Each channel's mask of ``channels`` ``(D, H, W)`` interpolated trilinearly at ``index_xyz`` ``(N, 3)``: ``(count, N)``.
+    """Each channel's mask of ``channels`` ``(D, H, W)`` interpolated trilinearly at ``index_xyz`` ``(N, 3)``: ``(N, count)``.
 
     Voxels outside the volume count as channel 0 (the background), so the
-    background is 1 outside the atlas and every column sums to 1.
+    background is 1 outside the atlas and every row sums to 1.
     """
-    size_xyz = torch.tensor(channels.shape[::-1], device=channels.device)
-    base = index_xyz.floor()
-    fraction = index_xyz - base
-    base = base.long()
-    flat = channels.reshape(-1)
-    votes = torch.zeros(count, index_xyz.shape[0], dtype=torch.float64, device=channels.device)
-    for corner in itertools.product((0, 1), repeat=3):
-        offset = torch.tensor(corner, device=channels.device)
-        voxel = base + offset
-        weight = torch.where(offset.bool(), fraction, 1.0 - fraction).prod(-1)
-        inside = ((voxel >= 0) & (voxel < size_xyz)).all(-1)
-        voxel = torch.minimum(voxel.clamp(min=0), size_xyz - 1)
-        channel = torch.where(inside, flat[(voxel[:, 2] * size_xyz[1] + voxel[:, 1]) * size_xyz[0] + voxel[:, 0]], 0)
-        votes.scatter_add_(0, channel[None], weight[None])
+    padded = F.pad(channels, (1, 1, 1, 1, 1, 1))  # a background border: corners outside land on it
+    size_xyz = torch.tensor(channels.shape[::-1], device=channels.device, dtype=index_xyz.dtype)
+    point = torch.minimum(index_xyz.clamp(min=-1.0), size_xyz) + 1.0  # padded index; farther out stays on the border
+    base = torch.minimum(point.floor(), size_xyz)  # so base + 1 is still inside the padded volume
+    upper = (point - base).float()
+    weights = (1.0 - upper, upper)  # per axis, for corner offset 0 and 1
+    strides = (1, padded.shape[2], padded.shape[1] * padded.shape[2])
+    first = base.long() @ torch.tensor(strides, device=channels.device)
+    flat = padded.reshape(-1)
+    votes = torch.zeros(index_xyz.shape[0], count, device=channels.device)
+    for dx, dy, dz in itertools.product((0, 1), repeat=3):
+        weight = weights[dx][:, 0] * weights[dy][:, 1] * weights[dz][:, 2]
+        votes.scatter_add_(1, flat[first + (dx * strides[0] + dy * strides[1] + dz * strides[2])][:, None], weight[:, None])
     return votes
 
 

@@ -82,12 +82,15 @@ def test_a_coarse_grid_keeps_one_voxel_thin_atlas_labels():
 
 def test_votes_are_the_trilinear_weights_of_the_neighbouring_labels():
     channels = torch.tensor([[[0, 1], [2, 1]], [[1, 1], [0, 2]]])  # (D, H, W) = (2, 2, 2)
-    votes = trilinear_votes(channels, torch.tensor([[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [0.25, 1.0, 0.0], [-0.5, 0.0, 0.0]], dtype=torch.float64), 3)
-    np.testing.assert_allclose(votes[:, 0], [2 / 8, 4 / 8, 2 / 8])  # the cube's centre: each of the 8 voxels weighs 1/8
-    np.testing.assert_allclose(votes[:, 1], [1, 0, 0])  # on a voxel: that voxel's label
-    np.testing.assert_allclose(votes[:, 2], [0, 0.25, 0.75])  # between (x 0, y 1, z 0) = 2 and (x 1, y 1, z 0) = 1
-    np.testing.assert_allclose(votes[:, 3], [1, 0, 0])  # half outside, half on a background voxel: background
-    np.testing.assert_allclose(votes.sum(0), 1.0)
+    points = [[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [0.25, 1.0, 0.0], [-0.5, 0.0, 0.0], [1.0, 1.5, 1.0], [7.0, -3.0, 0.5], [0.5, 0.5, 9.0]]
+    votes = trilinear_votes(channels, torch.tensor(points, dtype=torch.float64), 3)
+    np.testing.assert_allclose(votes[0], [2 / 8, 4 / 8, 2 / 8])  # the cube's centre: each of the 8 voxels weighs 1/8
+    np.testing.assert_allclose(votes[1], [1, 0, 0])  # on a voxel: that voxel's label
+    np.testing.assert_allclose(votes[2], [0, 0.25, 0.75])  # between (x 0, y 1, z 0) = 2 and (x 1, y 1, z 0) = 1
+    np.testing.assert_allclose(votes[3], [1, 0, 0])  # half outside, half on a background voxel: background
+    np.testing.assert_allclose(votes[4], [0.5, 0, 0.5])  # half a voxel past (x 1, y 1, z 1) = 2
+    np.testing.assert_allclose(votes[5:], [[1, 0, 0], [1, 0, 0]])  # far outside: background
+    np.testing.assert_allclose(votes.sum(1), 1.0)
 
 
 def test_affine_matrix_reproduces_the_transform_and_rejects_a_non_affine_one():

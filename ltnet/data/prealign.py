@@ -10,13 +10,16 @@ def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0) -> sitk.
     """An affine transform mapping atlas points to scan points (LPS mm), i.e. ``scan ∘ T ≈ atlas``.
 
     Multi-resolution (halvings down to 16 voxels per axis) with at most ``SAMPLES``
-    metric points per level, so large grids cost little more than small ones.
+    metric points per level, so large grids cost little more than small ones. A scan
+    finer than the atlas is first bin-averaged to about the atlas's spacing (the
+    metric would otherwise smooth and take gradients of every one of its voxels).
     Deterministic: the metric's sample points come from ``seed`` (ITK takes seed 0 as
     "use the clock", so ``seed + 1`` is passed). Both images should be normalised to [0, 1]. Centres of the two images are
     aligned first; then a three-level affine registration maximises Mattes
     mutual information. If registration makes the match worse than the centring,
     the centring is kept, so a failed registration never hurts.
     """
+    scan = _no_finer_than(scan, min(atlas.GetSpacing()))
     initial = sitk.AffineTransform(
         sitk.CenteredTransformInitializer(atlas, scan, sitk.AffineTransform(3), sitk.CenteredTransformInitializerFilter.GEOMETRY)
     )
@@ -39,6 +42,12 @@ def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0) -> sitk.
     except RuntimeError:
         return initial
     return registered if _metric(atlas, scan, registered, seed) < _metric(atlas, scan, initial, seed) else initial
+
+
+def _no_finer_than(image: sitk.Image, spacing: float) -> sitk.Image:
+    """``image`` bin-averaged along each axis by the whole factor that brings it closest below ``spacing`` (mm)."""
+    factors = [max(1, int(spacing / s)) for s in image.GetSpacing()]
+    return sitk.BinShrink(image, factors) if max(factors) > 1 else image
 
 
 def _metric(atlas: sitk.Image, scan: sitk.Image, transform: sitk.Transform, seed: int) -> float:
