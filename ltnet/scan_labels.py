@@ -57,7 +57,7 @@ def labels_on_scan(
     to_grid_index = torch.as_tensor(scan_to_grid[:3], dtype=torch.float64, device=device)  # (3, 4): scan index xyz1 -> grid index xyz
     to_atlas_index = torch.as_tensor(grid_to_atlas[:3], dtype=torch.float64, device=device)  # (3, 4): grid index xyz1 -> atlas index xyz
     grid_size_xyz = torch.tensor(grid.size, dtype=torch.float64, device=device)
-    channels = torch.from_numpy(sitk.GetArrayFromImage(atlas_channels).astype(np.int64)).to(device)
+    channels = torch.from_numpy(sitk.GetArrayFromImage(atlas_channels)).to(device)  # uint8 or int16, as stored
     forward = forward.float()
     table = torch.as_tensor(values, dtype=torch.int32, device=device)
     nx, ny, nz = scan.GetSize()
@@ -91,12 +91,13 @@ def trilinear_votes(channels: torch.Tensor, index_xyz: torch.Tensor, count: int)
     upper = (point - base).float()
     weights = (1.0 - upper, upper)  # per axis, for corner offset 0 and 1
     strides = (1, padded.shape[2], padded.shape[1] * padded.shape[2])
-    first = base.long() @ torch.tensor(strides, device=channels.device)
+    base = base.long()
+    first = base[:, 0] * strides[0] + base[:, 1] * strides[1] + base[:, 2] * strides[2]  # no integer matmul: CUDA has none
     flat = padded.reshape(-1)
     votes = torch.zeros(index_xyz.shape[0], count, device=channels.device)
     for dx, dy, dz in itertools.product((0, 1), repeat=3):
         weight = weights[dx][:, 0] * weights[dy][:, 1] * weights[dz][:, 2]
-        votes.scatter_add_(1, flat[first + (dx * strides[0] + dy * strides[1] + dz * strides[2])][:, None], weight[:, None])
+        votes.scatter_add_(1, flat[first + (dx * strides[0] + dy * strides[1] + dz * strides[2])].long()[:, None], weight[:, None])
     return votes
 
 

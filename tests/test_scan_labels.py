@@ -81,7 +81,7 @@ def test_a_coarse_grid_keeps_one_voxel_thin_atlas_labels():
 
 
 def test_votes_are_the_trilinear_weights_of_the_neighbouring_labels():
-    channels = torch.tensor([[[0, 1], [2, 1]], [[1, 1], [0, 2]]])  # (D, H, W) = (2, 2, 2)
+    channels = torch.tensor([[[0, 1], [2, 1]], [[1, 1], [0, 2]]], dtype=torch.uint8)  # (D, H, W) = (2, 2, 2)
     points = [[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [0.25, 1.0, 0.0], [-0.5, 0.0, 0.0], [1.0, 1.5, 1.0], [7.0, -3.0, 0.5], [0.5, 0.5, 9.0]]
     votes = trilinear_votes(channels, torch.tensor(points, dtype=torch.float64), 3)
     np.testing.assert_allclose(votes[0], [2 / 8, 4 / 8, 2 / 8])  # the cube's centre: each of the 8 voxels weighs 1/8
