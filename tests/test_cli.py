@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,11 @@ import torch
 
 from ltnet import sample
 from ltnet.cli import main
-from ltnet.data.io import read_label_map
+from ltnet.data.io import read_image, read_label_map
+from ltnet.data.prepare import channel_indices
+from ltnet.metrics import dice_per_label
+from ltnet.model_file import load_model, save_model
+from ltnet.transfer import transfer
 
 DEMO_MODEL = sample.demo_model_path()
 needs_demo_model = pytest.mark.skipif(not DEMO_MODEL.exists(), reason="the bundled demo model is built by benchmarks/build_demo_model.py")
@@ -98,11 +103,6 @@ def test_without_switches_terms_off_and_coupling_must_be_a_share(tmp_path, capsy
 
 
 def test_resume_gives_an_older_model_its_atlas_labels_at_full_resolution_only_from_the_same_labels(tmp_path, capsys):
-    from dataclasses import replace
-
-    from ltnet.data.prepare import channel_indices
-    from ltnet.model_file import load_model, save_model
-
     out = tmp_path / "old.pt"
     assert run(capsys, *train_args(out))[0] == 0
     model = load_model(out)
@@ -121,6 +121,10 @@ def test_resume_gives_an_older_model_its_atlas_labels_at_full_resolution_only_fr
     expected = channel_indices(labels, model.atlas.values)
     assert (sitk.GetArrayViewFromImage(upgraded) == sitk.GetArrayViewFromImage(expected)).all()
     assert upgraded.GetOrigin() == labels.GetOrigin() and upgraded.GetSpacing() == labels.GetSpacing() and upgraded.GetDirection() == labels.GetDirection()
+    # the older model transfers its grid labels along the same field: close to the full-resolution result, not equal
+    scan = read_image(sample.held_out_scan_paths()[0])
+    from_grid, full = (transfer(m, scan, qc=False, extras=False).labels for m in (model, load_model(out)))
+    assert 0.8 < min(dice_per_label(from_grid, full, [1, 2]).values()) < 1.0
 
 
 @pytest.mark.parametrize("content", [b"not a model at all", "foreign torch file", "truncated"])
