@@ -257,7 +257,7 @@ def qc_validation(rows, held_out_halves: bool) -> str:
     verdicts = {v: sum(q["verdict"] == v for q, _ in rows) for v in ("OK", "check", "likely failed")}
     return (
         "QC validation (LT-Net transfers): Spearman correlation between each measure and the true mean Dice, over all "
-        f"{len(rows)} pairs (score: {held_out}).\n\n" + "\n".join(lines) + f"\n\nVerdicts: {verdicts}. Of the worst 10 % by true Dice ({len(worst)} targets, "
+        f"{len(rows)} pairs (score: {held_out}).\n\n" + "\n".join(lines) + f"\n\nVerdicts: {verdicts}. Of the worst 10 % by true Dice ({len(worst)} transfer{'s' if len(worst) > 1 else ''}, "
         f"Dice {np.max([true[i] for i in worst]):.2f} or less), the verdict flags {flagged} (check or likely failed)."
     )
 
