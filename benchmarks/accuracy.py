@@ -29,7 +29,7 @@ import SimpleITK as sitk
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classical import DATA as SHARED_DATA, DATASETS, OUT, Timer, Warped, box_plot, pairs, read_csv, score, table, write_csv  # noqa: E402
+from classical import DATA as SHARED_DATA, DATASETS, OUT, Timer, Warped, box_plot, pairs, read_csv, score, subjects, table, write_csv  # noqa: E402
 from report import machine, mean_std, write_section  # noqa: E402
 
 from ltnet.data.intensity import normalise  # noqa: E402
@@ -91,13 +91,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     scored = sorted(pairs(dataset, args.every))
     atlases = list(dict.fromkeys(a for a, _ in scored))
-    subjects = sorted(p.name.removesuffix(".nii.gz") for p in (folder / "images").glob("*.nii.gz"))
     image, labels = (lambda name: folder / "images" / f"{name}.nii.gz"), (lambda name: folder / "labels" / f"{name}.nii.gz")
 
     def models_of(atlas: str) -> dict[str, list[Path]]:
         if args.model:
             return {label: [Path(p.format(atlas=atlas)) for p in paths.split(",")] for label, paths in (item.split("=", 1) for item in args.model)}
-        cohort = link_cohort([image(s) for s in subjects if s != atlas], work / f"cohort_{atlas}")
+        cohort = link_cohort([image(s) for s in subjects(dataset) if s != atlas], work / f"cohort_{atlas}")
         grid = ["--grid", *map(str, args.grid)] if args.grid else []
         return {label: [train(work / f"{stem}_{atlas}_seed{seed}.pt", cohort, image(atlas), labels(atlas), args.iterations, args.lr,
                               [*extra, *grid, "--seed", str(seed)]) for seed in range(args.seeds)]
