@@ -58,6 +58,7 @@ def labels_on_scan(
     to_atlas_index = torch.as_tensor(grid_to_atlas[:3], dtype=torch.float64, device=device)  # (3, 4): grid index xyz1 -> atlas index xyz
     grid_size_xyz = torch.tensor(grid.size, dtype=torch.float64, device=device)
     channels = torch.from_numpy(sitk.GetArrayFromImage(atlas_channels)).to(device)  # uint8 or int16, as stored
+    padded = with_background_border(channels)  # once, not per slab
     forward = forward.float()
     table = torch.as_tensor(values, dtype=torch.int32, device=device)
     nx, ny, nz = scan.GetSize()
@@ -71,21 +72,25 @@ def labels_on_scan(
         displacement = _sample(forward, q, grid_size_xyz)  # (3, ...) zyx voxels
         moved = q + displacement.permute(1, 2, 3, 0).flip(-1).double()
         atlas_index = torch.cat([moved, one.expand(*moved.shape[:-1], 1)], dim=-1) @ to_atlas_index.T
-        votes = trilinear_votes(channels, atlas_index.reshape(-1, 3), len(values))
+        votes = trilinear_votes(padded, atlas_index.reshape(-1, 3), len(values))
         result.append(table[votes.argmax(1)].reshape(moved.shape[:-1]))
     labels = sitk.GetImageFromArray(torch.cat(result).cpu().numpy())
     labels.CopyInformation(scan)
     return labels
 
 
-def trilinear_votes(channels: torch.Tensor, index_xyz: torch.Tensor, count: int) -> torch.Tensor:
-    """Each channel's mask of ``channels`` ``(D, H, W)`` interpolated trilinearly at ``index_xyz`` ``(N, 3)``: ``(N, count)``.
+def with_background_border(channels: torch.Tensor) -> torch.Tensor:
+    """``channels`` ``(D, H, W)`` with a one-voxel border of channel 0 (the background): ``(D + 2, H + 2, W + 2)``."""
+    return F.pad(channels, (1, 1, 1, 1, 1, 1))
 
-    Voxels outside the volume count as channel 0 (the background), so the
-    background is 1 outside the atlas and every row sums to 1.
+
+def trilinear_votes(padded: torch.Tensor, index_xyz: torch.Tensor, count: int) -> torch.Tensor:
+    """Each channel's mask interpolated trilinearly at ``index_xyz`` ``(N, 3)`` (indices of the unpadded volume): ``(N, count)``.
+
+    ``padded`` is the channel-index volume with its background border (``with_background_border``):
+    corners outside the volume land on it, so the background is 1 outside the atlas and every row sums to 1.
     """
-    padded = F.pad(channels, (1, 1, 1, 1, 1, 1))  # a background border: corners outside land on it
-    size_xyz = torch.tensor(channels.shape[::-1], device=channels.device, dtype=index_xyz.dtype)
+    size_xyz = torch.tensor([n - 2 for n in padded.shape[::-1]], device=padded.device, dtype=index_xyz.dtype)
     point = torch.minimum(index_xyz.clamp(min=-1.0), size_xyz) + 1.0  # padded index; farther out stays on the border
     base = torch.minimum(point.floor(), size_xyz)  # so base + 1 is still inside the padded volume
     upper = (point - base).float()
@@ -94,7 +99,7 @@ def trilinear_votes(channels: torch.Tensor, index_xyz: torch.Tensor, count: int)
     base = base.long()
     first = base[:, 0] * strides[0] + base[:, 1] * strides[1] + base[:, 2] * strides[2]  # no integer matmul: CUDA has none
     flat = padded.reshape(-1)
-    votes = torch.zeros(index_xyz.shape[0], count, device=channels.device)
+    votes = torch.zeros(index_xyz.shape[0], count, device=padded.device)
     for dx, dy, dz in itertools.product((0, 1), repeat=3):
         weight = weights[dx][:, 0] * weights[dy][:, 1] * weights[dz][:, 2]
         votes.scatter_add_(1, flat[first + (dx * strides[0] + dy * strides[1] + dz * strides[2])].long()[:, None], weight[:, None])

@@ -9,7 +9,7 @@ import torch
 from geometry_helpers import oblique_direction
 from ltnet.data.grid import NetworkGrid, argmax_labels, resample
 from ltnet.data.prepare import channel_indices
-from ltnet.scan_labels import affine_matrix, labels_on_scan, trilinear_votes
+from ltnet.scan_labels import affine_matrix, labels_on_scan, trilinear_votes, with_background_border
 
 VALUES = [0, 3, 17]
 
@@ -83,7 +83,7 @@ def test_a_coarse_grid_keeps_one_voxel_thin_atlas_labels():
 def test_votes_are_the_trilinear_weights_of_the_neighbouring_labels():
     channels = torch.tensor([[[0, 1], [2, 1]], [[1, 1], [0, 2]]], dtype=torch.uint8)  # (D, H, W) = (2, 2, 2)
     points = [[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [0.25, 1.0, 0.0], [-0.5, 0.0, 0.0], [1.0, 1.5, 1.0], [7.0, -3.0, 0.5], [0.5, 0.5, 9.0]]
-    votes = trilinear_votes(channels, torch.tensor(points, dtype=torch.float64), 3)
+    votes = trilinear_votes(with_background_border(channels), torch.tensor(points, dtype=torch.float64), 3)
     np.testing.assert_allclose(votes[0], [2 / 8, 4 / 8, 2 / 8])  # the cube's centre: each of the 8 voxels weighs 1/8
     np.testing.assert_allclose(votes[1], [1, 0, 0])  # on a voxel: that voxel's label
     np.testing.assert_allclose(votes[2], [0, 0.25, 0.75])  # between (x 0, y 1, z 0) = 2 and (x 1, y 1, z 0) = 1
