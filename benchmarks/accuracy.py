@@ -46,11 +46,12 @@ TITLES = {"hippocampus": "MSD hippocampus", "ibsr18": "IBSR18 brain MRI"}
 RECIPES = {"VoxelMorph (L_sim + L_smooth)": ("voxelmorph", ["--voxelmorph"]), "LT-Net (ltnet train defaults)": ("ltnet", [])}
 
 
-def train_command(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str]) -> list[str]:
-    """The ``ltnet train`` command line of one benchmark model (CPU, JSON-lines progress)."""
+def train_command(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str],
+                  device: str = "cpu", checkpoint_every: int = 100) -> list[str]:
+    """The ``ltnet train`` command line of one benchmark model (JSON-lines progress)."""
     return [sys.executable, "-m", "ltnet", "train", "--atlas-image", str(atlas_image), "--atlas-labels", str(atlas_labels),
-            "--images", str(cohort), "--out", str(out), "--iterations", str(iterations), "--device", "cpu", "--progress", "jsonl",
-            "--checkpoint-every", "100", "--lr", str(lr), *extra]
+            "--images", str(cohort), "--out", str(out), "--iterations", str(iterations), "--device", device, "--progress", "jsonl",
+            "--checkpoint-every", str(checkpoint_every), "--lr", str(lr), *extra]
 
 
 def link_cohort(scans: list[Path], folder: Path) -> Path:

@@ -11,7 +11,7 @@ For each grid (the hippocampus grid 40x48x40 and the paper's 160x192x224, x y z)
   renamed in 0.3) on the same grid: forward + warp, and one training step (L_sim + L_smooth);
 - elastix (the ``elastix``/``transformix`` programs): one B-spline registration of the
   same pair and the label warping with its result.
-Each measurement runs in its own process, so its peak memory is its own (peak GPU
+A CUDA run writes its own section ("speed-cuda"), beside the CPU one. Each measurement runs in its own process, so its peak memory is its own (peak GPU
 memory allocated by torch on a GPU; peak resident memory of the process on a CPU).
 
     python benchmarks/speed.py [--device auto|cpu|cuda] [--train-grid X Y Z] [--no-write]
@@ -253,6 +253,7 @@ def measure(name, grid, device, repeats, checkpointing=False) -> dict:
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
         return {"error": (run.stderr.strip().splitlines() or ["failed"])[-1]}
+    print(run.stdout.strip().splitlines()[-1], file=sys.stderr, flush=True)  # each result as it comes: a run cut short keeps them
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -325,7 +326,7 @@ def main() -> None:
     notes += goals(rows, device)
     section = "\n\n".join(
         [
-            "## Speed\n\nWritten by `benchmarks/speed.py`; \"vs LT-Net\" is the time ratio to the LT-Net row above it, "
+            f"## Speed{' on a GPU' if device.type == 'cuda' else ''}\n\nWritten by `benchmarks/speed.py`; \"vs LT-Net\" is the time ratio to the LT-Net row above it, "
             "measured in the same run on the same device.",
             f"Device: {machine()}.",
             table(rows),
@@ -334,7 +335,7 @@ def main() -> None:
     )
     print(section)
     if not args.no_write:
-        write_section("speed", section)
+        write_section("speed-cuda" if device.type == "cuda" else "speed", section)  # a GPU run keeps the CPU section
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ checkpoints and progress. Loss values stay on the device until a progress event
 needs them (one transfer for all terms), so a GPU is never waited on per term.
 """
 
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -21,6 +22,9 @@ from ltnet import distributed, qc as quality, sampling
 from ltnet.model_file import LTNetModel, save_model
 from ltnet.nn.cycle import Cycle, generator_terms, run_cycle, weighted_total
 from ltnet.training_nets import TrainingNets
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -39,6 +43,19 @@ class TrainSettings:
     batch_size: int = 1
     checkpointing: bool = False
     warmup: float = 0.0
+    lr_schedule: str = "constant"
+
+    def learning_rate_at(self, iteration: int) -> float:
+        """Adam's learning rate for the step after ``iteration`` steps.
+
+        ``constant``: ``learning_rate`` throughout; ``cosine``: from ``learning_rate``
+        down to 0 at the last iteration along half a cosine.
+        """
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        if self.lr_schedule == "cosine":
+            return self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * iteration / self.iterations))
+        raise ValueError(f"unknown learning-rate schedule {self.lr_schedule!r}; use one of {LR_SCHEDULES}")
 
     def ramp(self, iteration: int) -> float:
         """Factor on the adversarial weight and on the cycle-to-``G_F`` coupling (times ``LossWeights.coupling``) at ``iteration``.
@@ -123,6 +140,9 @@ def train(
             drawn = sampling.draw(order, shards)
             scan = torch.cat([cohort[drawn[slot]] for slot in my_slots]).to(device, non_blocking=True)
             ramp = settings.ramp(iteration)
+            for optimizer in (optimizer_g, optimizer_d):
+                for group in optimizer.param_groups:
+                    group["lr"] = settings.learning_rate_at(iteration)
             now_weights = replace(weights, gan=weights.gan * ramp)
             with autocast:
                 cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward, coupling=ramp * weights.coupling)

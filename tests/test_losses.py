@@ -115,6 +115,18 @@ def test_warmup_ramp():
     assert TrainSettings(iterations=100).ramp(0) == 1.0
 
 
+def test_learning_rate_schedules():
+    from ltnet.training import TrainSettings
+
+    assert {TrainSettings(iterations=100, learning_rate=3e-4).learning_rate_at(i) for i in (0, 50, 99)} == {3e-4}
+    cosine = TrainSettings(iterations=100, learning_rate=3e-4, lr_schedule="cosine")
+    rates = [cosine.learning_rate_at(i) for i in range(100)]
+    assert rates[0] == 3e-4 and abs(rates[50] - 1.5e-4) < 1e-12 and 0 < rates[99] < 1e-7
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(ValueError, match="schedule"):
+        TrainSettings(lr_schedule="step").learning_rate_at(0)
+
+
 class _Translations:
     """Stand-in networks: ``G_F`` moves by ``+a``, ``G_B`` by ``-a`` (an exact inverse pair)."""
 

@@ -72,6 +72,16 @@ def test_same_seed_same_weights_and_resume_continues_exactly(prepared, tmp_path)
             assert torch.equal(value, reference[name]), name
 
 
+def test_cosine_schedule_sets_adams_learning_rate_each_step(prepared, tmp_path):
+    atlas, scans = prepared
+    settings = TrainSettings(iterations=3, learning_rate=1e-3, checkpoint_every=1, lr_schedule="cosine")
+    train(new_model(atlas), scans[:1], tmp_path / "m.pt", settings, torch.device("cpu"))
+    state = load_model(tmp_path / "m.pt").training
+    assert state["settings"]["lr_schedule"] == "cosine"
+    assert [group["lr"] for group in state["optimizer_g"]["param_groups"]] == [settings.learning_rate_at(2)]  # the last step's
+    assert settings.learning_rate_at(2) == pytest.approx(0.25e-3)
+
+
 def test_sigterm_stops_with_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "model.pt"
     command = [sys.executable, "-m", "ltnet", "train", "--atlas-image", str(sample.atlas_image_path()),

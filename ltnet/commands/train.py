@@ -19,7 +19,7 @@ from ltnet.nn.losses import TERMS, LossWeights
 from ltnet.nn.networks import LTNetNetworks, NetworkConfig
 from ltnet.paths import expand_images
 from ltnet.progress import reporter
-from ltnet.training import Stopped, TrainSettings, train
+from ltnet.training import LR_SCHEDULES, Stopped, TrainSettings, train
 
 
 def add_arguments(parser) -> None:
@@ -35,6 +35,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the training held in --out")
     parser.add_argument("--init", help="fine-tune: start from the weights of this model")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                        help="constant, or cosine: decay the learning rate to 0 at the last iteration along half a cosine (default constant)")
     parser.add_argument("--lambda1", type=float, default=10.0, help="weight of the image cycle loss (default 10)")
     parser.add_argument("--lambda2", type=float, help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3; with --voxelmorph the smoothness weight, default 1)")
     parser.add_argument("--adversarial", action="store_true",
@@ -84,7 +86,8 @@ def run(args) -> int:
         print(f"ltnet: {out} already has {model.iteration} iterations (--iterations {args.iterations}); nothing to do.", file=sys.stderr)
     needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
     scans = [prepare_scan(read_image(path), model.atlas, not args.no_prealign, args.seed).image if i in needed else None for i, path in enumerate(image_paths)]
-    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.batch_size, args.checkpointing, args.warmup)
+    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.batch_size, args.checkpointing, args.warmup,
+                             args.lr_schedule)
     progress = reporter(args.progress, "training") if ranks.is_main else None
     with distributed.session(ranks, device):
         try:
