@@ -25,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import DATA, NAMES, link_cohort, train_command  # noqa: E402
-from report import machine, mean_std, write_section  # noqa: E402
+from accuracy import DATA, link_cohort, train_command  # noqa: E402
+from classical import DATASETS, OUT, Timer, Warped, score, table, write_csv  # noqa: E402
+from report import machine, write_section  # noqa: E402
 
 from ltnet.data.io import read_image  # noqa: E402
-from ltnet.metrics import dice_per_label  # noqa: E402
 from ltnet.model_file import load_model  # noqa: E402
 from ltnet.transfer import transfer  # noqa: E402
 
@@ -85,31 +86,35 @@ def main() -> None:
     runs = variants(shlex.split(args.recipe))
     models = {label: load_model(path) for label, path in train_all(work, cohort, runs, args.iterations, args.lr, args.parallel).items()}
 
-    dice = {label: {v: [] for v in NAMES} for label in models}
-    folded = {label: [] for label in models}
+    dataset = DATASETS["hippocampus"]
+    threads = torch.get_num_threads()
+    rows = []
     for scan in scans:
         target = read_image(scan)
         reference = sitk.ReadImage(str(DATA / "labels" / scan.name))
         for label, model in models.items():
-            result = transfer(model, target, "cpu", extras=False)
-            folded[label].append(result.qc["folded_fraction"])
-            for value, score in dice_per_label(result.labels, reference, NAMES).items():
-                dice[label][value].append(score)
+            with Timer() as t:
+                result = transfer(model, target, "cpu", extras=False)
+            rows.append(score(Warped(result.labels, result.qc["folded_fraction"], t.wall, t.cpu), ATLAS, scan.name, reference, dataset, label, threads))
         print(scan.name, flush=True)
-
-    full = np.mean([np.mean([dice["recipe"][v][i] for v in NAMES]) for i in range(len(scans))])
-    rows = ["| variant | Dice anterior | Dice posterior | mean Dice | change vs recipe | folded voxels |", "|---|---|---|---|---|---|"]
-    for label in models:
-        mean = [np.mean([dice[label][v][i] for v in NAMES]) for i in range(len(scans))]
-        rows.append(f"| {label} | {mean_std(dice[label][1])} | {mean_std(dice[label][2])} | {mean_std(mean)} | {np.mean(mean) - full:+.3f} | {100 * np.mean(folded[label]):.3f} % |")
+    write_csv(rows, OUT / "ablation_hippocampus.csv")
+    recipe = {r["target"]: r["mean_dice"] for r in rows if r["method"] == "recipe"}
+    changes = [f"- {label}: {np.mean([r['mean_dice'] - recipe[r['target']] for r in rows if r['method'] == label]):+.3f} mean Dice "
+               f"(better on {sum(r['mean_dice'] > recipe[r['target']] for r in rows if r['method'] == label)} of {len(recipe)} targets)"
+               for label in models if label != "recipe"]
     text = f"""## Ablation, one-shot, MSD hippocampus (`benchmarks/ablation.py`)
 
 LT-Net with one loss term switched off at a time (`ltnet train --without TERM`), or the adversarial term the recipe
 leaves out switched on, every variant trained with the same budget and seed: {args.iterations} iterations, Adam lr {args.lr:g},
 batch 1, cohort `{cohort}` ({len(list(cohort.iterdir()))} scans), recipe `ltnet train {args.recipe or '(defaults: --warmup 0.5 --coupling 0.1, six terms)'}`. Atlas `{ATLAS}`; {len(scans)} targets scored on their own grids
-(Dice mean ± std over targets). Machine: {machine()}.
+(Dice mean ± std over targets; HD95 and the rest as in the accuracy table; per-target rows in
+[`ablation_hippocampus.csv`](benchmarks/ablation_hippocampus.csv)). Machine: {machine()}.
 
-{chr(10).join(rows)}
+{table(rows, dataset, list(models))}
+
+Paired change against the recipe, per target:
+
+{chr(10).join(changes)}
 """
     write_section("ablation-hippocampus", text)
     print(text)

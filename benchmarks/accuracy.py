@@ -22,6 +22,7 @@ import argparse
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,6 @@ from ltnet.model_file import load_model  # noqa: E402
 from ltnet.transfer import transfer  # noqa: E402
 
 DATA = SHARED_DATA / "hippocampus"
-NAMES = DATASETS["hippocampus"].labels
 CLASSICAL = ["elastix affine + B-spline", "ANTs SyN (antspyx)"]
 TITLES = {"hippocampus": "MSD hippocampus", "ibsr18": "IBSR18 brain MRI"}
 RECIPES = {"VoxelMorph (L_sim + L_smooth)": ("voxelmorph", ["--voxelmorph"]), "LT-Net (ltnet train defaults)": ("ltnet", [])}
@@ -85,7 +85,9 @@ def main() -> None:
     parser.add_argument("--note", default="", help="a sentence on how the given models were trained, for the docs")
     parser.add_argument("--every", type=int, default=1, help="score every K-th target only (quick checks)")
     parser.add_argument("--refine-steps", type=int, default=0, help="also score LT-Net with this many steps of test-time refinement")
+    parser.add_argument("--no-write", action="store_true", help="print the results only (tuning trials): no docs section, CSV or plot")
     args = parser.parse_args()
+    warnings.filterwarnings("ignore", module="monai")  # as the ltnet command does: MONAI's deprecation notes, once per refinement step
     dataset = DATASETS[args.data]
     folder = SHARED_DATA / dataset.folder
     work = Path(args.work)
@@ -137,6 +139,9 @@ def main() -> None:
                         qc_rows.append((result.qc, rows[-1]["mean_dice"]))
             print(atlas, name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in rows if (r["atlas"], r["target"]) == (atlas, name)}, flush=True)
 
+    if args.no_write:
+        print(table(mean_over_seeds(rows), dataset, list(dict.fromkeys(r["method"] for r in rows))))
+        return
     write_csv(rows, OUT / f"accuracy_{args.data}.csv")
     seed_text = seed_table(rows, [m for m, (seeds, _) in learned.items() if len(seeds) > 1])
     rows = mean_over_seeds(rows) + classical_rows(args.data, set(scored))
