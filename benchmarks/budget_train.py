@@ -66,6 +66,8 @@ def run_side_by_side(commands: list[list[str]], logs: list[Path]) -> list[float]
             if p.poll() is not None and not seconds[i]:
                 seconds[i] = time.perf_counter() - started
                 if p.returncode != 0:
+                    for other in processes:
+                        other.kill()
                     sys.exit(f"training failed ({p.returncode}): {' '.join(commands[i])}\n{logs[i].read_text()[-2000:]}")
         time.sleep(0.2)
     return seconds
