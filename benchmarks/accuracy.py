@@ -112,7 +112,7 @@ def main() -> None:
         ltnet_name = next(name for name in loaded if name.startswith("LT-Net"))
         learned = {name: (seeds, 0) for name, seeds in loaded.items()}
         if args.refine_steps:
-            learned[f"LT-Net + refinement ({args.refine_steps} steps)"] = (loaded[ltnet_name], args.refine_steps)
+            learned[f"{ltnet_name} + refinement ({args.refine_steps} steps)"] = (loaded[ltnet_name], args.refine_steps)
         atlas_labels = read_label_map(labels(atlas)).image
         atlas_on_grid = next(iter(loaded.values()))[0].atlas.image_sitk()
         for name in (t for a, t in scored if a == atlas):
