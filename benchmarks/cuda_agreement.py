@@ -48,7 +48,8 @@ def main() -> None:
         for steps in (0, args.refine_steps):
             results = {device: transfer(model, target, device, refine_steps=steps, extras=False) for device, model in models.items()}
             for result in results.values():
-                if result.labels.GetOrigin() != target.GetOrigin() or result.labels.GetSize() != target.GetSize():
+                grid = lambda image: (image.GetSize(), image.GetOrigin(), image.GetSpacing(), image.GetDirection())  # noqa: E731
+                if grid(result.labels) != grid(target):
                     sys.exit(f"{scan_path}: labels are not on the scan's grid")
             dice = {d: np.mean(list(dice_per_label(r.labels, reference, values).values())) for d, r in results.items()}
             share = agreement(results["cpu"].labels, results["cuda"].labels)
