@@ -38,7 +38,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
                         help="constant, or cosine: decay the learning rate to 0 at the last iteration along half a cosine (default constant)")
     parser.add_argument("--lambda1", type=float, default=10.0, help="weight of the image cycle loss (default 10)")
-    parser.add_argument("--lambda2", type=float, help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3; with --voxelmorph the smoothness weight, default 1)")
+    parser.add_argument("--lambda2", type=float, help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3; 1 was more accurate for whole "
+                        "brains on a 4 mm grid; with --voxelmorph the smoothness weight, default 1)")
     parser.add_argument("--adversarial", action="store_true",
                         help="add the adversarial term (the paper's; off by default: on the hippocampus benchmark it made rougher, less accurate maps)")
     parser.add_argument("--no-adversarial", action="store_true", help="leave the adversarial term out (the default)")
