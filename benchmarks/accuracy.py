@@ -63,6 +63,12 @@ def link_cohort(scans: list[Path], folder: Path) -> Path:
     return folder
 
 
+def atlas_cohort(dataset, atlas: str, work: Path) -> Path:
+    """The unlabeled cohort of ``atlas``: links to every other subject's image in ``work/cohort_<atlas>``."""
+    images = SHARED_DATA / dataset.folder / "images"
+    return link_cohort([images / f"{s}.nii.gz" for s in subjects(dataset) if s != atlas], work / f"cohort_{atlas}")
+
+
 def train(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str]) -> Path:
     if out.exists():
         return out
@@ -99,7 +105,7 @@ def main() -> None:
     def models_of(atlas: str) -> dict[str, list[Path]]:
         if args.model:
             return {label: [Path(p.format(atlas=atlas)) for p in paths.split(",")] for label, paths in (item.split("=", 1) for item in args.model)}
-        cohort = link_cohort([image(s) for s in subjects(dataset) if s != atlas], work / f"cohort_{atlas}")
+        cohort = atlas_cohort(dataset, atlas, work)
         grid = ["--grid", *map(str, args.grid)] if args.grid else []
         return {label: [train(work / f"{stem}_{atlas}_seed{seed}.pt", cohort, image(atlas), labels(atlas), args.iterations, args.lr,
                               [*extra, *grid, "--seed", str(seed)]) for seed in range(args.seeds)]

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import RECIPES, link_cohort, train_command  # noqa: E402
-from classical import DATA, DATASETS, pairs, subjects  # noqa: E402
+from accuracy import RECIPES, atlas_cohort, train_command  # noqa: E402
+from classical import DATA, DATASETS, pairs  # noqa: E402
 
 STEMS = {stem: extra for stem, extra in RECIPES.values()}
 
@@ -40,7 +40,7 @@ def job_models(spec: str, work: Path, lr: float, device: str) -> list[dict]:
     folder = DATA / dataset.folder
     models = []
     for atlas in dict.fromkeys(a for a, _ in pairs(dataset, 1)):
-        cohort = link_cohort([folder / "images" / f"{s}.nii.gz" for s in subjects(dataset) if s != atlas], work / data / f"cohort_{atlas}")
+        cohort = atlas_cohort(dataset, atlas, work / data)
         out = work / data / f"{recipe}_{atlas}_seed{seed}.pt"
         extra = [*STEMS[recipe], *(["--grid", *grid] if grid else []), "--seed", seed]
         command = train_command(out, cohort, folder / "images" / f"{atlas}.nii.gz", folder / "labels" / f"{atlas}.nii.gz",
@@ -59,7 +59,8 @@ def with_iterations(command: list[str], iterations: int, out: Path) -> list[str]
 def run_side_by_side(commands: list[list[str]], logs: list[Path]) -> list[float]:
     """Start every command at once (stdout to its log); wait for all; the seconds each took."""
     started = time.perf_counter()
-    processes = [subprocess.Popen(c, stdout=log.open("w"), stderr=subprocess.STDOUT) for c, log in zip(commands, logs)]
+    outputs = [log.open("w") for log in logs]
+    processes = [subprocess.Popen(c, stdout=out, stderr=subprocess.STDOUT) for c, out in zip(commands, outputs)]
     seconds = [0.0] * len(processes)
     while any(p.poll() is None for p in processes) or not all(seconds):
         for i, p in enumerate(processes):
@@ -70,6 +71,8 @@ def run_side_by_side(commands: list[list[str]], logs: list[Path]) -> list[float]
                         other.kill()
                     sys.exit(f"training failed ({p.returncode}): {' '.join(commands[i])}\n{logs[i].read_text()[-2000:]}")
         time.sleep(0.2)
+    for out in outputs:
+        out.close()
     return seconds
 
 

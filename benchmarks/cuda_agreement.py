@@ -31,6 +31,11 @@ def agreement(a: sitk.Image, b: sitk.Image) -> float:
     return float((sitk.GetArrayViewFromImage(a) == sitk.GetArrayViewFromImage(b)).mean())
 
 
+def grid(image: sitk.Image) -> tuple:
+    """Size, origin, spacing and direction: what "on the same grid" compares."""
+    return image.GetSize(), image.GetOrigin(), image.GetSpacing(), image.GetDirection()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refine-steps", type=int, default=20)
@@ -48,7 +53,6 @@ def main() -> None:
         for steps in (0, args.refine_steps):
             results = {device: transfer(model, target, device, refine_steps=steps, extras=False) for device, model in models.items()}
             for result in results.values():
-                grid = lambda image: (image.GetSize(), image.GetOrigin(), image.GetSpacing(), image.GetDirection())  # noqa: E731
                 if grid(result.labels) != grid(target):
                     sys.exit(f"{scan_path}: labels are not on the scan's grid")
             dice = {d: np.mean(list(dice_per_label(r.labels, reference, values).values())) for d, r in results.items()}

@@ -253,8 +253,9 @@ def measure(name, grid, device, repeats, checkpointing=False) -> dict:
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
         return {"error": (run.stderr.strip().splitlines() or ["failed"])[-1]}
-    print(run.stdout.strip().splitlines()[-1], file=sys.stderr, flush=True)  # each result as it comes: a run cut short keeps them
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    result = run.stdout.strip().splitlines()[-1]
+    print(result, file=sys.stderr, flush=True)  # each result as it comes: a run cut short keeps them
+    return json.loads(result)
 
 
 # ---- the report ------------------------------------------------------------------------------------------------

@@ -140,9 +140,10 @@ def train(
             drawn = sampling.draw(order, shards)
             scan = torch.cat([cohort[drawn[slot]] for slot in my_slots]).to(device, non_blocking=True)
             ramp = settings.ramp(iteration)
+            rate = settings.learning_rate_at(iteration)
             for optimizer in (optimizer_g, optimizer_d):
                 for group in optimizer.param_groups:
-                    group["lr"] = settings.learning_rate_at(iteration)
+                    group["lr"] = rate
             now_weights = replace(weights, gan=weights.gan * ramp)
             with autocast:
                 cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward, coupling=ramp * weights.coupling)
