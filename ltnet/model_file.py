@@ -81,6 +81,7 @@ def save_model(model: LTNetModel, path) -> None:
             "values": list(atlas.values),
             "labels": [label.to_dict() for label in atlas.labels],
             **({"channels": _image_to_dict(atlas.channels)} if atlas.channels is not None else {}),
+            **({"source_image": _image_to_dict(atlas.source_image, torch.float16)} if atlas.source_image is not None else {}),
         },
         "weights": {name: {k: v.detach().cpu() for k, v in module.state_dict().items()} for name, module in model.networks.named_children()},
         "training": model.training,
@@ -125,6 +126,7 @@ def load_model(path, device="cpu") -> LTNetModel:
             values=[int(v) for v in atlas_state["values"]],
             labels=[LabelInfo.from_dict(label) for label in atlas_state["labels"]],
             channels=_image_from_dict(atlas_state["channels"]) if "channels" in atlas_state else None,
+            source_image=_image_from_dict(atlas_state["source_image"]) if "source_image" in atlas_state else None,
         )
         weights = LossWeights(**state["loss_weights"])
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
@@ -132,14 +134,17 @@ def load_model(path, device="cpu") -> LTNetModel:
     return LTNetModel(networks.to(device), atlas, weights, state.get("training") or {}, state.get("reference_lncc"), state.get("reference_label_lncc"))
 
 
-def _image_to_dict(image: sitk.Image) -> dict:
-    """An integer image as a tensor ``(D, H, W)`` and its geometry (LPS)."""
-    return {"array": torch.from_numpy(sitk.GetArrayFromImage(image)), "origin": list(image.GetOrigin()),
+def _image_to_dict(image: sitk.Image, dtype: torch.dtype | None = None) -> dict:
+    """An image as a tensor ``(D, H, W)`` (its own pixel type, or ``dtype``) and its geometry (LPS)."""
+    array = torch.from_numpy(sitk.GetArrayFromImage(image))
+    return {"array": array.to(dtype) if dtype else array, "origin": list(image.GetOrigin()),
             "spacing": list(image.GetSpacing()), "direction": list(image.GetDirection())}
 
 
 def _image_from_dict(values: dict) -> sitk.Image:
-    image = sitk.GetImageFromArray(values["array"].numpy())
+    """The image ``_image_to_dict`` stored; float16 comes back as float32 (SimpleITK has no float16)."""
+    array = values["array"]
+    image = sitk.GetImageFromArray((array.float() if array.dtype == torch.float16 else array).numpy())
     image.SetOrigin(values["origin"])
     image.SetSpacing(values["spacing"])
     image.SetDirection(values["direction"])

@@ -16,29 +16,71 @@ folded 1.5 %; fine-tuning the weights of ``G_F`` and ``G_B`` instead gained 0.00
 terms are left out: they reach ``G_F`` through a coupling of 0.1 and did not change
 its accuracy in the ablation, and each would cost a pass of ``G_B`` per step.
 
+A network grid coarser than the atlas and the scan (a whole brain at 4 mm) bounds
+what a fit on it can recover; ``refinement_grid`` then picks a finer grid over the
+same box, up to ``MAX_VOXELS``, and the fit matches the atlas at its own resolution
+(``Atlas.source_image``) with the scan there. Its update still lives at half that
+grid's resolution.
+
 Each step costs a warp, the similarity and their gradients on the whole grid: cheap on
 small crops, about 9 s per step at 160x192x224 on a 2-core CPU (docs/BENCHMARKS.md, Speed).
 """
 
+import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
 
+from ltnet.data.grid import NetworkGrid
+from ltnet.data.prepare import Atlas
 from ltnet.nn import losses
 from ltnet.nn.losses import LossWeights
 from ltnet.nn.networks import RegistrationNet
 from ltnet.nn.warp import warp
 
-#: Adam step size in voxels of the network grid (measured, 20 steps: 0.5 gained 0.021, 1.0 gained 0.023 but folded more).
+#: Adam step size in voxels of the grid the fit runs on (measured, 20 steps: 0.5 gained 0.021, 1.0 gained 0.023 but folded more).
 STEP_SIZE = 0.5
+#: Largest grid refinement goes to when the network grid is coarser than the images (voxels; a step costs about 1 µs per voxel on a CPU core).
+MAX_VOXELS = 2**21
+
+
+def refinement_grid(atlas: Atlas, scan: sitk.Image, max_voxels: int = MAX_VOXELS) -> NetworkGrid:
+    """The grid to refine on: ``atlas.grid`` made finer by the largest whole factor that keeps its spacing no
+    finer than both images' finest spacing and its size within ``max_voxels``; the network grid itself when
+    no factor above 1 does, or when the model lacks the atlas at its own resolution (older model files)."""
+    if atlas.source_image is None:
+        return atlas.grid
+    finest = max(min(atlas.source_image.GetSpacing()), min(scan.GetSpacing()))
+    factor = 1
+    while atlas.grid.spacing / (factor + 1) >= finest * 0.99 and _voxels(atlas.grid.finer(factor + 1)) <= max_voxels:
+        factor += 1
+    return atlas.grid.finer(factor)
+
+
+def _voxels(grid: NetworkGrid) -> int:
+    return grid.size[0] * grid.size[1] * grid.size[2]
 
 
 def refine(
-    g_forward: RegistrationNet, weights: LossWeights, atlas: torch.Tensor, scan: torch.Tensor, steps: int, step_size: float = STEP_SIZE
+    g_forward: RegistrationNet,
+    weights: LossWeights,
+    atlas: torch.Tensor,
+    scan: torch.Tensor,
+    steps: int,
+    step_size: float = STEP_SIZE,
+    finer: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """The forward displacement ``(1, 3, D, H, W)`` (voxels) for ``atlas`` -> ``scan`` (both ``(1, 1, D, H, W)``)
-    after ``steps`` Adam steps on ``weights.sim·L_sim + weights.smooth·L_smooth``, starting from ``G_F``'s."""
+    """The forward displacement ``(1, 3, D, H, W)`` (voxels) for ``atlas`` -> ``scan`` (both ``(1, 1, D, H, W)`` on the
+    network grid) after ``steps`` Adam steps on ``weights.sim·L_sim + weights.smooth·L_smooth``, starting from ``G_F``'s.
+
+    ``finer``: the atlas and the scan on ``NetworkGrid.finer(f)`` (``(1, 1, (D - 1)·f + 1, ...)`` each); ``G_F``'s
+    field is upsampled there, the fit runs there, and the result lies there, in its voxels.
+    """
     with torch.no_grad():
         start = g_forward.unet_field(atlas, scan).float()
+        if finer is not None:
+            factor = (finer[0].shape[2] - 1) // (atlas.shape[2] - 1)
+            atlas, scan = finer
+            start = factor * F.interpolate(start, size=atlas.shape[2:], mode="trilinear", align_corners=True)
     size = start.shape[2:]
     update = torch.zeros(1, 3, *[max(1, n // 2) for n in size], device=start.device, requires_grad=True)
     field = lambda: start + F.interpolate(update, size=size, mode="trilinear", align_corners=True)  # noqa: E731

@@ -4,7 +4,8 @@ Points flow: scan point ``x`` -> (inverse affine pre-alignment) -> network grid
 point ``p`` -> ``p + Δ_F(p)`` in the atlas -> atlas labels, at the atlas's own
 resolution (``ltnet.scan_labels``). Everything the result holds lies on the
 scan's own grid (origin, spacing, direction), except the reconstructions, which
-lie on the atlas's network grid.
+lie on the atlas's network grid. A refined field can lie on a finer grid over
+the same box (``ltnet.refine.refinement_grid``); the labels then follow it there.
 """
 
 from dataclasses import dataclass
@@ -13,11 +14,12 @@ import SimpleITK as sitk
 import torch
 
 from ltnet import qc as quality
-from ltnet.data.grid import argmax_labels, resample
+from ltnet.data.grid import NetworkGrid, argmax_labels, resample
+from ltnet.data.intensity import normalise
 from ltnet.data.prepare import PreparedScan, prepare_scan
 from ltnet.model_file import LTNetModel
 from ltnet.nn.cycle import run_cycle
-from ltnet.refine import refine
+from ltnet.refine import refine, refinement_grid
 from ltnet.scan_labels import labels_on_scan
 
 
@@ -60,20 +62,26 @@ def transfer(
     atlas_t = torch.from_numpy(atlas.image).float()[None, None].to(device)
     one_hot_t = torch.from_numpy(atlas.one_hot).float()[None].to(device)
     scan_t = torch.from_numpy(prepared.image).float()[None, None].to(device)
-    forward = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps) if refine_steps > 0 else None
+    forward, field_grid, field = None, atlas.grid, None  # field: the forward map on field_grid, if refined
+    if refine_steps > 0:
+        field_grid = refinement_grid(atlas, target)
+        field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=_on_grid(model, target, prepared, field_grid, device))
+        step = (field_grid.size[0] - 1) // (atlas.grid.size[0] - 1)
+        forward = field[:, :, ::step, ::step, ::step] / step  # the same map at the network grid's voxels
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t, with_backward=qc or extras, forward=forward)
         cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
     grid = atlas.grid
+    field = cycle.forward if field is None else field
     to_grid = prepared.to_scan.GetInverse()
-    result = TransferResult(labels_on_scan(atlas.channels_sitk(), atlas.values, cycle.forward[0], grid, target, to_grid))
+    result = TransferResult(labels_on_scan(atlas.channels_sitk(), atlas.values, field[0], field_grid, target, to_grid))
     if not (qc or extras):
         return result
     inverse_consistency = quality.inverse_consistency_mm(cycle, grid.spacing)
     if qc:
         result.qc = quality.measure(cycle, atlas_t, one_hot_t, scan_t, inverse_consistency, atlas.labels, (model.reference_lncc, model.reference_label_lncc))
     if extras:
-        to_atlas = sitk.CompositeTransform([grid.displacement_transform(cycle.forward[0].cpu().numpy()), to_grid])
+        to_atlas = sitk.CompositeTransform([field_grid.displacement_transform(field[0].cpu().numpy()), to_grid])
         reference = sitk.Image(target.GetSize(), sitk.sitkUInt8)
         reference.CopyInformation(target)
         result.field = sitk.TransformToDisplacementField(
@@ -85,3 +93,13 @@ def transfer(
         result.jacobian = sitk.DisplacementFieldJacobianDeterminant(result.field)
         result.inverse_consistency = resample(grid.image_from_array(inverse_consistency.cpu().numpy()), reference, to_grid)
     return result
+
+
+def _on_grid(model: LTNetModel, target: sitk.Image, prepared: PreparedScan, grid: NetworkGrid, device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The atlas (at its own resolution) and the scan (pre-aligned) on ``grid``, finer than the network grid:
+    ``(1, 1, D, H, W)`` each; None when ``grid`` is the network grid."""
+    if grid == model.grid:
+        return None
+    reference = grid.reference()
+    images = (resample(model.atlas.source_image, reference), resample(normalise(target), reference, prepared.to_scan))
+    return tuple(torch.from_numpy(sitk.GetArrayFromImage(image))[None, None].to(device) for image in images)

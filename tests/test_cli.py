@@ -12,6 +12,7 @@ import torch
 
 from ltnet import sample
 from ltnet.cli import main
+from ltnet.data.intensity import normalise
 from ltnet.data.io import read_image, read_label_map
 from ltnet.data.prepare import channel_indices
 from ltnet.metrics import dice_per_label
@@ -102,21 +103,28 @@ def test_without_switches_terms_off_and_coupling_must_be_a_share(tmp_path, capsy
     assert not (tmp_path / "c.pt").exists()
 
 
-def test_resume_gives_an_older_model_its_atlas_labels_at_full_resolution_only_from_the_same_labels(tmp_path, capsys):
+def test_resume_gives_an_older_model_its_atlas_at_full_resolution_only_from_the_same_files(tmp_path, capsys):
     out = tmp_path / "old.pt"
     assert run(capsys, *train_args(out))[0] == 0
     model = load_model(out)
-    model.atlas = replace(model.atlas, channels=None)  # as LTNet wrote models before it kept them
+    model.atlas = replace(model.atlas, channels=None, source_image=None)  # as LTNet wrote models before it kept them
     save_model(model, out)
     labels = read_label_map(sample.atlas_labels_path()).image
     shifted = sitk.GetArrayFromImage(labels)
     other = write_image(np.roll(shifted, 4, axis=1), tmp_path / "other_labels.nii.gz", labels)
+    image = read_image(sample.atlas_image_path())
+    other_image = write_image(np.roll(sitk.GetArrayFromImage(image), 4, axis=1), tmp_path / "other_image.nii.gz", image)
     before = out.read_bytes()
     code, _, err = run(capsys, *train_args(out, atlas_labels=other), "--resume")
     assert_one_line_error(code, err, other, "--atlas-labels")
+    code, _, err = run(capsys, *train_args(out, atlas_image=other_image), "--resume")
+    assert_one_line_error(code, err, other_image, "--atlas-image")
     assert out.read_bytes() == before
 
     assert run(capsys, *train_args(out), "--resume")[0] == 0  # 1 iteration, already done: only the upgrade is written
+    upgraded_image = load_model(out).atlas.source_image
+    assert upgraded_image.GetSize() == image.GetSize() and upgraded_image.GetDirection() == image.GetDirection()
+    assert np.abs(sitk.GetArrayViewFromImage(upgraded_image) - sitk.GetArrayViewFromImage(normalise(image))).max() < 1e-3  # float16
     upgraded = load_model(out).atlas.channels
     expected = channel_indices(labels, model.atlas.values)
     assert (sitk.GetArrayViewFromImage(upgraded) == sitk.GetArrayViewFromImage(expected)).all()

@@ -1,6 +1,7 @@
 """Geometry is sacred: results lie exactly on the target's grid, oblique and anisotropic included."""
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 import torch
 
@@ -16,14 +17,14 @@ from ltnet.nn.networks import LTNetNetworks, NetworkConfig
 from ltnet.transfer import transfer
 
 
-def identity_model(atlas_image, atlas_labels) -> LTNetModel:
-    """A model whose forward network outputs exactly zero displacement."""
+def identity_model(atlas_image, atlas_labels, content_size=None) -> LTNetModel:
+    """A model whose forward network outputs exactly zero displacement (grid: the atlas's voxels, or ``content_size``)."""
     torch.manual_seed(0)
     networks = LTNetNetworks(NetworkConfig())
     for net in (networks.g_forward, networks.g_backward):
         torch.nn.init.zeros_(net.unet.net[1].final_conv_out.conv.weight)
     label_map = LabelMap(atlas_labels, default_labels([1, 2]))
-    atlas = Atlas.on_grid(atlas_image, label_map, atlas_image.GetSize(), NetworkConfig().grid_multiple)
+    atlas = Atlas.on_grid(atlas_image, label_map, content_size or atlas_image.GetSize(), NetworkConfig().grid_multiple)
     return LTNetModel(networks, atlas, LossWeights.paper())
 
 
@@ -38,6 +39,15 @@ def test_network_grid_holds_the_atlas_and_is_padded():
     assert np.allclose(reference.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in grid.size]), centre)
 
 
+def test_a_finer_grid_covers_the_same_box():
+    grid = NetworkGrid((32, 40, 48), 2.0, (3.0, -4.0, 5.0), oblique_direction())
+    finer = grid.finer(3)
+    assert finer.size == (94, 118, 142) and finer.spacing == 2.0 / 3
+    coarse, fine = grid.reference(), finer.reference()
+    for index in ([0, 0, 0], [31, 39, 47], [5, 17, 30]):
+        assert np.allclose(coarse.TransformIndexToPhysicalPoint(index), fine.TransformIndexToPhysicalPoint([3 * i for i in index]))
+
+
 def test_physical_displacement_follows_direction_and_spacing():
     grid = NetworkGrid((32, 32, 32), 2.0, (0.0, 0.0, 0.0), oblique_direction())
     displacement = np.zeros((3, 32, 32, 32))
@@ -46,14 +56,16 @@ def test_physical_displacement_follows_direction_and_spacing():
     assert np.allclose(vector, 2.0 * np.asarray(oblique_direction()).reshape(3, 3)[:, 0])
 
 
-def test_oblique_anisotropic_target_gets_labels_on_its_own_grid(atlas_image, atlas_labels):
-    model = identity_model(atlas_image, atlas_labels)
+@pytest.mark.parametrize("refine_on_a_finer_grid", [False, True])
+def test_oblique_anisotropic_target_gets_labels_on_its_own_grid(atlas_image, atlas_labels, refine_on_a_finer_grid):
+    # refined: a 2.2 mm network grid, refined on a 1.1 mm one (ltnet.refine.refinement_grid)
+    model = identity_model(atlas_image, atlas_labels, (18, 24, 18) if refine_on_a_finer_grid else None)
     spacing, direction = (0.8, 1.3, 1.1), oblique_direction(25)
     size = [round(n / s) for n, s in zip(atlas_image.GetSize(), spacing)]
     target = resample_onto(atlas_image, size, spacing, direction)
     expected = resample_onto(atlas_labels, size, spacing, direction, sitk.sitkNearestNeighbor)
 
-    result = transfer(model, target, prealign=False)
+    result = transfer(model, target, prealign=False, refine_steps=3 if refine_on_a_finer_grid else 0)
 
     for image in (result.labels, result.warped_atlas, result.field, result.jacobian, result.inverse_consistency):
         assert image.GetSize() == target.GetSize()
@@ -62,6 +74,10 @@ def test_oblique_anisotropic_target_gets_labels_on_its_own_grid(atlas_image, atl
         assert image.GetDirection() == target.GetDirection()
     dice = dice_per_label(result.labels, expected, [1, 2])
     assert min(dice.values()) > 0.85, dice
+    if refine_on_a_finer_grid:  # 3 Adam steps of 0.5 voxel (1.1 mm) move the field by at most 1.65 mm, without folding
+        assert np.abs(sitk.GetArrayViewFromImage(result.field)).max() < 1.7
+        assert sitk.GetArrayViewFromImage(result.jacobian).min() > 0 and result.qc["folded_fraction"] == 0.0
+        return
     # with a zero field, the displacement is zero and nothing folds
     assert np.abs(sitk.GetArrayViewFromImage(result.field)).max() < 1e-6
     assert np.allclose(sitk.GetArrayViewFromImage(result.jacobian), 1.0, atol=1e-5)

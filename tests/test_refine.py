@@ -1,5 +1,7 @@
 """Test-time refinement fits the forward map to one target, makes the transfer more accurate and leaves the model alone."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -7,13 +9,13 @@ import torch
 
 from ltnet import sample
 from ltnet.data.io import read_image
-from ltnet.data.prepare import prepare_scan
+from ltnet.data.prepare import Atlas, prepare_scan
 from ltnet.metrics import dice_per_label
 from ltnet.model_file import load_model
 from ltnet.nn import losses
 from ltnet.nn.networks import NetworkConfig, RegistrationNet
 from ltnet.nn.warp import jacobian_determinant, warp
-from ltnet.refine import refine
+from ltnet.refine import refine, refinement_grid
 from ltnet.transfer import transfer
 
 pytestmark = pytest.mark.skipif(not sample.demo_model_path().exists(), reason="needs the bundled demo model")
@@ -64,3 +66,37 @@ def test_a_diffeomorphic_field_is_refined_as_a_velocity():
     with torch.no_grad():
         assert pair_loss(weights, atlas, scan, refined) < pair_loss(weights, atlas, scan, net(atlas, scan)) - 0.05
     assert float(jacobian_determinant(refined).min()) > 0
+
+
+def coarse_atlas() -> Atlas:
+    """The sample atlas on a grid of about 2.2 mm (32 voxels per axis), coarser than its 1 mm voxels."""
+    return Atlas.from_files(sample.atlas_image_path(), sample.atlas_labels_path(), (18, 24, 18), 8)
+
+
+def test_refinement_grid_is_as_fine_as_the_images_allow_within_the_voxel_budget():
+    model = load_model(sample.demo_model_path())
+    target = read_image(sample.held_out_scan_paths()[0])
+    atlas = coarse_atlas()
+    assert refinement_grid(replace(model.atlas, source_image=atlas.source_image), target) == model.grid  # 1 mm grid on 1 mm scans
+    assert refinement_grid(replace(atlas, source_image=None), target) == atlas.grid  # an older model: no atlas at its own resolution
+    assert refinement_grid(atlas, target) == atlas.grid.finer(2)  # 2.2 mm -> 1.1 mm, not below the scans' 1 mm
+    assert refinement_grid(atlas, target, max_voxels=62**3) == atlas.grid  # 63³ voxels would exceed the budget
+    coarse_scan = sitk.Image(target)
+    coarse_scan.SetSpacing([2.0, 1.0, 1.0])  # an image's finest axis counts: 1 mm allows 1.1 mm
+    assert refinement_grid(atlas, coarse_scan) == atlas.grid.finer(2)
+    coarse_scan.SetSpacing([1.5, 1.5, 1.5])
+    assert refinement_grid(atlas, coarse_scan) == atlas.grid  # 1.1 mm would be finer than this scan
+
+
+def test_refinement_on_a_finer_grid_recovers_more_than_on_a_coarse_network_grid():
+    model = load_model(sample.demo_model_path())
+    atlas = coarse_atlas()
+    for path in sample.held_out_scan_paths():
+        target, reference = read_image(path), sitk.ReadImage(str(sample.label_path(path)))
+        dice = {}
+        for name, model.atlas, steps in (("none", atlas, 0), ("network grid", replace(atlas, source_image=None), 20), ("finer grid", atlas, 20)):
+            result = transfer(model, target, refine_steps=steps, qc=False, extras=False)
+            assert result.labels.GetSize() == target.GetSize() and result.labels.GetOrigin() == target.GetOrigin()
+            dice[name] = np.mean(list(dice_per_label(result.labels, reference, [1, 2]).values()))
+        # measured: +0.004 to +0.088 on the 2.2 mm network grid, +0.054 to +0.105 on the 1.1 mm one
+        assert dice["finer grid"] > dice["network grid"] + 0.01 and dice["finer grid"] > dice["none"] + 0.03, dice

@@ -6,12 +6,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 import torch
 
 from ltnet import distributed, sampling
-from ltnet.data.grid import resample_labels
+from ltnet.data.grid import resample, resample_labels
+from ltnet.data.intensity import normalise
 from ltnet.data.io import read_image, read_label_map
-from ltnet.data.prepare import Atlas, channel_indices, prepare_scan
+from ltnet.data.prepare import Atlas, as_float16, channel_indices, prepare_scan
 from ltnet.device import pick_device
 from ltnet.errors import LTNetError
 from ltnet.model_file import LTNetModel, load_model
@@ -81,8 +83,8 @@ def run(args) -> int:
     image_paths = expand_images(args.images)
     torch.manual_seed(args.seed)
     model = load_model(out) if args.resume else _new_model(args)
-    if args.resume and model.atlas.channels is None:
-        model.atlas = _with_full_resolution_labels(model.atlas, args.atlas_labels, args.atlas_image)
+    if args.resume and (model.atlas.channels is None or model.atlas.source_image is None):
+        model.atlas = _with_full_resolution_atlas(model.atlas, args.atlas_labels, args.atlas_image)
     if args.resume and args.iterations <= model.iteration and ranks.is_main:
         print(f"ltnet: {out} already has {model.iteration} iterations (--iterations {args.iterations}); nothing to do.", file=sys.stderr)
     needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
@@ -121,16 +123,20 @@ def _check_output(out: Path, resume: bool) -> None:
         raise LTNetError(f"{out}: exists already; pass --resume to continue it, or choose another --out (nothing was overwritten).")
 
 
-def _with_full_resolution_labels(atlas: Atlas, labels_path, image_path) -> Atlas:
-    """A model written before LTNet kept the atlas labels at their own resolution takes them from ``labels_path``.
+def _with_full_resolution_atlas(atlas: Atlas, labels_path, image_path) -> Atlas:
+    """A model written before LTNet kept the atlas at its own resolution takes it from ``image_path`` and ``labels_path``.
 
-    They must be the labels it was trained with: resampled onto its grid, they give its stored labels.
+    They must be the atlas it was trained with: resampled onto its grid, they give its stored image and labels.
     """
-    label_map = read_label_map(labels_path, read_image(image_path), image_path)
+    image = read_image(image_path)
+    label_map = read_label_map(labels_path, image, image_path)
     on_grid = resample_labels(label_map.image, atlas.values, atlas.grid.reference())
     if on_grid.shape != atlas.one_hot.shape or np.abs(on_grid - atlas.one_hot).max() > 0.01:
         raise LTNetError(f"{labels_path}: are not the atlas labels this model was trained with; give the same --atlas-labels to resume it.")
-    return replace(atlas, channels=channel_indices(label_map.image, atlas.values))
+    normalised = normalise(image)
+    if np.abs(sitk.GetArrayFromImage(resample(normalised, atlas.grid.reference())) - atlas.image).max() > 0.01:
+        raise LTNetError(f"{image_path}: is not the atlas image this model was trained with; give the same --atlas-image to resume it.")
+    return replace(atlas, channels=channel_indices(label_map.image, atlas.values), source_image=as_float16(normalised))
 
 
 def _new_model(args) -> LTNetModel:

@@ -52,6 +52,14 @@ class NetworkGrid:
         image.CopyInformation(self.reference())
         return image
 
+    def finer(self, factor: int) -> "NetworkGrid":
+        """The same box with ``factor`` times the voxels per mm: size ``(n - 1)·factor + 1``, spacing ``/ factor``.
+
+        The first and last voxel centres stay where they are, so index ``i`` here is index
+        ``factor·i`` there, and a field upsampled with ``align_corners=True`` lands on it exactly.
+        """
+        return NetworkGrid(tuple((n - 1) * factor + 1 for n in self.size), self.spacing / factor, self.origin, self.direction)
+
     def displacement_to_physical(self, displacement: np.ndarray) -> np.ndarray:
         """Voxel displacements ``(3, D, H, W)`` (tensor axis order) -> LPS mm vectors ``(D, H, W, 3)``."""
         index_xyz = displacement[::-1].reshape(3, -1) * self.spacing

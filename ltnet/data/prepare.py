@@ -20,7 +20,10 @@ class Atlas:
     ``labels`` describes every value but the background. ``channels`` is the label
     map at the atlas's own resolution and geometry as channel indices ``k``: what
     transfer samples, so labels stay as fine as the atlas however coarse the grid.
-    None for models written before LTNet kept it (then the grid labels stand in).
+    ``source_image`` is the image there, normalised to [0, 1] (float16 values, as the
+    model file stores it): what test-time refinement on a grid finer than the
+    network's matches (``ltnet.refine``). Either is None for models written before
+    LTNet kept it (then the grid labels stand in, and refinement stays on the grid).
     """
 
     grid: NetworkGrid
@@ -29,6 +32,7 @@ class Atlas:
     values: list[int]
     labels: list[LabelInfo]
     channels: sitk.Image | None = None
+    source_image: sitk.Image | None = None
 
     @classmethod
     def on_grid(cls, image: sitk.Image, label_map: LabelMap, content_size, multiple: int) -> "Atlas":
@@ -39,8 +43,9 @@ class Atlas:
         labels = [described[v] if v in described else LabelInfo(v, f"Label {v}", (0.5, 0.5, 0.5)) for v in values[1:]]
         # rounded to float16 as the model file stores it, so a resumed run sees exactly the same atlas
         one_hot = resample_labels(label_map.image, values, reference).astype(np.float16).astype(np.float32)
-        image_on_grid = sitk.GetArrayFromImage(resample(normalise(image), reference))
-        return cls(grid, image_on_grid, one_hot, values, labels, channel_indices(label_map.image, values))
+        normalised = normalise(image)
+        image_on_grid = sitk.GetArrayFromImage(resample(normalised, reference))
+        return cls(grid, image_on_grid, one_hot, values, labels, channel_indices(label_map.image, values), as_float16(normalised))
 
     @classmethod
     def from_files(cls, image_path, labels_path, content_size, multiple: int) -> "Atlas":
@@ -63,6 +68,13 @@ class Atlas:
         if self.channels is not None:
             return self.channels
         return self.grid.image_from_array(np.argmax(self.one_hot, axis=0).astype(np.int16))
+
+
+def as_float16(image: sitk.Image) -> sitk.Image:
+    """``image`` (float32) with its values rounded to float16, as the model file stores it; same geometry."""
+    rounded = sitk.GetImageFromArray(sitk.GetArrayFromImage(image).astype(np.float16).astype(np.float32))
+    rounded.CopyInformation(image)
+    return rounded
 
 
 def channel_indices(label_image: sitk.Image, values: list[int]) -> sitk.Image:
