@@ -18,7 +18,7 @@ its accuracy in the ablation, and each would cost a pass of ``G_B`` per step.
 
 A network grid coarser than the atlas and the scan (a whole brain at 4 mm) bounds
 what a fit on it can recover; ``refinement_grid`` then picks a finer grid over the
-same box, up to ``MAX_VOXELS``, and the fit matches the atlas at its own resolution
+same box, up to ``REFINE_MAX_VOXELS``, and the fit matches the atlas at its own resolution
 (``Atlas.source_image``) with the scan there. Its update still lives at half that
 grid's resolution. On the IBSR brains (4 mm network grid) 20 steps at 2 mm raised the
 mean Dice from 0.750 to 0.852, where 20 steps on the network grid reached 0.784.
@@ -31,7 +31,7 @@ import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
 
-from ltnet.data.grid import NetworkGrid
+from ltnet.data.grid import REFINE_MAX_VOXELS, NetworkGrid
 from ltnet.data.prepare import Atlas
 from ltnet.nn import losses
 from ltnet.nn.losses import LossWeights
@@ -40,27 +40,13 @@ from ltnet.nn.warp import warp
 
 #: Adam step size in voxels of the grid the fit runs on (measured, 20 steps: 0.5 gained 0.021, 1.0 gained 0.023 but folded more).
 STEP_SIZE = 0.5
-#: Largest grid refinement goes to when the network grid is coarser than the images, per device type (voxels).
-#: CPU: a step costs about 0.4 µs per voxel on one core, so 20 steps at 2^21 take about 16 s (IBSR at 2 mm, docs/BENCHMARKS.md);
-#: CUDA: 20 steps at 160x192x224 (6.9 million voxels) took 2.0 s in 4.5 GiB on an H100.
-MAX_VOXELS = {"cpu": 2**21, "cuda": 2**23}
-
-
-def refinement_grid(atlas: Atlas, scan: sitk.Image, max_voxels: int = MAX_VOXELS["cpu"]) -> NetworkGrid:
+def refinement_grid(atlas: Atlas, scan: sitk.Image, max_voxels: int = REFINE_MAX_VOXELS["cpu"]) -> NetworkGrid:
     """The grid to refine on: ``atlas.grid`` made finer by the largest whole factor that keeps its spacing no
     finer than both images' finest spacing and its size within ``max_voxels``; the network grid itself when
-    no factor above 1 does, or when the model lacks the atlas at its own resolution (older model files)."""
+    no factor above 1 does, or when the model keeps no atlas image for it (``Atlas.source_image``)."""
     if atlas.source_image is None:
         return atlas.grid
-    finest = max(min(atlas.source_image.GetSpacing()), min(scan.GetSpacing()))
-    factor = 1
-    while atlas.grid.spacing / (factor + 1) >= finest * 0.99 and _voxels(atlas.grid.finer(factor + 1)) <= max_voxels:
-        factor += 1
-    return atlas.grid.finer(factor)
-
-
-def _voxels(grid: NetworkGrid) -> int:
-    return grid.size[0] * grid.size[1] * grid.size[2]
+    return atlas.grid.finest_within(max(min(atlas.source_image.GetSpacing()), min(scan.GetSpacing())), max_voxels)
 
 
 def refine(

@@ -14,12 +14,12 @@ import SimpleITK as sitk
 import torch
 
 from ltnet import qc as quality
-from ltnet.data.grid import NetworkGrid, argmax_labels, resample
+from ltnet.data.grid import REFINE_MAX_VOXELS, NetworkGrid, argmax_labels, resample
 from ltnet.data.intensity import normalise
 from ltnet.data.prepare import PreparedScan, prepare_scan
 from ltnet.model_file import LTNetModel
 from ltnet.nn.cycle import run_cycle
-from ltnet.refine import MAX_VOXELS, refine, refinement_grid
+from ltnet.refine import refine, refinement_grid
 from ltnet.scan_labels import labels_on_scan
 
 
@@ -64,7 +64,7 @@ def transfer(
     scan_t = torch.from_numpy(prepared.image).float()[None, None].to(device)
     forward, field_grid, field = None, atlas.grid, None  # field: the forward map on field_grid, if refined
     if refine_steps > 0:
-        field_grid = refinement_grid(atlas, target, MAX_VOXELS.get(device.type, MAX_VOXELS["cpu"]))
+        field_grid = refinement_grid(atlas, target, REFINE_MAX_VOXELS.get(device.type, REFINE_MAX_VOXELS["cpu"]))
         field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=_on_grid(model, target, prepared, field_grid, device))
         step = (field_grid.size[0] - 1) // (atlas.grid.size[0] - 1)
         forward = field[:, :, ::step, ::step, ::step] / step  # the same map at the network grid's voxels

@@ -8,10 +8,11 @@ import SimpleITK as sitk
 import torch
 
 from ltnet import sample
+from ltnet.data.intensity import normalise
 from ltnet.data.io import read_image
 from ltnet.data.prepare import Atlas, prepare_scan
 from ltnet.metrics import dice_per_label
-from ltnet.model_file import load_model
+from ltnet.model_file import load_model, save_model
 from ltnet.nn import losses
 from ltnet.nn.networks import NetworkConfig, RegistrationNet
 from ltnet.nn.warp import jacobian_determinant, warp
@@ -71,6 +72,18 @@ def test_a_diffeomorphic_field_is_refined_as_a_velocity():
 def coarse_atlas() -> Atlas:
     """The sample atlas on a grid of about 2.2 mm (32 voxels per axis), coarser than its 1 mm voxels."""
     return Atlas.from_files(sample.atlas_image_path(), sample.atlas_labels_path(), (18, 24, 18), 8)
+
+
+def test_the_model_file_keeps_the_atlas_image_where_refinement_can_use_it(tmp_path):
+    model = load_model(sample.demo_model_path())
+    assert model.atlas.source_image is None  # a 1 mm grid on a 1 mm atlas: refinement stays on it
+    assert Atlas.from_files(sample.atlas_image_path(), sample.atlas_labels_path(), None, 8).source_image is None
+    model.atlas = coarse_atlas()
+    save_model(model, tmp_path / "coarse.pt")
+    kept = load_model(tmp_path / "coarse.pt").atlas.source_image
+    image = normalise(read_image(sample.atlas_image_path()))
+    assert (kept.GetSize(), kept.GetOrigin(), kept.GetSpacing(), kept.GetDirection()) == (image.GetSize(), image.GetOrigin(), image.GetSpacing(), image.GetDirection())
+    assert np.abs(sitk.GetArrayViewFromImage(kept) - sitk.GetArrayViewFromImage(image)).max() < 1e-3  # float16 in the file
 
 
 def test_refinement_grid_is_as_fine_as_the_images_allow_within_the_voxel_budget():

@@ -13,7 +13,7 @@ from ltnet import distributed, sampling
 from ltnet.data.grid import resample, resample_labels
 from ltnet.data.intensity import normalise
 from ltnet.data.io import read_image, read_label_map
-from ltnet.data.prepare import Atlas, as_float16, channel_indices, prepare_scan
+from ltnet.data.prepare import Atlas, channel_indices, prepare_scan, refinement_source
 from ltnet.device import pick_device
 from ltnet.errors import LTNetError
 from ltnet.model_file import LTNetModel, load_model
@@ -136,7 +136,7 @@ def _with_full_resolution_atlas(atlas: Atlas, labels_path, image_path) -> Atlas:
     normalised = normalise(image)
     if np.abs(sitk.GetArrayFromImage(resample(normalised, atlas.grid.reference())) - atlas.image).max() > 0.01:
         raise LTNetError(f"{image_path}: is not the atlas image this model was trained with; give the same --atlas-image to resume it.")
-    return replace(atlas, channels=channel_indices(label_map.image, atlas.values), source_image=as_float16(normalised))
+    return replace(atlas, channels=channel_indices(label_map.image, atlas.values), source_image=refinement_source(normalised, atlas.grid))
 
 
 def _new_model(args) -> LTNetModel:

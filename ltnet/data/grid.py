@@ -14,6 +14,10 @@ import SimpleITK as sitk
 
 
 MIN_SIZE = 32  # voxels per axis: the discriminator's three stride-2 layers need at least this
+#: The most voxels test-time refinement takes a grid finer than the network's to, per device type (``ltnet.refine``).
+#: CPU: a step costs about 0.4 µs per voxel on one core, so 20 steps at 2^21 take about 16 s (IBSR at 2 mm, docs/BENCHMARKS.md);
+#: CUDA: 20 steps at 160x192x224 (6.9 million voxels) took 2.0 s in 4.5 GiB on an H100.
+REFINE_MAX_VOXELS = {"cpu": 2**21, "cuda": 2**23}
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,14 @@ class NetworkGrid:
         """
         return NetworkGrid(tuple((n - 1) * factor + 1 for n in self.size), self.spacing / factor, self.origin, self.direction)
 
+    def finest_within(self, spacing: float, max_voxels: int) -> "NetworkGrid":
+        """This grid made finer (``finer``) by the largest whole factor that keeps its spacing no finer than
+        ``spacing`` (mm) and its size within ``max_voxels``; itself when no factor above 1 does."""
+        factor = 1
+        while self.spacing / (factor + 1) >= spacing * 0.99 and math.prod(self.finer(factor + 1).size) <= max_voxels:
+            factor += 1
+        return self.finer(factor)
+
     def displacement_to_physical(self, displacement: np.ndarray) -> np.ndarray:
         """Voxel displacements ``(3, D, H, W)`` (tensor axis order) -> LPS mm vectors ``(D, H, W, 3)``."""
         index_xyz = displacement[::-1].reshape(3, -1) * self.spacing
@@ -85,6 +97,12 @@ def default_content_size(image: sitk.Image, max_voxels: int = 128) -> tuple[int,
     extent = [n * s for n, s in zip(image.GetSize(), image.GetSpacing())]
     spacing = max(min(image.GetSpacing()), max(extent) / max_voxels)
     return tuple(max(8, round(e / spacing)) for e in extent)
+
+
+def no_finer_than(image: sitk.Image, spacing: float) -> sitk.Image:
+    """``image`` bin-averaged along each axis by the whole factor that brings it closest below ``spacing`` (mm)."""
+    factors = [max(1, int(spacing / s)) for s in image.GetSpacing()]
+    return sitk.BinShrink(image, factors) if max(factors) > 1 else image
 
 
 def resample(image: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None, default: float = 0.0) -> sitk.Image:

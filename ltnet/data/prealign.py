@@ -3,6 +3,8 @@
 import numpy as np
 import SimpleITK as sitk
 
+from ltnet.data.grid import no_finer_than
+
 SAMPLES = 50_000  # metric sample points per level: the cost stays bounded on large grids
 
 
@@ -19,7 +21,7 @@ def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0) -> sitk.
     mutual information. If registration makes the match worse than the centring,
     the centring is kept, so a failed registration never hurts.
     """
-    scan = _no_finer_than(scan, min(atlas.GetSpacing()))
+    scan = no_finer_than(scan, min(atlas.GetSpacing()))
     initial = sitk.AffineTransform(
         sitk.CenteredTransformInitializer(atlas, scan, sitk.AffineTransform(3), sitk.CenteredTransformInitializerFilter.GEOMETRY)
     )
@@ -42,12 +44,6 @@ def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0) -> sitk.
     except RuntimeError:
         return initial
     return registered if _metric(atlas, scan, registered, seed) < _metric(atlas, scan, initial, seed) else initial
-
-
-def _no_finer_than(image: sitk.Image, spacing: float) -> sitk.Image:
-    """``image`` bin-averaged along each axis by the whole factor that brings it closest below ``spacing`` (mm)."""
-    factors = [max(1, int(spacing / s)) for s in image.GetSpacing()]
-    return sitk.BinShrink(image, factors) if max(factors) > 1 else image
 
 
 def _metric(atlas: sitk.Image, scan: sitk.Image, transform: sitk.Transform, seed: int) -> float:

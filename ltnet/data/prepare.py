@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ltnet.data.grid import NetworkGrid, argmax_labels, default_content_size, label_values, resample, resample_labels
+from ltnet.data.grid import REFINE_MAX_VOXELS, NetworkGrid, argmax_labels, default_content_size, label_values, no_finer_than, resample, resample_labels
 from ltnet.data.intensity import normalise
 from ltnet.data.io import LabelMap, read_image, read_label_map
 from ltnet.data.labels import LabelInfo
@@ -20,10 +20,11 @@ class Atlas:
     ``labels`` describes every value but the background. ``channels`` is the label
     map at the atlas's own resolution and geometry as channel indices ``k``: what
     transfer samples, so labels stay as fine as the atlas however coarse the grid.
-    ``source_image`` is the image there, normalised to [0, 1] (float16 values, as the
-    model file stores it): what test-time refinement on a grid finer than the
-    network's matches (``ltnet.refine``). Either is None for models written before
-    LTNet kept it (then the grid labels stand in, and refinement stays on the grid).
+    ``source_image`` is the image as refinement on a grid finer than the network's
+    matches it (``refinement_source``); None where no such grid is possible, and for
+    models written before LTNet kept it (then refinement stays on the network grid).
+    ``channels`` is None for models written before LTNet kept it (then the grid
+    labels stand in).
     """
 
     grid: NetworkGrid
@@ -45,7 +46,7 @@ class Atlas:
         one_hot = resample_labels(label_map.image, values, reference).astype(np.float16).astype(np.float32)
         normalised = normalise(image)
         image_on_grid = sitk.GetArrayFromImage(resample(normalised, reference))
-        return cls(grid, image_on_grid, one_hot, values, labels, channel_indices(label_map.image, values), as_float16(normalised))
+        return cls(grid, image_on_grid, one_hot, values, labels, channel_indices(label_map.image, values), refinement_source(normalised, grid))
 
     @classmethod
     def from_files(cls, image_path, labels_path, content_size, multiple: int) -> "Atlas":
@@ -70,10 +71,17 @@ class Atlas:
         return self.grid.image_from_array(np.argmax(self.one_hot, axis=0).astype(np.int16))
 
 
-def as_float16(image: sitk.Image) -> sitk.Image:
-    """``image`` (float32) with its values rounded to float16, as the model file stores it; same geometry."""
-    rounded = sitk.GetImageFromArray(sitk.GetArrayFromImage(image).astype(np.float16).astype(np.float32))
-    rounded.CopyInformation(image)
+def refinement_source(normalised: sitk.Image, grid: NetworkGrid) -> sitk.Image | None:
+    """The atlas image (normalised, own geometry) as the model keeps it for test-time refinement on a grid finer
+    than ``grid`` (``ltnet.refine``): bin-averaged to no finer than the finest grid that refinement can reach
+    (``REFINE_MAX_VOXELS`` on a GPU), values rounded to float16 as the model file stores them; None when that
+    grid is ``grid`` itself (an atlas no finer than the network grid, or a grid already near the budget)."""
+    finest = grid.finest_within(min(normalised.GetSpacing()), max(REFINE_MAX_VOXELS.values()))
+    if finest == grid:
+        return None
+    kept = no_finer_than(normalised, finest.spacing)
+    rounded = sitk.GetImageFromArray(sitk.GetArrayFromImage(kept).astype(np.float16).astype(np.float32))
+    rounded.CopyInformation(kept)
     return rounded
 
 
