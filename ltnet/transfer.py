@@ -62,17 +62,20 @@ def transfer(
     atlas_t = torch.from_numpy(atlas.image).float()[None, None].to(device)
     one_hot_t = torch.from_numpy(atlas.one_hot).float()[None].to(device)
     scan_t = torch.from_numpy(prepared.image).float()[None, None].to(device)
-    forward, field_grid, field = None, atlas.grid, None  # field: the forward map on field_grid, if refined
+    # field: the forward map the labels follow, on field_grid (the network grid, or a finer one a refinement ran on)
+    field_grid, field, forward = atlas.grid, None, None
     if refine_steps > 0:
         field_grid = refinement_grid(atlas, target, REFINE_MAX_VOXELS.get(device.type, REFINE_MAX_VOXELS["cpu"]))
-        field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=_on_grid(model, target, prepared, field_grid, device))
+        finer = _pair_on_finer_grid(model, target, prepared, field_grid, device)
+        field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=finer)
         step = (field_grid.size[0] - 1) // (atlas.grid.size[0] - 1)
-        forward = field[:, :, ::step, ::step, ::step] / step  # the same map at the network grid's voxels
+        forward = field[:, :, ::step, ::step, ::step] / step  # the same map at the network grid's voxels, for G_B and the QC
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t, with_backward=qc or extras, forward=forward)
         cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
     grid = atlas.grid
-    field = cycle.forward if field is None else field
+    if field is None:
+        field = cycle.forward
     to_grid = prepared.to_scan.GetInverse()
     result = TransferResult(labels_on_scan(atlas.channels_sitk(), atlas.values, field[0], field_grid, target, to_grid))
     if not (qc or extras):
@@ -95,7 +98,7 @@ def transfer(
     return result
 
 
-def _on_grid(model: LTNetModel, target: sitk.Image, prepared: PreparedScan, grid: NetworkGrid, device) -> tuple[torch.Tensor, torch.Tensor] | None:
+def _pair_on_finer_grid(model: LTNetModel, target: sitk.Image, prepared: PreparedScan, grid: NetworkGrid, device) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The atlas (at its own resolution) and the scan (pre-aligned) on ``grid``, finer than the network grid:
     ``(1, 1, D, H, W)`` each; None when ``grid`` is the network grid."""
     if grid == model.grid:
