@@ -69,14 +69,17 @@ def measure(
     inverse_consistency: torch.Tensor,
     labels,
     reference: tuple[float | None, float | None],
+    field: torch.Tensor | None = None,
 ) -> dict:
     """The QC numbers of one transfer (see module doc), JSON-ready.
 
     ``inverse_consistency`` is the map of ``inverse_consistency_mm``, computed once by the caller, who also keeps it.
-    ``reference`` is the model's ``(reference_lncc, reference_label_lncc)``.
+    ``reference`` is the model's ``(reference_lncc, reference_label_lncc)``. ``field`` is the forward map the
+    labels follow where it lies on a finer grid than ``cycle.forward`` (a refinement, ``ltnet.refine``): its
+    folded voxels are the ones counted.
     """
     dice = label_cycle_dice(atlas_one_hot, cycle.reconstructed_labels)
-    folded = float((jacobian_determinant(cycle.forward) <= 0).float().mean())
+    folded = float((jacobian_determinant(cycle.forward if field is None else field) <= 0).float().mean())
     lncc, label_lncc = image_match(scan, cycle.warped, cycle.warped_labels)
     qc = {
         "label_cycle_dice": [{"value": label.value, "name": label.name, "dice": round(d, 4)} for label, d in zip(labels, dice)],

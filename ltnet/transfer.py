@@ -82,7 +82,7 @@ def transfer(
         return result
     inverse_consistency = quality.inverse_consistency_mm(cycle, grid.spacing)
     if qc:
-        result.qc = quality.measure(cycle, atlas_t, one_hot_t, scan_t, inverse_consistency, atlas.labels, (model.reference_lncc, model.reference_label_lncc))
+        result.qc = quality.measure(cycle, atlas_t, one_hot_t, scan_t, inverse_consistency, atlas.labels, (model.reference_lncc, model.reference_label_lncc), field)
     if extras:
         to_atlas = sitk.CompositeTransform([field_grid.displacement_transform(field[0].cpu().numpy()), to_grid])
         reference = sitk.Image(target.GetSize(), sitk.sitkUInt8)
