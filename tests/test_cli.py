@@ -103,6 +103,15 @@ def test_without_switches_terms_off_and_coupling_must_be_a_share(tmp_path, capsy
     assert not (tmp_path / "c.pt").exists()
 
 
+def test_field_downsize_is_kept_in_the_model_and_must_be_at_least_one(tmp_path, capsys):
+    assert run(capsys, *train_args(tmp_path / "smooth.pt"), "--field-downsize", "2")[0] == 0
+    model = load_model(tmp_path / "smooth.pt")
+    assert model.networks.config.field_downsize == 2 and model.networks.g_forward.field_downsize == 2
+    code, _, err = run(capsys, *train_args(tmp_path / "d.pt"), "--field-downsize", "0")
+    assert_one_line_error(code, err, "--field-downsize")
+    assert not (tmp_path / "d.pt").exists()
+
+
 def test_resume_gives_an_older_model_its_atlas_at_full_resolution_only_from_the_same_files(tmp_path, capsys):
     out = tmp_path / "old.pt"
     assert run(capsys, *train_args(out), "--grid", 18, 24, 18)[0] == 0  # a 2 mm grid: refinement can go finer, so the image is kept

@@ -1,11 +1,13 @@
 """The loss terms on inputs whose value is known."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from ltnet.nn import losses
 from ltnet.nn.cycle import Cycle, generator_terms, run_cycle
-from ltnet.nn.networks import LTNetNetworks, NetworkConfig
+from ltnet.nn.networks import LTNetNetworks, NetworkConfig, RegistrationNet
 from ltnet.nn.warp import compose, warp
 
 
@@ -153,3 +155,21 @@ def test_an_exact_inverse_pair_reconstructs_the_atlas_without_interpolation_blur
     assert cycle.round_trip[inner].abs().max().item() < 1e-6
     two_step = warp(warp(atlas, shift), -shift)
     assert losses.image_cycle(atlas[inner], two_step[inner]).item() > 100 * losses.image_cycle(atlas[inner], cycle.reconstructed[inner]).item()
+
+
+def test_a_downsized_field_is_smoother_keeps_a_translation_and_old_configs_predict_as_before():
+    torch.manual_seed(0)
+    config = NetworkConfig(unet_channels=(4, 8, 8, 8), final_channels=(8,))
+    plain, downsized = RegistrationNet(config), RegistrationNet(replace(config, field_downsize=2))
+    flow = plain.unet.net[1].final_conv_out.conv
+    torch.nn.init.normal_(flow.weight, std=0.1)  # a field with detail at every voxel
+    downsized.load_state_dict(plain.state_dict())
+    moving, fixed = torch.rand(1, 1, 16, 16, 16), torch.rand(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        assert losses.smoothness(downsized(moving, fixed)) < 0.5 * losses.smoothness(plain(moving, fixed))
+        for net in (plain, downsized):  # a translation (no weights, only the bias) passes unchanged
+            net.unet.net[1].final_conv_out.conv.weight.zero_()
+            net.unet.net[1].final_conv_out.conv.bias.copy_(torch.tensor([1.0, -2.0, 0.5]))
+        assert torch.allclose(downsized(moving, fixed), plain(moving, fixed), atol=1e-6)
+        assert torch.allclose(plain(moving, fixed)[0, :, 3, 4, 5], torch.tensor([1.0, -2.0, 0.5]))
+    assert NetworkConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "field_downsize"}).field_downsize == 1

@@ -52,6 +52,8 @@ def add_arguments(parser) -> None:
                         help="switch off these loss terms (ablation): smooth, gan, cyc, trans, anatomy_cyc, diff_cyc")
     parser.add_argument("--voxelmorph", action="store_true", help="the VoxelMorph baseline: similarity and smoothness only")
     parser.add_argument("--diffeomorphic", action="store_true", help="integrate a velocity field (scaling and squaring)")
+    parser.add_argument("--field-downsize", type=int, default=1, metavar="K",
+                        help="average the predicted field over K³ voxel blocks and upsample it: a smoother map (default 1: off; 2 is measured in docs/BENCHMARKS.md)")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment of each scan to the atlas")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="write the model every N iterations (default 100)")
     parser.add_argument("--batch-size", type=int, default=1, help="pairs per iteration on each process (default 1); under torchrun the global batch is this times the number of processes")
@@ -77,6 +79,8 @@ def run(args) -> int:
         args.warmup, args.coupling, args.adversarial = 0.0, 1.0, not args.no_adversarial
     if not 0.0 <= args.warmup < 1.0:
         raise LTNetError(f"--warmup {args.warmup}: give a share from 0 up to (not including) 1.")
+    if args.field_downsize < 1:
+        raise LTNetError(f"--field-downsize {args.field_downsize}: give 1 (off) or more voxels.")
     if not 0.0 <= args.coupling <= 1.0:
         raise LTNetError(f"--coupling {args.coupling}: give a share from 0 to 1.")
     device = pick_device(args.device, local_rank=ranks.local_rank)
@@ -141,7 +145,7 @@ def _with_full_resolution_atlas(atlas: Atlas, labels_path, image_path) -> Atlas:
 
 def _new_model(args) -> LTNetModel:
     init = load_model(args.init) if args.init else None
-    config = init.networks.config if init else NetworkConfig(diffeomorphic=args.diffeomorphic)
+    config = init.networks.config if init else NetworkConfig(diffeomorphic=args.diffeomorphic, field_downsize=args.field_downsize)
     atlas = Atlas.from_files(args.atlas_image, args.atlas_labels, args.grid, config.grid_multiple)
     networks = LTNetNetworks(config)
     if init:

@@ -7,6 +7,7 @@ only sets them up as LTNET.md specifies.
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from monai.networks.nets import PatchDiscriminator, VoxelMorphUNet
 from torch import nn
 
@@ -20,6 +21,7 @@ class NetworkConfig:
     unet_channels: tuple[int, ...] = (16, 32, 32, 32, 32, 32)
     final_channels: tuple[int, ...] = (16, 16)
     diffeomorphic: bool = False
+    field_downsize: int = 1  # the U-Net's field averaged over blocks of this many voxels per axis, then upsampled (1: as predicted)
     discriminator_channels: int = 16
     discriminator_layers: int = 3
 
@@ -41,12 +43,16 @@ class RegistrationNet(nn.Module):
 
     Inputs ``(B, 1, D, H, W)`` each; output ``(B, 3, D, H, W)`` in voxels. With
     ``diffeomorphic`` the U-Net predicts a stationary velocity that is
-    integrated by scaling and squaring.
+    integrated by scaling and squaring. With ``field_downsize`` k > 1 its field is
+    averaged over k³ blocks and upsampled trilinearly (VoxelMorph's ``int_downsize``
+    idea): the map keeps only what a grid k times coarser holds, as the refinement's
+    update does (``ltnet.refine``).
     """
 
     def __init__(self, config: NetworkConfig):
         super().__init__()
         self.diffeomorphic = config.diffeomorphic
+        self.field_downsize = config.field_downsize
         self.unet = VoxelMorphUNet(
             spatial_dims=3,
             in_channels=2,
@@ -63,7 +69,11 @@ class RegistrationNet(nn.Module):
 
     def unet_field(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
         """What the U-Net predicts, ``(B, 3, D, H, W)`` voxels: the displacement, or the velocity of a diffeomorphic net."""
-        return self.unet(torch.cat([moving, fixed], dim=1))
+        field = self.unet(torch.cat([moving, fixed], dim=1))
+        if self.field_downsize == 1:
+            return field
+        coarse = F.avg_pool3d(field, self.field_downsize, ceil_mode=True)
+        return F.interpolate(coarse, size=field.shape[2:], mode="trilinear", align_corners=False)
 
     def displacement(self, unet_field: torch.Tensor) -> torch.Tensor:
         """The displacement of a U-Net field: itself, or its scaling-and-squaring integral for a diffeomorphic net."""
