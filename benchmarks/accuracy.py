@@ -145,18 +145,21 @@ def main() -> None:
                         qc_rows.append((result.qc, rows[-1]["mean_dice"]))
             print(atlas, name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in rows if (r["atlas"], r["target"]) == (atlas, name)}, flush=True)
 
-    if args.no_write:
-        print(table(mean_over_seeds(rows), dataset, list(dict.fromkeys(r["method"] for r in rows))))
-        return
-    write_csv(rows, OUT / f"accuracy_{args.data}.csv")
-    seed_text = seed_table(rows, [m for m, (seeds, _) in learned.items() if len(seeds) > 1])
-    rows = mean_over_seeds(rows) + classical_rows(args.data, set(scored))
+    per_seed = rows
+    seed_text = seed_table(per_seed, [m for m, (seeds, _) in learned.items() if len(seeds) > 1])
+    rows = mean_over_seeds(per_seed) + classical_rows(args.data, set(scored))
     methods = ["No registration", "Affine only", *[m for m in CLASSICAL if any(r["method"] == m for r in rows)], *learned]
+    refined = [m for m in learned if m not in loaded]
+    other_ltnets = [m for m in loaded if m.startswith("LT-Net") and m != ltnet_name]
+    comparisons = "\n\n".join([paired_comparison(rows, ltnet_name, [m for m in methods if m != ltnet_name])]
+                                + [paired_comparison(rows, m, CLASSICAL) for m in other_ltnets]
+                                + [paired_comparison(rows, m, [*CLASSICAL, *[v for v in loaded if v != ltnet_name]]) for m in refined])
+    if args.no_write:
+        print(table(rows, dataset, methods), seed_text, comparisons, sep="\n\n")
+        return
+    write_csv(per_seed, OUT / f"accuracy_{args.data}.csv")
     title = TITLES[args.data]
     box_plot(rows, methods, OUT / f"accuracy_{args.data}.png", f"One-shot label transfer, {title}: mean Dice per target")
-    refined = [m for m in learned if m not in loaded]
-    comparisons = "\n\n".join([paired_comparison(rows, ltnet_name, [m for m in methods if m != ltnet_name])]
-                                + [paired_comparison(rows, m, [*CLASSICAL, *[v for v in loaded if v != ltnet_name]]) for m in refined])
     iterations = {name: seeds[0].iteration for name, seeds in loaded.items()}
     grid = next(iter(loaded.values()))[0].grid
     protocol = (f"Atlas `{atlases[0]}`; {len(scored)} target scans" if len(atlases) == 1
