@@ -28,6 +28,8 @@ TOOLTIPS = {
     "coupling": "Share of the cycle terms' gradient that reaches the forward network once ramped in. 1 is the "
                 "paper's joint training; lower keeps the cycle terms from pulling the maps toward no motion.",
     "diffeomorphic": "Integrate the velocity field (scaling and squaring) so that maps do not fold.",
+    "fieldDownsize": "Average the predicted field over blocks of this many voxels per axis and upsample it: smoother "
+                     "maps. 1: off (the default); 2 is measured on the hippocampus in docs/BENCHMARKS.md.",
     "device": "auto: GPU when one is usable, else CPU. CPU: always CPU. GPU: CUDA only (fails early if none).",
     "prealign": "Align each scan affinely to the atlas before training, so the networks learn only the local "
                 "differences. Switch off for scans that are already aligned.",
@@ -49,6 +51,7 @@ class TrainingSettings:
     warmup: float = 0.5
     coupling: float = 0.1
     diffeomorphic: bool = False
+    fieldDownsize: int = 1
     prealign: bool = True
     device: str = "auto"
     seed: int = 0
@@ -86,4 +89,6 @@ class TrainingSettings:
             arguments.append("--adversarial")
         if self.diffeomorphic:
             arguments.append("--diffeomorphic")
+        if int(self.fieldDownsize) != 1:
+            arguments += ["--field-downsize", str(int(self.fieldDownsize))]
         return arguments
