@@ -13,7 +13,7 @@ from ltnet import distributed, sampling
 from ltnet.data.grid import resample, resample_labels
 from ltnet.data.intensity import normalise
 from ltnet.data.io import read_image, read_label_map
-from ltnet.data.prepare import Atlas, channel_indices, prepare_scan, refinement_source
+from ltnet.data.prepare import Atlas, channel_indices, finest_refinement_grid, prepare_scan, refinement_source
 from ltnet.device import pick_device
 from ltnet.errors import LTNetError
 from ltnet.model_file import LTNetModel, load_model
@@ -87,7 +87,7 @@ def run(args) -> int:
     image_paths = expand_images(args.images)
     torch.manual_seed(args.seed)
     model = load_model(out) if args.resume else _new_model(args)
-    if args.resume and (model.atlas.channels is None or model.atlas.source_image is None):
+    if args.resume and _lacks_full_resolution_atlas(model.atlas):
         model.atlas = _with_full_resolution_atlas(model.atlas, args.atlas_labels, args.atlas_image)
     if args.resume and args.iterations <= model.iteration and ranks.is_main:
         print(f"ltnet: {out} already has {model.iteration} iterations (--iterations {args.iterations}); nothing to do.", file=sys.stderr)
@@ -125,6 +125,14 @@ def _check_output(out: Path, resume: bool) -> None:
         raise LTNetError(f"{out}: no model to resume; run without --resume to start a new training.")
     if not resume and out.exists():
         raise LTNetError(f"{out}: exists already; pass --resume to continue it, or choose another --out (nothing was overwritten).")
+
+
+def _lacks_full_resolution_atlas(atlas: Atlas) -> bool:
+    """Whether a model written by an older LTNet lacks the atlas labels, or the image that refinement on a finer
+    grid needs, at their own resolution (a model LTNet writes now keeps both where they serve)."""
+    if atlas.channels is None:
+        return True
+    return atlas.source_image is None and finest_refinement_grid(atlas.grid, min(atlas.channels.GetSpacing())) != atlas.grid
 
 
 def _with_full_resolution_atlas(atlas: Atlas, labels_path, image_path) -> Atlas:

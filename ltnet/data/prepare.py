@@ -71,12 +71,18 @@ class Atlas:
         return self.grid.image_from_array(np.argmax(self.one_hot, axis=0).astype(np.int16))
 
 
+def finest_refinement_grid(grid: NetworkGrid, atlas_spacing: float) -> NetworkGrid:
+    """The finest grid test-time refinement can reach over ``grid`` (``REFINE_MAX_VOXELS`` on a GPU) for an atlas
+    whose finest spacing is ``atlas_spacing`` (mm); ``grid`` itself when none finer is possible."""
+    return grid.finest_within(atlas_spacing, max(REFINE_MAX_VOXELS.values()))
+
+
 def refinement_source(normalised: sitk.Image, grid: NetworkGrid) -> sitk.Image | None:
     """The atlas image (normalised, own geometry) as the model keeps it for test-time refinement on a grid finer
-    than ``grid`` (``ltnet.refine``): bin-averaged to no finer than the finest grid that refinement can reach
-    (``REFINE_MAX_VOXELS`` on a GPU), values rounded to float16 as the model file stores them; None when that
-    grid is ``grid`` itself (an atlas no finer than the network grid, or a grid already near the budget)."""
-    finest = grid.finest_within(min(normalised.GetSpacing()), max(REFINE_MAX_VOXELS.values()))
+    than ``grid`` (``ltnet.refine``): bin-averaged to no finer than ``finest_refinement_grid``, values rounded to
+    float16 as the model file stores them; None when that grid is ``grid`` itself (an atlas no finer than the
+    network grid, or a grid already near the budget)."""
+    finest = finest_refinement_grid(grid, min(normalised.GetSpacing()))
     if finest == grid:
         return None
     kept = no_finer_than(normalised, finest.spacing)
