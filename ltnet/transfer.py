@@ -83,6 +83,8 @@ def transfer(
     inverse_consistency = quality.inverse_consistency_mm(cycle, grid.spacing)
     if qc:
         result.qc = quality.measure(cycle, atlas_t, one_hot_t, scan_t, inverse_consistency, atlas.labels, (model.reference_lncc, model.reference_label_lncc), field)
+        if refine_steps > 0:  # what the refinement ran on, so a result can be reproduced and its cost understood
+            result.qc["refinement"] = {"steps": refine_steps, "grid_size": list(field_grid.size), "spacing_mm": round(field_grid.spacing, 4)}
     if extras:
         to_atlas = sitk.CompositeTransform([field_grid.displacement_transform(field[0].cpu().numpy()), to_grid])
         reference = sitk.Image(target.GetSize(), sitk.sitkUInt8)

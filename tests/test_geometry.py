@@ -78,6 +78,7 @@ def test_oblique_anisotropic_target_gets_labels_on_its_own_grid(atlas_image, atl
         assert np.abs(sitk.GetArrayViewFromImage(result.field)).max() < 1.7
         assert sitk.GetArrayViewFromImage(result.jacobian).min() > 0  # on the scan
         assert result.qc["folded_fraction"] < 1e-4  # on the 63³ refinement grid: measured 2.4e-5 (6 voxels)
+        assert result.qc["refinement"] == {"steps": 3, "grid_size": [63, 63, 63], "spacing_mm": round(model.grid.spacing / 2, 4)}
         return
     # with a zero field, the displacement is zero and nothing folds
     assert np.abs(sitk.GetArrayViewFromImage(result.field)).max() < 1e-6
