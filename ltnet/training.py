@@ -18,13 +18,14 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from ltnet import distributed, qc as quality, sampling
+from ltnet import augment, distributed, qc as quality, sampling
 from ltnet.model_file import LTNetModel, save_model
 from ltnet.nn.cycle import Cycle, generator_terms, run_cycle, weighted_total
 from ltnet.training_nets import TrainingNets
 
 
 LR_SCHEDULES = ("constant", "cosine")
+AUGMENT_SEED_OFFSET = 1_000_003  # the augmentation draws its own stream, not the scan order's
 
 
 @dataclass
@@ -33,7 +34,8 @@ class TrainSettings:
 
     ``batch_size`` is the number of pairs per iteration on each process (the global
     batch is ``batch_size × world size``); ``checkpointing`` trades compute for
-    memory by recomputing the U-Net activations in ``backward``.
+    memory by recomputing the U-Net activations in ``backward``; ``augment`` moves and
+    re-contrasts each drawn scan at random (``ltnet.augment``).
     """
 
     iterations: int = 2000
@@ -44,6 +46,7 @@ class TrainSettings:
     checkpointing: bool = False
     warmup: float = 0.0
     lr_schedule: str = "constant"
+    augment: bool = False
 
     def learning_rate_at(self, iteration: int) -> float:
         """Adam's learning rate for the step after ``iteration`` steps.
@@ -109,11 +112,15 @@ def train(
     optimizer_g = torch.optim.Adam(generator_params, lr=settings.learning_rate)
     optimizer_d = torch.optim.Adam(nets.discriminator.parameters(), lr=settings.learning_rate)
     order = torch.Generator().manual_seed(settings.seed)
+    augmentation = augment.Augmentation() if settings.augment else None
+    augment_draws = torch.Generator().manual_seed(settings.seed + AUGMENT_SEED_OFFSET)
     state = model.training
     if state.get("optimizer_g"):
         optimizer_g.load_state_dict(state["optimizer_g"])
         optimizer_d.load_state_dict(state["optimizer_d"])
         order.set_state(state["order_rng"])
+        if state.get("augment_rng") is not None:
+            augment_draws.set_state(state["augment_rng"])
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     report_every_s = 1.0 if device.type == "cuda" else 0.0  # CPU: every iteration (reading a loss costs nothing)
 
@@ -127,6 +134,7 @@ def train(
             "optimizer_g": optimizer_g.state_dict(),
             "optimizer_d": optimizer_d.state_dict(),
             "order_rng": order.get_state(),
+            "augment_rng": augment_draws.get_state(),
         }
         save_model(model, out)
 
@@ -139,6 +147,8 @@ def train(
         while iteration < settings.iterations:
             drawn = sampling.draw(order, shards)
             scan = torch.cat([cohort[drawn[slot]] for slot in my_slots]).to(device, non_blocking=True)
+            if augmentation is not None:  # drawn for every slot of the global batch, so ranks and resumes agree
+                scan = augment.apply(scan, augmentation.draw(augment_draws, len(shards))[my_slots.start : my_slots.stop])
             ramp = settings.ramp(iteration)
             rate = settings.learning_rate_at(iteration)
             for optimizer in (optimizer_g, optimizer_d):

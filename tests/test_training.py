@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -97,3 +98,16 @@ def test_sigterm_stops_with_a_loadable_checkpoint(tmp_path):
     model = load_model(out)
     assert 2 <= model.iteration < 1000
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".ltnet-")]  # no temporary files left
+
+
+def test_augmented_training_changes_the_result_and_resumes_exactly(prepared, tmp_path):
+    atlas, scans = prepared
+    settings = TrainSettings(iterations=4, learning_rate=1e-3, seed=3, checkpoint_every=1, augment=True)
+    straight = train(new_model(atlas), scans, tmp_path / "a.pt", settings, torch.device("cpu"))
+    plain = train(new_model(atlas), scans, tmp_path / "p.pt", replace(settings, augment=False), torch.device("cpu"))
+    train(new_model(atlas), scans, tmp_path / "c.pt", replace(settings, iterations=2), torch.device("cpu"))
+    resumed = train(load_model(tmp_path / "c.pt"), scans, tmp_path / "c.pt", settings, torch.device("cpu"))
+    assert load_model(tmp_path / "a.pt").training["settings"]["augment"] is True
+    reference = straight.networks.state_dict()
+    assert all(torch.equal(value, reference[name]) for name, value in resumed.networks.state_dict().items())
+    assert not all(torch.equal(value, reference[name]) for name, value in plain.networks.state_dict().items())

@@ -30,6 +30,8 @@ TOOLTIPS = {
     "diffeomorphic": "Integrate the velocity field (scaling and squaring) so that maps do not fold.",
     "fieldDownsize": "Average the predicted field over blocks of this many voxels per axis and upsample it: smoother "
                      "maps. 1: off (the default); 2 is measured on the hippocampus in docs/BENCHMARKS.md.",
+    "augment": "Move each scan drawn in training by a small random rotation, scaling and shift, and change its "
+               "contrast at random, so the networks see more varied scans than the cohort holds.",
     "device": "auto: GPU when one is usable, else CPU. CPU: always CPU. GPU: CUDA only (fails early if none).",
     "prealign": "Align each scan affinely to the atlas before training, so the networks learn only the local "
                 "differences. Switch off for scans that are already aligned.",
@@ -52,6 +54,7 @@ class TrainingSettings:
     coupling: float = 0.1
     diffeomorphic: bool = False
     fieldDownsize: int = 1
+    augment: bool = False
     prealign: bool = True
     device: str = "auto"
     seed: int = 0
@@ -91,4 +94,6 @@ class TrainingSettings:
             arguments.append("--diffeomorphic")
         if int(self.fieldDownsize) != 1:
             arguments += ["--field-downsize", str(int(self.fieldDownsize))]
+        if self.augment:
+            arguments.append("--augment")
         return arguments

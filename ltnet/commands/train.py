@@ -63,6 +63,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--coupling", type=float, default=0.1, metavar="C",
                         help="share of the cycle terms' gradient that reaches G_F once ramped in (default 0.1; 1 is the paper's joint "
                         "training, 0 lets the cycle terms train G_B only)")
+    parser.add_argument("--augment", action="store_true",
+                        help="move each drawn scan by a small random affine map and change its contrast by a random gamma (see docs/BENCHMARKS.md)")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing: recompute U-Net activations in the backward pass (less GPU memory, about 30%% slower)")
 
 
@@ -94,7 +96,7 @@ def run(args) -> int:
     needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
     scans = [prepare_scan(read_image(path), model.atlas, not args.no_prealign, args.seed).image if i in needed else None for i, path in enumerate(image_paths)]
     settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.batch_size, args.checkpointing, args.warmup,
-                             args.lr_schedule)
+                             args.lr_schedule, args.augment)
     progress = reporter(args.progress, "training") if ranks.is_main else None
     with distributed.session(ranks, device):
         try:
