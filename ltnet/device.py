@@ -42,3 +42,11 @@ def _cuda_problem(local_rank: int) -> str | None:
     except RuntimeError as error:  # e.g. a GPU too old for this torch build, or busy in exclusive mode
         return f"GPU {local_rank} is not usable ({str(error).splitlines()[0]})"
     return None
+
+
+def mixed_precision(device: torch.device):
+    """The autocast context the networks run in: bfloat16 on CUDA, float32 (off) elsewhere.
+
+    The losses leave it for float32 (``ltnet.nn.losses.in_float32``).
+    """
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")

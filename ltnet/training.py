@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ltnet import augment, distributed, qc as quality, sampling
+from ltnet.device import mixed_precision
 from ltnet.model_file import LTNetModel, save_model
 from ltnet.nn.cycle import Cycle, generator_terms, run_cycle, weighted_total
 from ltnet.training_nets import TrainingNets
@@ -121,7 +122,7 @@ def train(
         order.set_state(state["order_rng"])
         if state.get("augment_rng") is not None:
             augment_draws.set_state(state["augment_rng"])
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = mixed_precision(device)
     report_every_s = 1.0 if device.type == "cuda" else 0.0  # CPU: every iteration (reading a loss costs nothing)
 
     def checkpoint(iteration: int) -> None:

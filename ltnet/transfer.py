@@ -17,6 +17,7 @@ from ltnet import qc as quality
 from ltnet.data.grid import REFINE_MAX_VOXELS, NetworkGrid, argmax_labels, resample
 from ltnet.data.intensity import normalise
 from ltnet.data.prepare import PreparedScan, prepare_scan
+from ltnet.device import mixed_precision
 from ltnet.model_file import LTNetModel
 from ltnet.nn.cycle import run_cycle
 from ltnet.refine import refine, refinement_grid
@@ -70,7 +71,7 @@ def transfer(
         field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=finer)
         step = (field_grid.size[0] - 1) // (atlas.grid.size[0] - 1)
         forward = field[:, :, ::step, ::step, ::step] / step  # the same map at the network grid's voxels, for G_B and the QC
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.no_grad(), mixed_precision(device):
         cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t, with_backward=qc or extras, forward=forward)
         cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
     grid = atlas.grid

@@ -173,3 +173,19 @@ def test_a_downsized_field_is_smoother_keeps_a_translation_and_old_configs_predi
         assert torch.allclose(downsized(moving, fixed), plain(moving, fixed), atol=1e-6)
         assert torch.allclose(plain(moving, fixed)[0, :, 3, 4, 5], torch.tensor([1.0, -2.0, 0.5]))
     assert NetworkConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "field_downsize"}).field_downsize == 1
+
+
+def test_losses_keep_their_float32_values_under_bfloat16_autocast_as_gpu_training_runs():
+    atlas, scan = smooth_volume(0, (1, 1, 32, 32, 32)), smooth_volume(1, (1, 1, 32, 32, 32))
+    exact = losses.similarity(atlas, scan).item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the precision of CUDA training (ltnet.training)
+        assert losses.similarity(atlas, scan).item() == pytest.approx(exact, abs=1e-6)  # -2e6 before the losses ran in float32
+        assert losses.local_ncc(atlas, scan).dtype == torch.float32
+        torch.manual_seed(0)
+        nets = LTNetNetworks(NetworkConfig())
+        one_hot = torch.cat([atlas < 0.5, atlas >= 0.5], dim=1).float()
+        cycle = run_cycle(nets, atlas, one_hot, scan)
+        terms = generator_terms(nets, cycle, atlas, one_hot, scan, losses.LossWeights.paper())
+    assert all(value.dtype == torch.float32 for value in terms.values())
+    assert -1.0 <= terms["sim"].item() <= 0.0
+    assert terms["sim"].item() == pytest.approx(exact, abs=0.01)  # an untrained G_F barely moves the atlas

@@ -111,3 +111,16 @@ def test_augmented_training_changes_the_result_and_resumes_exactly(prepared, tmp
     reference = straight.networks.state_dict()
     assert all(torch.equal(value, reference[name]) for name, value in resumed.networks.state_dict().items())
     assert not all(torch.equal(value, reference[name]) for name, value in plain.networks.state_dict().items())
+
+
+def test_training_in_bfloat16_as_on_a_gpu_follows_the_float32_losses(prepared, tmp_path, monkeypatch):
+    atlas, scans = prepared
+    settings = TrainSettings(iterations=3, learning_rate=1e-3, checkpoint_every=100)
+    exact, mixed = [], []
+    train(new_model(atlas), scans, tmp_path / "a.pt", settings, torch.device("cpu"), progress=exact.append)
+    monkeypatch.setattr("ltnet.training.mixed_precision", lambda device: torch.autocast("cpu", dtype=torch.bfloat16))
+    train(new_model(atlas), scans, tmp_path / "b.pt", settings, torch.device("cpu"), progress=mixed.append)
+    for a, b in zip(exact, mixed, strict=True):
+        assert -1.0 <= b["losses"]["sim"] <= 0.0  # LNCC in bfloat16 gave -2e6: no signal for G_F
+        assert b["losses"]["sim"] == pytest.approx(a["losses"]["sim"], abs=0.02)
+        assert all(np.isfinite(value) for value in b["losses"].values())

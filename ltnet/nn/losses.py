@@ -1,10 +1,12 @@
 """The seven LT-Net loss terms and their weights (LTNET.md, "Losses").
 
-All terms are means, so the weights keep their meaning at any grid size.
+All terms are means, so the weights keep their meaning at any grid size, and all
+are computed in float32 whatever autocast is on (``in_float32``).
 Images are ``(B, 1, D, H, W)`` in [0, 1]; label maps one-hot ``(B, K, D, H, W)``;
 displacements ``(B, 3, D, H, W)`` in voxels of the network grid.
 """
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -55,16 +57,35 @@ _LNCC_MAP = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=LNCC
 _DIFFUSION = DiffusionLoss()
 
 
+def in_float32(loss):
+    """Run ``loss`` on float32 copies of its tensors with autocast off.
+
+    Training on a GPU runs the networks in bfloat16 (8 bits of mantissa); LNCC's local
+    variances, ``E[x²] - E[x]²`` over 9³ windows, then cancel, and its value leaves
+    [-1, 1] (-5 for a pair whose float32 value is -0.44), so ``G_F`` learns nothing.
+    """
+
+    @functools.wraps(loss)
+    def in_float32_loss(*tensors: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(tensors[0].device.type, enabled=False):
+            return loss(*(tensor.float() for tensor in tensors))
+
+    return in_float32_loss
+
+
+@in_float32
 def similarity(fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
     """``L_sim``: negative local (9³) normalised cross-correlation; -1 for identical images."""
     return _LNCC(warped, fixed)
 
 
+@in_float32
 def local_ncc(fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
     """The local (9³) normalised cross-correlation per voxel, ``(B, 1, D, H, W)`` in [-1, 1]; ``-similarity`` is its mean."""
     return -_LNCC_MAP(warped, fixed)
 
 
+@in_float32
 def smoothness(displacement: torch.Tensor) -> torch.Tensor:
     """``L_smooth``: mean of squared central differences over the 3 directions, components and voxels.
 
@@ -78,11 +99,13 @@ def charbonnier(x: torch.Tensor, epsilon: float = 1e-3, gamma: float = 0.45) -> 
     return (x * x + epsilon * epsilon) ** gamma
 
 
+@in_float32
 def image_cycle(atlas: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
     """``L_cyc``: mean ``|l̄ - l|``."""
     return (reconstructed - atlas).abs().mean()
 
 
+@in_float32
 def transformation_cycle(round_trip: torch.Tensor) -> torch.Tensor:
     """``L_trans``: mean ``ρ(Δ_B(t) + Δ_F(t + Δ_B(t)))``, given that round trip ``compose(Δ_B, Δ_F)`` in voxels.
 
@@ -98,21 +121,25 @@ def transformation_cycle(round_trip: torch.Tensor) -> torch.Tensor:
     return charbonnier(round_trip / half_extent.view(1, 3, 1, 1, 1)).mean()
 
 
+@in_float32
 def soft_dice_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``L_anatomy_cyc``: ``1 - 2Σab / (Σa² + Σb²)`` over all one-hot channels and voxels."""
     return 1.0 - 2.0 * (a * b).sum() / ((a * a).sum() + (b * b).sum()).clamp_min(1e-8)
 
 
+@in_float32
 def difference_cycle(atlas_labels: torch.Tensor, warped_labels: torch.Tensor, reconstructed_labels: torch.Tensor) -> torch.Tensor:
     """``L_diff_cyc``: mean ``ρ(|l_s - ū_s| - |ū_s - l̄_s|)``."""
     return charbonnier((atlas_labels - warped_labels).abs() - (warped_labels - reconstructed_labels).abs()).mean()
 
 
+@in_float32
 def lsgan_generator(scores_fake: torch.Tensor) -> torch.Tensor:
     """``L_GAN`` for ``G_F``: mean ``(D(ū) - 1)²``."""
     return ((scores_fake - 1.0) ** 2).mean()
 
 
+@in_float32
 def lsgan_discriminator(scores_real: torch.Tensor, scores_fake: torch.Tensor) -> torch.Tensor:
     """Least-squares loss of ``D``: mean ``(D(u) - 1)²`` + mean ``D(ū)²``."""
     return ((scores_real - 1.0) ** 2).mean() + (scores_fake**2).mean()
