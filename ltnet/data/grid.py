@@ -16,7 +16,8 @@ import SimpleITK as sitk
 MIN_SIZE = 32  # voxels per axis: the discriminator's three stride-2 layers need at least this
 #: The most voxels test-time refinement takes a grid finer than the network's to, per device type (``ltnet.refine``).
 #: CPU: a step costs about 0.4 µs per voxel on one core, so 20 steps at 2^21 take about 16 s (IBSR at 2 mm, docs/BENCHMARKS.md);
-#: CUDA: 20 steps at 160x192x224 (6.9 million voxels) took 2.0 s in 4.5 GiB on an H100.
+#: CUDA: 20 steps at 160x192x224 (6.9 million voxels) took 2.0 s in 4.5 GiB on an H100; an IBSR scan refined at
+#: 190x142x190 (5.1 million) took about 2.6 s on an H200, pre-alignment included.
 REFINE_MAX_VOXELS = {"cpu": 2**21, "cuda": 2**23}
 
 
