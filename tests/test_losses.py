@@ -189,3 +189,15 @@ def test_losses_keep_their_float32_values_under_bfloat16_autocast_as_gpu_trainin
     assert all(value.dtype == torch.float32 for value in terms.values())
     assert -1.0 <= terms["sim"].item() <= 0.0
     assert terms["sim"].item() == pytest.approx(exact, abs=0.01)  # an untrained G_F barely moves the atlas
+
+
+def test_the_field_is_float32_under_bfloat16_autocast():
+    atlas, scan = smooth_volume(0, (1, 1, 16, 16, 16)), smooth_volume(1, (1, 1, 16, 16, 16))
+    torch.manual_seed(0)
+    net = RegistrationNet(NetworkConfig())
+    torch.nn.init.normal_(net.unet.net[1].final_conv_out.conv.weight, std=0.1)  # a trained-sized flow layer
+    exact = net(atlas, scan)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = net(atlas, scan)
+    assert exact.dtype == mixed.dtype == torch.float32
+    assert torch.allclose(mixed, exact, atol=0.05 * float(exact.abs().max()))  # only the features were bfloat16
