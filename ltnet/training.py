@@ -12,6 +12,7 @@ needs them (one transfer for all terms), so a GPU is never waited on per term.
 import math
 import signal
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
@@ -20,6 +21,7 @@ import torch
 
 from ltnet import augment, distributed, qc as quality, sampling
 from ltnet.device import mixed_precision
+from ltnet.errors import LTNetError
 from ltnet.model_file import LTNetModel, save_model
 from ltnet.nn.cycle import Cycle, generator_terms, run_cycle, weighted_total
 from ltnet.training_nets import TrainingNets
@@ -78,6 +80,22 @@ class TrainSettings:
 
 class Stopped(Exception):
     """Training was asked to stop (SIGTERM/SIGINT); the last checkpoint was written."""
+
+
+def check_losses(losses: dict[str, float], iteration: int, out, checkpoint_iteration: int | None) -> None:
+    """Raise ``LTNetError`` when a loss is not finite or the similarity leaves LNCC's range [-1, 0]:
+    the networks would go on learning nothing (as GPU training did while LNCC ran in bfloat16).
+    ``checkpoint_iteration``: that of the checkpoint in ``out``, None when none was written."""
+    broken = {name: value for name, value in losses.items() if not math.isfinite(value)}
+    if losses.get("sim", 0.0) < -1.0 - 1e-3:
+        broken["sim"] = losses["sim"]
+    if broken:
+        terms = ", ".join(f"{name} = {value:.4g}" for name, value in broken.items())
+        raise LTNetError(
+            f"{out}: training broke down numerically at iteration {iteration} ({terms}; the similarity lies in [-1, 0]); "
+            + (f"{out} keeps the checkpoint of iteration {checkpoint_iteration}. " if checkpoint_iteration is not None else "no model was written. ")
+            + "Check the scans for NaN values, lower --lr, or try --device cpu."
+        )
 
 
 def train(
@@ -175,9 +193,12 @@ def train(
             iteration += 1
             stopping = distributed.any_rank(stop.requested) if ranks.parallel else stop.requested
             now = time.monotonic()
-            if progress is not None and ranks.is_main and (now - last_report >= report_every_s or iteration == settings.iterations or stopping):
+            if now - last_report >= report_every_s or iteration == settings.iterations or stopping:
                 last_report = now
-                progress(_progress_event(report, iteration, settings.iterations, now - started, iteration - start_iteration))
+                event = _progress_event(report, iteration, settings.iterations, now - started, iteration - start_iteration)
+                check_losses(event["losses"], iteration, out, model.iteration if Path(out).is_file() else None)
+                if progress is not None and ranks.is_main:
+                    progress(event)
             if iteration % settings.checkpoint_every == 0 or iteration == settings.iterations or stopping:
                 checkpoint(iteration)
             if stopping:

@@ -14,11 +14,12 @@ import torch
 from ltnet import sample
 from ltnet.data.io import read_image, read_label_map
 from ltnet.data.prepare import Atlas, prepare_scan
+from ltnet.errors import LTNetError
 from ltnet.model_file import LTNetModel, load_model
 from ltnet.nn.cycle import generator_terms, run_cycle, weighted_total
 from ltnet.nn.losses import LossWeights
 from ltnet.nn.networks import LTNetNetworks, NetworkConfig
-from ltnet.training import TrainSettings, train
+from ltnet.training import TrainSettings, check_losses, train
 
 GRID = (32, 32, 32)
 
@@ -124,3 +125,15 @@ def test_training_in_bfloat16_as_on_a_gpu_follows_the_float32_losses(prepared, t
         assert -1.0 <= b["losses"]["sim"] <= 0.0  # LNCC in bfloat16 gave -2e6: no signal for G_F
         assert b["losses"]["sim"] == pytest.approx(a["losses"]["sim"], abs=0.02)
         assert all(np.isfinite(value) for value in b["losses"].values())
+
+
+def test_a_numerical_breakdown_stops_training_with_a_clear_error(prepared, tmp_path):
+    atlas, scans = prepared
+    broken = scans[0].copy()
+    broken[10:20, 10:20, 10:20] = np.nan
+    with pytest.raises(LTNetError, match=r"m\.pt: training broke down numerically at iteration 1 \(sim = nan.*no model was written"):
+        train(new_model(atlas), [broken], tmp_path / "m.pt", TrainSettings(iterations=3, checkpoint_every=1), torch.device("cpu"))
+    assert not (tmp_path / "m.pt").exists()
+    check_losses({"sim": -0.99, "smooth": 0.1}, 5, "m.pt", 4)  # in range: no error
+    with pytest.raises(LTNetError, match=r"sim = -2\.13e\+06.*m\.pt keeps the checkpoint of iteration 4"):
+        check_losses({"sim": -2129920.0, "smooth": 0.1}, 5, "m.pt", 4)  # what bfloat16 LNCC gave on a GPU
