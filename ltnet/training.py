@@ -12,9 +12,9 @@ needs them (one transfer for all terms), so a GPU is never waited on per term.
 import math
 import signal
 import time
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
