@@ -196,8 +196,9 @@ def test_the_field_is_float32_under_bfloat16_autocast():
     torch.manual_seed(0)
     net = RegistrationNet(NetworkConfig())
     torch.nn.init.normal_(net.unet.net[1].final_conv_out.conv.weight, std=0.1)  # a trained-sized flow layer
-    exact = net(atlas, scan)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        mixed = net(atlas, scan)
+    with torch.no_grad():
+        exact = net(atlas, scan)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = net(atlas, scan)
     assert exact.dtype == mixed.dtype == torch.float32
     assert torch.allclose(mixed, exact, atol=0.05 * float(exact.abs().max()))  # only the features were bfloat16
