@@ -31,7 +31,8 @@ TOOLTIPS = {
     "fieldDownsize": "Average the predicted field over blocks of this many voxels per axis and upsample it: smoother "
                      "maps. 1: off (the default); 2 is measured on the hippocampus in docs/BENCHMARKS.md.",
     "augment": "Move each scan drawn in training by a small random rotation, scaling and shift, and change its "
-               "contrast at random, so the networks see more varied scans than the cohort holds.",
+               "contrast at random, so the networks see more varied scans than the cohort holds. Off by default: on "
+               "the hippocampus benchmark, where the targets are the cohort's own scans, it lowered the Dice by 0.011.",
     "device": "auto: GPU when one is usable, else CPU. CPU: always CPU. GPU: CUDA only (fails early if none).",
     "prealign": "Align each scan affinely to the atlas before training, so the networks learn only the local "
                 "differences. Switch off for scans that are already aligned.",

@@ -64,7 +64,8 @@ def add_arguments(parser) -> None:
                         help="share of the cycle terms' gradient that reaches G_F once ramped in (default 0.1; 1 is the paper's joint "
                         "training, 0 lets the cycle terms train G_B only)")
     parser.add_argument("--augment", action="store_true",
-                        help="move each drawn scan by a small random affine map and change its contrast by a random gamma (see docs/BENCHMARKS.md)")
+                        help="move each drawn scan by a small random affine map and change its contrast by a random gamma (off by default: "
+                        "on the hippocampus benchmark, where the targets are the cohort's own scans, it lowered the Dice by 0.011)")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing: recompute U-Net activations in the backward pass (less GPU memory, about 30%% slower)")
 
 
