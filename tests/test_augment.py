@@ -28,7 +28,8 @@ def test_a_rotation_keeps_distances_in_voxels_on_a_non_cubic_grid():
     scan = torch.zeros(1, 1, 9, 13, 21)
     scan[0, 0, 4, 6 + 3, 10] = 1.0  # 3 voxels from the centre along y
     moved = apply(scan, parameters(angles=(0.0, 0.0, math.pi / 2)))  # about z: output (x, y) samples input (-y, x)
-    assert np.unravel_index(int(moved.argmax()), moved.shape[2:]) == (4, 6, 10 + 3)  # 3 voxels from the centre along x, not 3 scaled by the axes' lengths
+    # 3 voxels from the centre along x, not 3 scaled by the axes' lengths
+    assert np.unravel_index(int(moved.argmax()), moved.shape[2:]) == (4, 6, 10 + 3)
     assert float(moved.max()) == pytest.approx(1.0, abs=1e-4)
 
 
