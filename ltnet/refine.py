@@ -36,16 +36,16 @@ from ltnet.data.prepare import Atlas
 from ltnet.nn import losses
 from ltnet.nn.losses import LossWeights
 from ltnet.nn.networks import RegistrationNet
-from ltnet.nn.warp import warp
+from ltnet.nn.warp import field_on_grid, warp
 
 #: Adam step size in voxels of the grid the fit runs on (measured, 20 steps: 0.5 gained 0.021, 1.0 gained 0.023 but folded more).
 STEP_SIZE = 0.5
 
 
 def refinement_grid(atlas: Atlas, scan: sitk.Image, max_voxels: int = REFINE_MAX_VOXELS["cpu"]) -> NetworkGrid:
-    """The grid to refine on: ``atlas.grid`` made finer by the largest whole factor that keeps its spacing no
-    finer than both images' finest spacing and its size within ``max_voxels``; the network grid itself when
-    no factor above 1 does, or when the model keeps no atlas image for it (``Atlas.source_image``)."""
+    """The grid to refine on: ``atlas.grid`` made finer by the largest factor (in steps of 0.5) that keeps its
+    spacing no finer than both images' finest spacing and its size within ``max_voxels``; the network grid
+    itself when no factor above 1 does, or when the model keeps no atlas image for it (``Atlas.source_image``)."""
     if atlas.source_image is None:
         return atlas.grid
     return atlas.grid.finest_within(max(min(atlas.source_image.GetSpacing()), min(scan.GetSpacing())), max_voxels)
@@ -58,20 +58,19 @@ def refine(
     scan: torch.Tensor,
     steps: int,
     step_size: float = STEP_SIZE,
-    finer: tuple[torch.Tensor, torch.Tensor] | None = None,
+    finer: tuple[torch.Tensor, torch.Tensor, float] | None = None,
 ) -> torch.Tensor:
     """The forward displacement ``(1, 3, D, H, W)`` (voxels) for ``atlas`` -> ``scan`` (both ``(1, 1, D, H, W)`` on the
     network grid) after ``steps`` Adam steps on ``weights.sim·L_sim + weights.smooth·L_smooth``, starting from ``G_F``'s.
 
-    ``finer``: the atlas and the scan on ``NetworkGrid.finer(f)`` (``(1, 1, (D - 1)·f + 1, ...)`` each); ``G_F``'s
-    field is upsampled there, the fit runs there, and the result lies there, in its voxels.
+    ``finer``: the atlas and the scan on ``NetworkGrid.finer(f)`` (``(1, 1, D', H', W')`` each), and ``f``; ``G_F``'s
+    field is resampled there, the fit runs there, and the result lies there, in its voxels.
     """
     with torch.no_grad():
         start = g_forward.unet_field(atlas, scan).float()
         if finer is not None:
-            factor = (finer[0].shape[2] - 1) // (atlas.shape[2] - 1)
-            atlas, scan = finer
-            start = factor * F.interpolate(start, size=atlas.shape[2:], mode="trilinear", align_corners=True)
+            atlas, scan, factor = finer
+            start = field_on_grid(start, factor, atlas.shape[2:])
     size = start.shape[2:]
     update = torch.zeros(1, 3, *[max(1, n // 2) for n in size], device=start.device, requires_grad=True)
     field = lambda: start + F.interpolate(update, size=size, mode="trilinear", align_corners=True)  # noqa: E731

@@ -20,6 +20,7 @@ from ltnet.data.prepare import PreparedScan, prepare_scan
 from ltnet.device import mixed_precision
 from ltnet.model_file import LTNetModel
 from ltnet.nn.cycle import run_cycle
+from ltnet.nn.warp import field_on_grid
 from ltnet.refine import refine, refinement_grid
 from ltnet.scan_labels import labels_on_scan
 
@@ -67,10 +68,11 @@ def transfer(
     field_grid, field, forward = atlas.grid, None, None
     if refine_steps > 0:
         field_grid = refinement_grid(atlas, target, REFINE_MAX_VOXELS.get(device.type, REFINE_MAX_VOXELS["cpu"]))
+        factor = atlas.grid.spacing / field_grid.spacing
         finer = _pair_on_finer_grid(model, target, prepared, field_grid, device)
-        field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=finer)
-        step = (field_grid.size[0] - 1) // (atlas.grid.size[0] - 1)
-        forward = field[:, :, ::step, ::step, ::step] / step  # the same map at the network grid's voxels, for G_B and the QC
+        field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=None if finer is None else (*finer, factor))
+        # the same map at the network grid's voxels, for G_B and the QC
+        forward = field if finer is None else field_on_grid(field, 1.0 / factor, atlas.grid.size[::-1])
     with torch.no_grad(), mixed_precision(device):
         cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t, with_backward=qc or extras, forward=forward)
         cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})

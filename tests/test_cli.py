@@ -146,7 +146,7 @@ def test_resume_gives_an_older_model_its_atlas_at_full_resolution_only_from_the_
 
 def test_resume_of_a_model_that_keeps_no_atlas_image_reads_no_atlas_files(tmp_path, capsys):
     out = tmp_path / "fine.pt"
-    assert run(capsys, *train_args(out))[0] == 0  # a 1.6 mm grid on a 1 mm atlas: refinement cannot go finer
+    assert run(capsys, *train_args(out))[0] == 0  # a 1.47 mm grid on a 1 mm atlas: refinement cannot go finer (x1.5 is 0.98 mm)
     assert load_model(out).atlas.source_image is None
     missing = tmp_path / "moved_atlas.nii.gz"  # the model holds its atlas: a resume does not need the files again
     assert run(capsys, *train_args(out, atlas_image=missing, atlas_labels=missing), "--iterations", 2, "--resume")[0] == 0

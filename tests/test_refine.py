@@ -93,12 +93,15 @@ def test_refinement_grid_is_as_fine_as_the_images_allow_within_the_voxel_budget(
     assert refinement_grid(replace(model.atlas, source_image=atlas.source_image), target) == model.grid  # 1 mm grid on 1 mm scans
     assert refinement_grid(replace(atlas, source_image=None), target) == atlas.grid  # an older model: no atlas at its own resolution
     assert refinement_grid(atlas, target) == atlas.grid.finer(2)  # 2.2 mm -> 1.1 mm, not below the scans' 1 mm
-    assert refinement_grid(atlas, target, max_voxels=62**3) == atlas.grid  # 63³ voxels would exceed the budget
+    assert refinement_grid(atlas, target, max_voxels=62**3) == atlas.grid.finer(1.5)  # 63³ would exceed it: 48³ at 1.47 mm
+    assert refinement_grid(atlas, target, max_voxels=47**3) == atlas.grid  # and 48³ too
     coarse_scan = sitk.Image(target)
     coarse_scan.SetSpacing([2.0, 1.0, 1.0])  # an image's finest axis counts: 1 mm allows 1.1 mm
     assert refinement_grid(atlas, coarse_scan) == atlas.grid.finer(2)
+    coarse_scan.SetSpacing([1.4, 1.4, 1.4])
+    assert refinement_grid(atlas, coarse_scan) == atlas.grid.finer(1.5)  # 1.1 mm would be finer than this scan; 1.47 mm is not
     coarse_scan.SetSpacing([1.5, 1.5, 1.5])
-    assert refinement_grid(atlas, coarse_scan) == atlas.grid  # 1.1 mm would be finer than this scan
+    assert refinement_grid(atlas, coarse_scan) == atlas.grid  # nor is 1.47 mm here
 
 
 def test_refinement_on_a_finer_grid_recovers_more_than_on_a_coarse_network_grid():
