@@ -82,10 +82,10 @@ class Stopped(Exception):
     """Training was asked to stop (SIGTERM/SIGINT); the last checkpoint was written."""
 
 
-def check_losses(losses: dict[str, float], iteration: int, out, checkpoint_iteration: int | None) -> None:
+def check_losses(losses: dict[str, float], iteration: int, out, checkpoint_iteration: int) -> None:
     """Raise ``LTNetError`` when a loss is not finite or the similarity leaves LNCC's range [-1, 0]:
     the networks would go on learning nothing (as GPU training did while LNCC ran in bfloat16).
-    ``checkpoint_iteration``: that of the checkpoint in ``out``, None when none was written."""
+    ``checkpoint_iteration``: that of the last checkpoint, if ``out`` holds one."""
     broken = {name: value for name, value in losses.items() if not math.isfinite(value)}
     if losses.get("sim", 0.0) < -1.0 - 1e-3:
         broken["sim"] = losses["sim"]
@@ -93,7 +93,7 @@ def check_losses(losses: dict[str, float], iteration: int, out, checkpoint_itera
         terms = ", ".join(f"{name} = {value:.4g}" for name, value in broken.items())
         raise LTNetError(
             f"{out}: training broke down numerically at iteration {iteration} ({terms}; the similarity lies in [-1, 0]); "
-            + (f"{out} keeps the checkpoint of iteration {checkpoint_iteration}. " if checkpoint_iteration is not None else "no model was written. ")
+            + (f"{out} keeps the checkpoint of iteration {checkpoint_iteration}. " if Path(out).is_file() else "no model was written. ")
             + "Check the scans for NaN values, lower --lr, or try --device cpu."
         )
 
@@ -196,7 +196,7 @@ def train(
             if now - last_report >= report_every_s or iteration == settings.iterations or stopping:
                 last_report = now
                 event = _progress_event(report, iteration, settings.iterations, now - started, iteration - start_iteration)
-                check_losses(event["losses"], iteration, out, model.iteration if Path(out).is_file() else None)
+                check_losses(event["losses"], iteration, out, model.iteration)
                 if progress is not None and ranks.is_main:
                     progress(event)
             if iteration % settings.checkpoint_every == 0 or iteration == settings.iterations or stopping:

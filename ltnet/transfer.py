@@ -68,11 +68,10 @@ def transfer(
     field_grid, field, forward = atlas.grid, None, None
     if refine_steps > 0:
         field_grid = refinement_grid(atlas, target, REFINE_MAX_VOXELS.get(device.type, REFINE_MAX_VOXELS["cpu"]))
-        factor = atlas.grid.spacing / field_grid.spacing
         finer = _pair_on_finer_grid(model, target, prepared, field_grid, device)
-        field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=None if finer is None else (*finer, factor))
+        field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=finer)
         # the same map at the network grid's voxels, for G_B and the QC
-        forward = field if finer is None else field_on_grid(field, 1.0 / factor, atlas.grid.size[::-1])
+        forward = field if finer is None else field_on_grid(field, 1.0 / finer[2], atlas.grid.size[::-1])
     with torch.no_grad(), mixed_precision(device):
         cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t, with_backward=qc or extras, forward=forward)
         cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
@@ -103,11 +102,13 @@ def transfer(
     return result
 
 
-def _pair_on_finer_grid(model: LTNetModel, target: sitk.Image, prepared: PreparedScan, grid: NetworkGrid, device) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The atlas (at its own resolution) and the scan (pre-aligned) on ``grid``, finer than the network grid:
-    ``(1, 1, D, H, W)`` each; None when ``grid`` is the network grid."""
+def _pair_on_finer_grid(model: LTNetModel, target: sitk.Image, prepared: PreparedScan, grid: NetworkGrid, device
+                        ) -> tuple[torch.Tensor, torch.Tensor, float] | None:
+    """The atlas (at its own resolution) and the scan (pre-aligned) on ``grid``, finer than the network grid,
+    ``(1, 1, D, H, W)`` each, and how many times finer (``refine``'s ``finer``); None when ``grid`` is the network grid."""
     if grid == model.grid:
         return None
     reference = grid.reference()
     images = (resample(model.atlas.source_image, reference), resample(normalise(target), reference, prepared.to_scan))
-    return tuple(torch.from_numpy(sitk.GetArrayFromImage(image))[None, None].to(device) for image in images)
+    atlas, scan = (torch.from_numpy(sitk.GetArrayFromImage(image))[None, None].to(device) for image in images)
+    return atlas, scan, model.grid.spacing / grid.spacing
