@@ -19,6 +19,7 @@ import torch
 import ltnet
 from ltnet.data.grid import NetworkGrid
 from ltnet.data.labels import LabelInfo
+from ltnet.data.prealign import FIXED_IMAGES
 from ltnet.data.prepare import Atlas
 from ltnet.errors import LTNetError
 from ltnet.nn.losses import LossWeights
@@ -82,6 +83,7 @@ def save_model(model: LTNetModel, path) -> None:
             "labels": [label.to_dict() for label in atlas.labels],
             **({"channels": _image_to_dict(atlas.channels)} if atlas.channels is not None else {}),
             **({"source_image": _image_to_dict(atlas.source_image, torch.float16)} if atlas.source_image is not None else {}),
+            "prealign_fixed": atlas.prealign_fixed,
         },
         "weights": {name: {k: v.detach().cpu() for k, v in module.state_dict().items()} for name, module in model.networks.named_children()},
         "training": model.training,
@@ -127,7 +129,10 @@ def load_model(path, device="cpu") -> LTNetModel:
             labels=[LabelInfo.from_dict(label) for label in atlas_state["labels"]],
             channels=_image_from_dict(atlas_state["channels"]) if "channels" in atlas_state else None,
             source_image=_image_from_dict(atlas_state["source_image"]) if "source_image" in atlas_state else None,
+            prealign_fixed=atlas_state.get("prealign_fixed", "atlas"),  # older files: the direction their networks learned
         )
+        if atlas.prealign_fixed not in FIXED_IMAGES:
+            raise ValueError(f"pre-alignment fixed image {atlas.prealign_fixed!r} is none of {FIXED_IMAGES}")
         weights = LossWeights(**state["loss_weights"])
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise LTNetError(f"{path}: is an LTNet model that this version cannot use ({error}); retrain it or update LTNet.") from error

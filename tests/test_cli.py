@@ -14,7 +14,9 @@ from ltnet import sample
 from ltnet.cli import main
 from ltnet.data.intensity import normalise
 from ltnet.data.io import read_image, read_label_map
-from ltnet.data.prepare import channel_indices
+from ltnet.data.prealign import affine_prealign
+from ltnet.data.prepare import channel_indices, prepare_scan
+from ltnet.errors import LTNetError
 from ltnet.metrics import dice_per_label
 from ltnet.model_file import load_model, save_model
 from ltnet.transfer import transfer
@@ -151,6 +153,28 @@ def test_resume_of_a_model_that_keeps_no_atlas_image_reads_no_atlas_files(tmp_pa
     missing = tmp_path / "moved_atlas.nii.gz"  # the model holds its atlas: a resume does not need the files again
     assert run(capsys, *train_args(out, atlas_image=missing, atlas_labels=missing), "--iterations", 2, "--resume")[0] == 0
     assert load_model(out).iteration == 2
+
+
+def test_a_model_keeps_the_pre_alignment_its_network_learned(tmp_path, capsys):
+    out, older_file = tmp_path / "new.pt", tmp_path / "older.pt"
+    assert run(capsys, *train_args(out))[0] == 0
+    state = torch.load(out, weights_only=True)
+    del state["atlas"]["prealign_fixed"]  # as LTNet wrote models before it kept the choice
+    torch.save(state, older_file)
+    new, older = load_model(out), load_model(older_file)
+    assert (new.atlas.prealign_fixed, older.atlas.prealign_fixed) == ("scan", "atlas")
+    scan = read_image(sample.held_out_scan_paths()[0])
+    found = {}
+    for model in (new, older):
+        found[model.atlas.prealign_fixed] = prepare_scan(scan, model.atlas).to_scan.GetParameters()
+        expected = affine_prealign(model.atlas.image_sitk(), normalise(scan), fixed=model.atlas.prealign_fixed)
+        assert np.allclose(found[model.atlas.prealign_fixed], expected.GetParameters(), atol=1e-6)  # ITK's threads: not bitwise
+    assert not np.allclose(found["scan"], found["atlas"], atol=1e-3)  # the two directions do differ on real scans
+
+    state["atlas"]["prealign_fixed"] = "both"
+    torch.save(state, older_file)
+    with pytest.raises(LTNetError, match=f"{older_file}.*'both'"):
+        load_model(older_file)
 
 
 @pytest.mark.parametrize("content", [b"not a model at all", "foreign torch file", "truncated"])

@@ -1,6 +1,7 @@
-"""Affine pre-alignment recovers a known affine, also for a scan much finer than the atlas."""
+"""Affine pre-alignment recovers a known affine, also for a scan much finer than the atlas, with either image fixed."""
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from ltnet.data.intensity import normalise
@@ -14,7 +15,8 @@ def known_affine() -> sitk.AffineTransform:
     return transform
 
 
-def test_a_known_affine_is_recovered_from_a_finer_scan(atlas_image):
+@pytest.mark.parametrize("fixed", ["scan", "atlas"])
+def test_a_known_affine_is_recovered_from_a_finer_scan(atlas_image, fixed):
     atlas = normalise(atlas_image)
     centre = atlas.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in atlas.GetSize()])
     truth = known_affine()
@@ -26,9 +28,14 @@ def test_a_known_affine_is_recovered_from_a_finer_scan(atlas_image):
     scan_grid.SetOrigin(atlas.GetOrigin())
     scan = sitk.Resample(atlas, scan_grid, inverse, sitk.sitkLinear, 0.0)
 
-    found = affine_prealign(atlas, scan)
+    found = affine_prealign(atlas, scan, fixed=fixed)
 
     inner = [atlas.TransformIndexToPhysicalPoint([int(s * f) for s, f in zip(atlas.GetSize(), fractions)])
              for fractions in np.random.default_rng(0).uniform(0.25, 0.75, size=(50, 3))]
     error = [np.linalg.norm(np.subtract(found.TransformPoint(p), truth.TransformPoint(p))) for p in inner]
     assert np.max(error) < 1.0, np.max(error)  # mm, on a 1 mm atlas
+
+
+def test_an_unknown_fixed_image_is_refused(atlas_image):
+    with pytest.raises(ValueError, match="fixed"):
+        affine_prealign(normalise(atlas_image), normalise(atlas_image), fixed="both")

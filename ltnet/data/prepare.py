@@ -24,7 +24,9 @@ class Atlas:
     matches it (``refinement_source``); None where no such grid is possible, and for
     models written before LTNet kept it (then refinement stays on the network grid).
     ``channels`` is None for models written before LTNet kept it (then the grid
-    labels stand in).
+    labels stand in). ``prealign_fixed`` is the image the affine pre-alignment of
+    scans holds fixed (``ltnet.data.prealign``): "scan" for new models, "atlas" for
+    models written before that choice, whose networks learned from scans aligned so.
     """
 
     grid: NetworkGrid
@@ -34,6 +36,7 @@ class Atlas:
     labels: list[LabelInfo]
     channels: sitk.Image | None = None
     source_image: sitk.Image | None = None
+    prealign_fixed: str = "scan"
 
     @classmethod
     def on_grid(cls, image: sitk.Image, label_map: LabelMap, content_size, multiple: int) -> "Atlas":
@@ -115,7 +118,7 @@ def prepare_scan(scan: sitk.Image, atlas: Atlas, prealign: bool = True, seed: in
     scan = normalise(scan)
     atlas_image = atlas.image_sitk()
     if prealign:
-        to_scan = affine_prealign(atlas_image, scan, seed)
+        to_scan = affine_prealign(atlas_image, scan, seed, atlas.prealign_fixed)
     else:
         to_scan = sitk.AffineTransform(3)
     return PreparedScan(sitk.GetArrayFromImage(resample(scan, atlas.grid.reference(), to_scan)), to_scan)
