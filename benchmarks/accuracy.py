@@ -120,7 +120,8 @@ def main() -> None:
         if args.refine_steps:
             learned[f"{ltnet_name} + refinement ({args.refine_steps} steps)"] = (loaded[ltnet_name], args.refine_steps)
         atlas_labels = read_label_map(labels(atlas)).image
-        atlas_on_grid = next(iter(loaded.values()))[0].atlas.image_sitk()
+        first_atlas = next(iter(loaded.values()))[0].atlas  # "Affine only" is its pre-alignment alone
+        atlas_on_grid = first_atlas.image_sitk()
         for name in (t for a, t in scored if a == atlas):
             target = read_image(image(name))
             reference = sitk.Cast(sitk.ReadImage(str(labels(name))), sitk.sitkUInt8)
@@ -133,7 +134,7 @@ def main() -> None:
                 warped_labels = labels_without_registration(atlas_labels, reference)
             add("No registration", Warped(warped_labels, None, t.wall, t.cpu))
             with Timer() as t:
-                to_scan = affine_prealign(atlas_on_grid, normalise(target))
+                to_scan = affine_prealign(atlas_on_grid, normalise(target), fixed=first_atlas.prealign_fixed)
                 warped_labels = labels_with_transform(atlas_labels, reference, to_scan.GetInverse())
             add("Affine only", Warped(warped_labels, None, t.wall, t.cpu))
             for method, (seeds, steps) in learned.items():

@@ -126,7 +126,7 @@ def ltnet_transfer(grid, device, repeats):
             run_cycle(nets, atlas_t, one_hot, scan, with_backward=False)
 
     started = time.perf_counter()
-    affine_prealign(atlas.image_sitk(), target)
+    affine_prealign(atlas.image_sitk(), target, fixed=atlas.prealign_fixed)
     prealign_s = time.perf_counter() - started
     return {
         "grid": list(atlas.grid.size),

@@ -156,20 +156,28 @@ def test_resume_of_a_model_that_keeps_no_atlas_image_reads_no_atlas_files(tmp_pa
 
 
 def test_a_model_keeps_the_pre_alignment_its_network_learned(tmp_path, capsys):
-    out, older_file = tmp_path / "new.pt", tmp_path / "older.pt"
-    assert run(capsys, *train_args(out))[0] == 0
-    state = torch.load(out, weights_only=True)
+    default, scan_fixed, older_file = tmp_path / "default.pt", tmp_path / "scan.pt", tmp_path / "older.pt"
+    assert run(capsys, *train_args(default))[0] == 0
+    assert run(capsys, *train_args(scan_fixed), "--prealign-fixed", "scan")[0] == 0
+    state = torch.load(scan_fixed, weights_only=True)
     del state["atlas"]["prealign_fixed"]  # as LTNet wrote models before it kept the choice
     torch.save(state, older_file)
-    new, older = load_model(out), load_model(older_file)
-    assert (new.atlas.prealign_fixed, older.atlas.prealign_fixed) == ("scan", "atlas")
+    models = {path.stem: load_model(path) for path in (default, scan_fixed, older_file)}
+    assert {name: m.atlas.prealign_fixed for name, m in models.items()} == {"default": "atlas", "scan": "scan", "older": "atlas"}
     scan = read_image(sample.held_out_scan_paths()[0])
     found = {}
-    for model in (new, older):
-        found[model.atlas.prealign_fixed] = prepare_scan(scan, model.atlas).to_scan.GetParameters()
+    for name, model in models.items():
+        found[name] = prepare_scan(scan, model.atlas).to_scan.GetParameters()
         expected = affine_prealign(model.atlas.image_sitk(), normalise(scan), fixed=model.atlas.prealign_fixed)
-        assert np.allclose(found[model.atlas.prealign_fixed], expected.GetParameters(), atol=1e-6)  # ITK's threads: not bitwise
-    assert not np.allclose(found["scan"], found["atlas"], atol=1e-3)  # the two directions do differ on real scans
+        assert np.allclose(found[name], expected.GetParameters(), atol=1e-6)  # ITK's threads: not bitwise
+    assert not np.allclose(found["scan"], found["older"], atol=1e-3)  # the two directions do differ on real scans
+
+    before = scan_fixed.read_bytes()
+    code, _, err = run(capsys, *train_args(scan_fixed), "--iterations", 2, "--resume", "--prealign-fixed", "atlas")
+    assert_one_line_error(code, err, scan_fixed, "scan fixed", "--prealign-fixed")
+    assert scan_fixed.read_bytes() == before
+    assert run(capsys, *train_args(tmp_path / "tuned.pt"), "--init", scan_fixed)[0] == 0  # fine-tuning keeps the init's alignment
+    assert load_model(tmp_path / "tuned.pt").atlas.prealign_fixed == "scan"
 
     state["atlas"]["prealign_fixed"] = "both"
     torch.save(state, older_file)

@@ -36,6 +36,9 @@ TOOLTIPS = {
     "device": "auto: GPU when one is usable, else CPU. CPU: always CPU. GPU: CUDA only (fails early if none).",
     "prealign": "Align each scan affinely to the atlas before training, so the networks learn only the local "
                 "differences. Switch off for scans that are already aligned.",
+    "prealignFixed": "Which image the affine alignment holds fixed: atlas (the default) or scan. scan was more "
+                     "accurate on the hippocampus benchmark (0.770 against 0.763 mean Dice) and less on whole brains "
+                     "(-0.014). The model keeps it; empty: ltnet's default, or on resume the model's own.",
     "seed": "Random seed: the same seed and inputs give the same training.",
     "checkpointEvery": "Save the model every this many iterations, so Cancel or a crash keeps recent work.",
 }
@@ -57,6 +60,7 @@ class TrainingSettings:
     fieldDownsize: int = 1
     augment: bool = False
     prealign: bool = True
+    prealignFixed: str = ""  # "atlas" or "scan"; "": ltnet's default (on resume, the model's own)
     device: str = "auto"
     seed: int = 0
     checkpointEvery: int = 100
@@ -89,6 +93,8 @@ class TrainingSettings:
             arguments += ["--grid", *(str(int(size)) for size in self.grid)]
         if not self.prealign:
             arguments.append("--no-prealign")
+        if self.prealignFixed:
+            arguments += ["--prealign-fixed", self.prealignFixed]
         if self.adversarial:
             arguments.append("--adversarial")
         if self.diffeomorphic:

@@ -6,18 +6,19 @@ import SimpleITK as sitk
 from ltnet.data.grid import no_finer_than
 
 SAMPLES = 50_000  # metric sample points per level: the cost stays bounded on large grids
-FIXED_IMAGES = ("scan", "atlas")  # which image the registration holds fixed (model files without the entry: "atlas")
+FIXED_IMAGES = ("atlas", "scan")  # which image the registration holds fixed; "atlas" is the default and what older model files used
 
 
-def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0, fixed: str = "scan") -> sitk.AffineTransform:
+def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0, fixed: str = "atlas") -> sitk.AffineTransform:
     """An affine transform mapping atlas points to scan points (LPS mm), i.e. ``scan ∘ T ≈ atlas``.
 
-    ``fixed`` is the image whose voxels the metric samples while the other moves.
-    "scan", as in elastix and ANTs, is what ``ltnet train`` uses: on the hippocampus
-    benchmark it raised the affine-only Dice from 0.693 ("atlas") to 0.707, better
-    on 42 of 59 targets, at the same cost (docs/BENCHMARKS.md, "Tuning LT-Net",
-    item 25). A model keeps the choice it was trained with (``Atlas.prealign_fixed``):
-    its network learned from scans aligned that way.
+    ``fixed`` is the image whose voxels the metric samples while the other moves:
+    "atlas" (the default) or "scan" (as elastix and ANTs register). Which serves a
+    network better depends on the data (docs/BENCHMARKS.md, "Tuning LT-Net", item 25):
+    on the hippocampus crops "scan" raised the affine-only Dice from 0.693 to 0.707
+    and LT-Net's from 0.763 to 0.770; on the IBSR brains the affine was level and
+    LT-Net lost 0.014. ``ltnet train --prealign-fixed`` chooses; the model keeps the
+    choice (``Atlas.prealign_fixed``), as its network learned from scans aligned so.
 
     Multi-resolution (halvings down to 16 voxels per axis) with at most ``SAMPLES``
     metric points per level, so large grids cost little more than small ones. A scan

@@ -25,8 +25,8 @@ class Atlas:
     models written before LTNet kept it (then refinement stays on the network grid).
     ``channels`` is None for models written before LTNet kept it (then the grid
     labels stand in). ``prealign_fixed`` is the image the affine pre-alignment of
-    scans holds fixed (``ltnet.data.prealign``): "scan" for new models, "atlas" for
-    models written before that choice, whose networks learned from scans aligned so.
+    scans holds fixed (``ltnet.data.prealign``): the model's networks learned from
+    scans aligned so; "atlas" for models written before the choice existed.
     """
 
     grid: NetworkGrid
@@ -36,7 +36,7 @@ class Atlas:
     labels: list[LabelInfo]
     channels: sitk.Image | None = None
     source_image: sitk.Image | None = None
-    prealign_fixed: str = "scan"
+    prealign_fixed: str = "atlas"
 
     @classmethod
     def on_grid(cls, image: sitk.Image, label_map: LabelMap, content_size, multiple: int) -> "Atlas":
