@@ -38,7 +38,7 @@ TOOLTIPS = {
                 "differences. Switch off for scans that are already aligned.",
     "prealignFixed": "Which image the affine alignment holds fixed: atlas (the default) or scan. scan was more "
                      "accurate on the hippocampus benchmark (0.770 against 0.763 mean Dice) and less on whole brains "
-                     "(-0.014). The model keeps it; empty: ltnet's default, or on resume the model's own.",
+                     "(-0.014). The model keeps it; empty: ltnet's default (atlas), or the resumed or initial model's own.",
     "seed": "Random seed: the same seed and inputs give the same training.",
     "checkpointEvery": "Save the model every this many iterations, so Cancel or a crash keeps recent work.",
 }
@@ -60,7 +60,7 @@ class TrainingSettings:
     fieldDownsize: int = 1
     augment: bool = False
     prealign: bool = True
-    prealignFixed: str = ""  # "atlas" or "scan"; "": ltnet's default (on resume, the model's own)
+    prealignFixed: str = ""  # "atlas" or "scan"; "": ltnet's default (the resumed or initial model's own, else atlas)
     device: str = "auto"
     seed: int = 0
     checkpointEvery: int = 100
