@@ -46,6 +46,7 @@ from ltnet.data.intensity import normalise  # noqa: E402
 from ltnet.data.io import read_image, read_label_map  # noqa: E402
 from ltnet.data.prealign import affine_prealign  # noqa: E402
 from ltnet.data.prepare import Atlas  # noqa: E402
+from ltnet.device import mixed_precision  # noqa: E402
 from ltnet.model_file import LTNetModel  # noqa: E402
 from ltnet.nn import losses  # noqa: E402
 from ltnet.nn.cycle import run_cycle  # noqa: E402
@@ -122,7 +123,7 @@ def ltnet_transfer(grid, device, repeats):
     scan = torch.from_numpy(sitk.GetArrayFromImage(target))[None, None].to(device)
 
     def forward_network_only():
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.no_grad(), mixed_precision(device):
             run_cycle(nets, atlas_t, one_hot, scan, with_backward=False)
 
     started = time.perf_counter()
@@ -174,7 +175,7 @@ def vxm_transfer(grid, device, repeats):
     net = _voxelmorph(device).eval()
 
     def run():
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.no_grad(), mixed_precision(device):
             field = net(atlas_t, scan)
             spatial_transform(one_hot, field[0])  # all label channels, linear
 
@@ -187,7 +188,7 @@ def vxm_train(grid, device, repeats):
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
 
     def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with mixed_precision(device):
             warped, field = _warped_and_field(net, atlas_t, scan)
             loss = losses.similarity(scan, warped) + losses.smoothness(field)
         optimizer.zero_grad(set_to_none=True)

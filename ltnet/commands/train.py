@@ -166,7 +166,7 @@ def _new_model(args) -> LTNetModel:
     init = load_model(args.init) if args.init else None
     config = init.networks.config if init else NetworkConfig(diffeomorphic=args.diffeomorphic, field_downsize=args.field_downsize)
     atlas = Atlas.from_files(args.atlas_image, args.atlas_labels, args.grid, config.grid_multiple)
-    atlas.prealign_fixed = args.prealign_fixed or (init.atlas.prealign_fixed if init else "atlas")
+    atlas.prealign_fixed = args.prealign_fixed or (init.atlas.prealign_fixed if init else atlas.prealign_fixed)
     networks = LTNetNetworks(config)
     if init:
         networks.load_state_dict(init.networks.state_dict())
