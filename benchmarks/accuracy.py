@@ -9,7 +9,7 @@ grid, learning rate) by ``ltnet train`` (LT-Net: the paper's losses;
 VoxelMorph: ``--voxelmorph``, the same code with only L_sim + L_smooth).
 
     python benchmarks/accuracy.py --work runs/accuracy [--iterations 1500]
-    python benchmarks/accuracy.py --data ibsr18 --work runs/ibsr --iterations 1000 --grid 64 48 64 --refine-steps 20
+    python benchmarks/accuracy.py --data ibsr18 --work runs/ibsr --iterations 1000 --grid 64 48 64 --refine-steps 3 20
 
 Trained models are kept in --work (``<method>_<atlas>_seed<N>.pt``) and reused when present;
 ``--model LABEL=PATH`` scores given models instead (``{atlas}`` in PATH stands for the atlas's name).
@@ -90,7 +90,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="without --model: train each learned method with seeds 0..N-1")
     parser.add_argument("--note", default="", help="a sentence on how the given models were trained, for the docs")
     parser.add_argument("--every", type=int, default=1, help="score every K-th target only (quick checks)")
-    parser.add_argument("--refine-steps", type=int, default=0, help="also score LT-Net with this many steps of test-time refinement")
+    parser.add_argument("--refine-steps", type=int, nargs="+", default=[], metavar="N",
+                        help="also score LT-Net with N steps of test-time refinement (one row per N given)")
     parser.add_argument("--no-write", action="store_true", help="print the results only (tuning trials): no docs section, CSV or plot")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="monai")  # as the ltnet command does: MONAI's deprecation notes, once per refinement step
@@ -112,13 +113,14 @@ def main() -> None:
                 for label, (stem, extra) in RECIPES.items()}
 
     threads = torch.get_num_threads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)  # the pre-alignment too, so CPU seconds compare with elastix's at the same count
     rows, qc_rows, loaded = [], [], {}
     for atlas in atlases:
         loaded = {name: [load_model(path) for path in paths] for name, paths in models_of(atlas).items()}
         ltnet_name = next(name for name in loaded if name.startswith("LT-Net"))
         learned = {name: (seeds, 0) for name, seeds in loaded.items()}
-        if args.refine_steps:
-            learned[f"{ltnet_name} + refinement ({args.refine_steps} steps)"] = (loaded[ltnet_name], args.refine_steps)
+        for steps in args.refine_steps:
+            learned[f"{ltnet_name} + refinement ({steps} steps)"] = (loaded[ltnet_name], steps)
         atlas_labels = read_label_map(labels(atlas)).image
         first_atlas = next(iter(loaded.values()))[0].atlas  # "Affine only" is its pre-alignment alone
         atlas_on_grid = first_atlas.image_sitk()

@@ -5,7 +5,12 @@ import SimpleITK as sitk
 
 from ltnet.data.grid import no_finer_than
 
-SAMPLES = 50_000  # metric sample points per level: the cost stays bounded on large grids
+SAMPLES = 50_000  # metric sample points per level at most: the cost stays bounded on large grids
+# At full resolution: a quarter of the voxels, but at least MIN_SAMPLES (about 20 per bin of the 32x32 joint histogram)
+# and at most SAMPLES (docs/BENCHMARKS.md, "Tuning LT-Net", item 28). Coarser levels: every voxel, up to SAMPLES.
+FULL_RESOLUTION_SHARE = 0.25
+MIN_SAMPLES = 20_000
+ITERATIONS = 50  # per level; on the data measured the optimiser's step falls below its minimum first (item 28)
 FIXED_IMAGES = ("atlas", "scan")  # which image the registration holds fixed; "atlas" is the default and what older model files used
 
 
@@ -20,8 +25,9 @@ def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0, fixed: s
     LT-Net lost 0.014. ``ltnet train --prealign-fixed`` chooses; the model keeps the
     choice (``Atlas.prealign_fixed``), as its network learned from scans aligned so.
 
-    Multi-resolution (halvings down to 16 voxels per axis) with at most ``SAMPLES``
-    metric points per level, so large grids cost little more than small ones. A scan
+    Multi-resolution (halvings down to 16 voxels per axis). The metric samples at most
+    ``SAMPLES`` points per level, and at full resolution a quarter of the voxels (at
+    least ``MIN_SAMPLES``), so large grids cost little more than small ones. A scan
     finer than the atlas is first bin-averaged to about the atlas's spacing (the
     metric would otherwise smooth and take gradients of every one of its voxels).
     Deterministic: the metric's sample points come from ``seed`` (ITK takes seed 0
@@ -49,9 +55,10 @@ def _register(fixed: sitk.Image, moving: sitk.Image, seed: int) -> sitk.AffineTr
     registration.SetMetricSamplingStrategy(registration.REGULAR)
     shrink = [f for f in (8, 4, 2) if min(fixed.GetSize()) // f >= 16] + [1]
     voxels = np.prod(fixed.GetSize())
-    registration.SetMetricSamplingPercentagePerLevel([min(1.0, SAMPLES / (voxels / f**3)) for f in shrink], seed + 1)
+    coarse = [min(1.0, SAMPLES / (voxels / f**3)) for f in shrink[:-1]]
+    registration.SetMetricSamplingPercentagePerLevel([*coarse, _full_resolution_share(voxels)], seed + 1)
     registration.SetInterpolator(sitk.sitkLinear)
-    registration.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=100, relaxationFactor=0.6)
+    registration.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=ITERATIONS, relaxationFactor=0.6)
     registration.SetOptimizerScalesFromPhysicalShift()
     registration.SetShrinkFactorsPerLevel(shrink)
     registration.SetSmoothingSigmasPerLevel([s / 2 for s in shrink])
@@ -70,10 +77,15 @@ def _metric(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, se
     evaluation = sitk.ImageRegistrationMethod()
     evaluation.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     evaluation.SetMetricSamplingStrategy(evaluation.REGULAR)
-    evaluation.SetMetricSamplingPercentage(min(1.0, SAMPLES / np.prod(fixed.GetSize())), seed + 1)
+    evaluation.SetMetricSamplingPercentage(_full_resolution_share(np.prod(fixed.GetSize())), seed + 1)
     evaluation.SetInitialTransform(transform)
     evaluation.SetInterpolator(sitk.sitkLinear)
     try:
         return evaluation.MetricEvaluate(fixed, moving)
     except RuntimeError:
         return 0.0
+
+
+def _full_resolution_share(voxels: float) -> float:
+    """The share of an image's ``voxels`` the metric samples at full resolution (see ``FULL_RESOLUTION_SHARE``)."""
+    return min(1.0, SAMPLES / voxels, max(FULL_RESOLUTION_SHARE, MIN_SAMPLES / voxels))
