@@ -114,7 +114,7 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)  # the pre-alignment too, so CPU seconds compare with elastix's at the same count
-    rows, qc_rows, loaded = [], [], {}
+    rows, qc_rows, refined_qc_rows, loaded = [], [], {}, {}
     for atlas in atlases:
         loaded = {name: [load_model(path) for path in paths] for name, paths in models_of(atlas).items()}
         ltnet_name = next(name for name in loaded if name.startswith("LT-Net"))
@@ -146,6 +146,8 @@ def main() -> None:
                     add(method, Warped(result.labels, result.qc["folded_fraction"], t.wall, t.cpu), seed, result.qc)
                     if method == ltnet_name and seed == 0:
                         qc_rows.append((result.qc, rows[-1]["mean_dice"]))
+                    elif steps and seed == 0:
+                        refined_qc_rows.setdefault(method, []).append((result.qc, rows[-1]["mean_dice"]))
             print(atlas, name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in rows if (r["atlas"], r["target"]) == (atlas, name)}, flush=True)
 
     per_seed = rows
@@ -158,7 +160,7 @@ def main() -> None:
                                 + [paired_comparison(rows, m, CLASSICAL) for m in other_ltnets]
                                 + [paired_comparison(rows, m, [*CLASSICAL, *[v for v in loaded if v != ltnet_name]]) for m in refined])
     if args.no_write:
-        print(table(rows, dataset, methods), seed_text, comparisons, sep="\n\n")
+        print(table(rows, dataset, methods), seed_text, comparisons, refined_qc_validation(refined_qc_rows), sep="\n\n")
         return
     write_csv(per_seed, OUT / f"accuracy_{args.data}.csv")
     title = TITLES[args.data]
@@ -188,6 +190,8 @@ Per-pair results: [`accuracy_{args.data}.csv`](benchmarks/accuracy_{args.data}.c
 {comparisons}
 
 {qc_validation(qc_rows, held_out_halves=args.data == "hippocampus")}
+
+{refined_qc_validation(refined_qc_rows)}
 """
     write_section(f"accuracy-{args.data}", text)
     print(text)
@@ -277,6 +281,19 @@ def qc_validation(rows, held_out_halves: bool) -> str:
         f"{len(rows)} pairs (score: {held_out}).\n\n" + "\n".join(lines) + f"\n\nVerdicts: {verdicts}. Of the worst 10 % by true Dice ({len(worst)} transfer{'s' if len(worst) > 1 else ''}, "
         f"Dice {np.max([true[i] for i in worst]):.2f} or less), the verdict flags {flagged} (check or likely failed)."
     )
+
+
+def refined_qc_validation(rows_by_method: dict[str, list]) -> str:
+    """One line per refined row (seed 0): how its score, which reads G_F's own match (ltnet.qc), ranks and flags them."""
+    lines = []
+    for method, rows in rows_by_method.items():
+        true = [d for _, d in rows]
+        worst = np.argsort(true)[: max(1, len(true) // 10)]
+        verdicts = {v: sum(q["verdict"] == v for q, _ in rows) for v in ("OK", "check", "likely failed")}
+        lines.append(f"- {method}, seed 0: Spearman {spearman([q['score'] for q, _ in rows], true):+.2f} between the score and the true "
+                     f"mean Dice (the refined field's own LNCC over the labels: {spearman([q['label_lncc'] for q, _ in rows], true):+.2f}); "
+                     f"verdicts {verdicts}; of the worst {len(worst)} by true Dice, {sum(rows[i][0]['verdict'] != 'OK' for i in worst)} flagged.")
+    return "QC of the refined transfers:\n" + "\n".join(lines) if lines else ""
 
 
 if __name__ == "__main__":

@@ -346,12 +346,12 @@ against its reference labels (Dice mean ± std over pairs; HD95 = 95th-percentil
 distance, mean over labels). Folded voxels: share of target-grid voxels with Jacobian determinant <= 0
 (elastix: `transformix -jac all`; ANTs: `create_jacobian_determinant_image` of the SyN warp), mean and worst pair.
 Seconds per scan: registration + label warp (not Jacobian or scoring), wall clock and CPU (user + system);
-the machine was shared with other jobs (load 3-7 on 2 cores during these runs), so wall seconds are inflated
-and CPU seconds are the fairer cost; ANTs seconds are taken inside its worker, without Python start-up and antspyx import.
+the machine may have been shared with other jobs (the notes below each table say how busy), so wall seconds can be
+inflated and CPU seconds are the fairer cost; ANTs seconds are taken inside its worker, without Python start-up and antspyx import.
 Per-pair results: [`classical_{data}.csv`](benchmarks/classical_{data}.csv).
 
 - No registration: atlas labels at the same physical points. Affine only: `ltnet.data.prealign.affine_prealign`
-  (Mattes MI, 3 levels) on `normalise`d images.
+  (Mattes MI, multi-resolution, the atlas fixed: its default) on `normalise`d images.
 - elastix {elastix_version()}: affine then B-spline, adaptive stochastic gradient descent, Mattes MI (32 bins),
   random sampling, smoothing pyramid; affine: {settings(dataset.elastix_affine)}; B-spline: {settings(dataset.elastix_bspline)};
   labels by transformix with FinalBSplineInterpolationOrder 0. Parameter files: {parameters}.

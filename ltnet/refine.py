@@ -59,15 +59,17 @@ def refine(
     steps: int,
     step_size: float = STEP_SIZE,
     finer: tuple[torch.Tensor, torch.Tensor, float] | None = None,
+    start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The forward displacement ``(1, 3, D, H, W)`` (voxels) for ``atlas`` -> ``scan`` (both ``(1, 1, D, H, W)`` on the
     network grid) after ``steps`` Adam steps on ``weights.sim·L_sim + weights.smooth·L_smooth``, starting from ``G_F``'s.
 
     ``finer``: the atlas and the scan on ``NetworkGrid.finer(f)`` (``(1, 1, D', H', W')`` each), and ``f``; ``G_F``'s
-    field is resampled there, the fit runs there, and the result lies there, in its voxels.
+    field is resampled there, the fit runs there, and the result lies there, in its voxels. ``start``: ``G_F``'s
+    field (``unet_field``) for the pair when the caller has it already.
     """
     with torch.no_grad():
-        start = g_forward.unet_field(atlas, scan).float()
+        start = (g_forward.unet_field(atlas, scan) if start is None else start).float()
         if finer is not None:
             atlas, scan, factor = finer
             start = field_on_grid(start, factor, atlas.shape[2:])

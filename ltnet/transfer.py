@@ -20,7 +20,7 @@ from ltnet.data.prepare import PreparedScan, prepare_scan
 from ltnet.device import mixed_precision
 from ltnet.model_file import LTNetModel
 from ltnet.nn.cycle import run_cycle
-from ltnet.nn.warp import field_on_grid
+from ltnet.nn.warp import field_on_grid, warp
 from ltnet.refine import refine, refinement_grid
 from ltnet.scan_labels import labels_on_scan
 
@@ -65,11 +65,16 @@ def transfer(
     one_hot_t = torch.from_numpy(atlas.one_hot).float()[None].to(device)
     scan_t = torch.from_numpy(prepared.image).float()[None, None].to(device)
     # field: the forward map the labels follow, on field_grid (the network grid, or a finer one a refinement ran on)
-    field_grid, field, forward = atlas.grid, None, None
+    field_grid, field, forward, network_match = atlas.grid, None, None, None
     if refine_steps > 0:
         field_grid = refinement_grid(atlas, target, REFINE_MAX_VOXELS.get(device.type, REFINE_MAX_VOXELS["cpu"]))
         finer = _pair_on_finer_grid(model, target, prepared, field_grid, device)
-        field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=finer)
+        with torch.no_grad():
+            start = nets.g_forward.unet_field(atlas_t, scan_t)
+            if qc:  # the QC scores G_F's own prediction: the fit raises the match it would read (ltnet.qc)
+                network = nets.g_forward.displacement(start.float())
+                network_match = quality.image_match(scan_t, warp(atlas_t, network), warp(one_hot_t, network))
+        field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=finer, start=start)
         # the same map at the network grid's voxels, for G_B and the QC
         forward = field if finer is None else field_on_grid(field, 1.0 / finer[2], atlas.grid.size[::-1])
     with torch.no_grad(), mixed_precision(device):
@@ -84,7 +89,8 @@ def transfer(
         return result
     inverse_consistency = quality.inverse_consistency_mm(cycle, grid.spacing)
     if qc:
-        result.qc = quality.measure(cycle, atlas_t, one_hot_t, scan_t, inverse_consistency, atlas.labels, (model.reference_lncc, model.reference_label_lncc), field)
+        result.qc = quality.measure(cycle, atlas_t, one_hot_t, scan_t, inverse_consistency, atlas.labels,
+                                   (model.reference_lncc, model.reference_label_lncc), field, network_match)
         if refine_steps > 0:  # what the refinement ran on, so a result can be reproduced and its cost understood
             result.qc["refinement"] = {"steps": refine_steps, "grid_size": list(field_grid.size), "spacing_mm": round(field_grid.spacing, 4)}
     if extras:

@@ -55,6 +55,19 @@ def test_a_flipped_scan_is_flagged(model):
         assert bad["verdict"] == "likely failed", bad
 
 
+
+def test_a_refined_transfer_is_scored_on_the_networks_own_match(model):
+    # the fit raises the match the score reads (every hippocampus target was OK after it: docs/BENCHMARKS.md, item 30),
+    # so a refined transfer is scored as its unrefined one, and a broken one stays flagged
+    scan = read_image(sample.held_out_scan_paths()[0])
+    plain, refined = transfer(model, scan, extras=False).qc, transfer(model, scan, refine_steps=3, extras=False).qc
+    assert refined["network_label_lncc"] == pytest.approx(plain["label_lncc"], abs=1e-3)
+    assert refined["label_lncc"] > refined["network_label_lncc"] + 0.01, refined
+    assert refined["score"] == pytest.approx(qc.score(refined), abs=1e-4)
+    assert refined["score"] == pytest.approx(plain["score"], abs=2e-3) and "network_lncc" not in plain
+    bad = transfer(model, flipped(scan), refine_steps=3, extras=False).qc
+    assert bad["verdict"] == "likely failed" and bad["label_lncc"] > bad["network_label_lncc"], bad
+
 def test_a_wrong_atlas_is_flagged():
     model = load_model(sample.demo_model_path())  # its own copy: the atlas is replaced below
     atlas_image = read_image(sample.atlas_image_path())

@@ -11,6 +11,7 @@ TARGET_COLUMNS = [
     ("inverse_consistency_mm", "Inverse consistency (mm)"),
     ("folded_fraction", "Folded fraction"),
     ("label_lncc", "LNCC in labels"),
+    ("network_label_lncc", "Network's LNCC in labels (refined: what the score reads)"),
     ("reference_label_lncc", "Reference LNCC in labels"),
     ("lncc", "LNCC"),
     ("reference_lncc", "Reference LNCC"),
