@@ -41,7 +41,8 @@ The score is the image match where the labels went (LNCC over the labels divided
 typical good transfer) minus
 10 times the share of folded voxels beyond 1% (a flipped or wrong scan can round-trip well, so the image match
 decides). Verdict: <b>OK</b> if score >= 0.95, <b>check</b> if 0.60 <= score < 0.95, <b>likely failed</b>
-below 0.60 (thresholds of ltnet.qc); a mean label cycle Dice below 0.8 turns OK into check.
+below 0.60 (thresholds of ltnet.qc); a mean label cycle Dice below 0.8 turns OK into check. With refinement steps
+the score reads the network's own match ("Network's LNCC in labels"): the fit raises the match of the refined field.
 <br><br>
 Batch use and details: docs/SLICER.md of the LTNet repository.
 """
