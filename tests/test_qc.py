@@ -55,7 +55,6 @@ def test_a_flipped_scan_is_flagged(model):
         assert bad["verdict"] == "likely failed", bad
 
 
-
 def test_a_refined_transfer_is_scored_on_the_networks_own_match(model):
     # the fit raises the match the score reads (every hippocampus target was OK after it: docs/BENCHMARKS.md, item 30),
     # so a refined transfer is scored as its unrefined one, and a broken one stays flagged
