@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltnet import augment, distributed, qc as quality, sampling
+from ltnet import augment, distributed, qc as quality, sampling, teach
 from ltnet.device import mixed_precision
 from ltnet.errors import LTNetError
 from ltnet.model_file import LTNetModel, save_model
@@ -133,6 +133,7 @@ def train(
     order = torch.Generator().manual_seed(settings.seed)
     augmentation = augment.Augmentation() if settings.augment else None
     augment_draws = torch.Generator().manual_seed(settings.seed + AUGMENT_SEED_OFFSET)
+    refined_fields = teach.RefinedFields(nets.g_forward, weights, atlas[:1]) if weights.teach > 0 else None
     state = model.training
     if state.get("optimizer_g"):
         optimizer_g.load_state_dict(state["optimizer_g"])
@@ -174,9 +175,13 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = rate
             now_weights = replace(weights, gan=weights.gan * ramp)
+            if refined_fields is not None:  # before the step: refining does not touch the networks' gradients
+                refined = torch.cat([refined_fields(drawn[slot], cohort[drawn[slot]].to(device)) for slot in my_slots])
             with autocast:
                 cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward, coupling=ramp * weights.coupling)
                 terms = batch_mean_terms(parallel, cycle, atlas, atlas_labels, scan, now_weights)
+                if refined_fields is not None:
+                    terms["teach"] = teach.teach_term(cycle.forward, refined)
                 total = weighted_total(terms, now_weights)
             optimizer_g.zero_grad(set_to_none=True)
             total.backward()

@@ -32,6 +32,7 @@ class LossWeights:
     anatomy_cyc: float = 3.0
     diff_cyc: float = 3.0
     coupling: float = 1.0
+    teach: float = 0.0  # ours: G_F pulled toward its own refined fields (``ltnet.teach``); fine-tuning only
 
     @classmethod
     def paper(cls, lambda1: float = 10.0, lambda2: float = 3.0, adversarial: bool = True) -> "LossWeights":

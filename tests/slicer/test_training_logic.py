@@ -190,7 +190,7 @@ def test_settings_become_options_that_ltnet_train_accepts(tmp_path):
     from LTNetTrainingLib import TrainingSettings
 
     settings = TrainingSettings(iterations=7, learningRate=2e-5, grid=(32, 40, 48), lambda1=5.0, lambda2=1.5,
-                                adversarial=False, diffeomorphic=True, fieldDownsize=2, augment=True, prealign=False, prealignFixed="scan", device="cpu", seed=3,
+                                adversarial=False, diffeomorphic=True, fieldDownsize=2, augment=True, teach=10.0, prealign=False, prealignFixed="scan", device="cpu", seed=3,
                                 checkpointEvery=2)
     arguments = TrainingLogic().commandArguments("a.nii.gz", "a.seg.nrrd", ["s1.nii.gz", "s2.nii.gz"], "m.pt",
                                                  settings, initPath="init.pt", resume=False)
@@ -198,13 +198,13 @@ def test_settings_become_options_that_ltnet_train_accepts(tmp_path):
     assert (parsed.iterations, parsed.lr, parsed.grid, parsed.lambda1, parsed.lambda2) == (7, 2e-5, [32, 40, 48],
                                                                                           5.0, 1.5)
     assert (parsed.adversarial, parsed.diffeomorphic, parsed.field_downsize, parsed.augment, parsed.no_prealign) == (False, True, 2, True, True)
-    assert parsed.prealign_fixed == "scan"
+    assert parsed.prealign_fixed == "scan" and parsed.teach == 10.0
     assert (parsed.device, parsed.seed, parsed.checkpoint_every, parsed.progress) == ("cpu", 3, 2, "jsonl")
     assert (parsed.init, parsed.resume, parsed.images) == ("init.pt", False, ["s1.nii.gz", "s2.nii.gz"])
     defaults = build_parser().parse_args(TrainingLogic().commandArguments(
         "a", "b", ["c"], "m.pt", TrainingSettings(), initPath=None, resume=True))
     assert defaults.grid is None and defaults.resume and defaults.init is None  # grid auto: ltnet's default
-    assert defaults.field_downsize == 1 and not defaults.augment and defaults.prealign_fixed is None  # on resume: the model's own
+    assert defaults.field_downsize == 1 and not defaults.augment and defaults.teach == 0 and defaults.prealign_fixed is None  # on resume: the model's own
     core = build_parser().parse_args(["train", "--atlas-image", "a", "--atlas-labels", "b", "--images", "c",
                                       "--out", "m.pt"])  # the panel's defaults are ltnet's
     coreLambda2 = 3.0 if core.lambda2 is None else core.lambda2  # None: ltnet's LT-Net default, 3
