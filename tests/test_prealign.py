@@ -39,3 +39,15 @@ def test_a_known_affine_is_recovered_from_a_finer_scan(atlas_image, fixed):
 def test_an_unknown_fixed_image_is_refused(atlas_image):
     with pytest.raises(ValueError, match="fixed"):
         affine_prealign(normalise(atlas_image), normalise(atlas_image), fixed="both")
+
+
+def test_the_pre_alignment_is_reproducible_and_leaves_itk_threads_as_they_were(atlas_image):
+    atlas = normalise(atlas_image)
+    moved = known_affine()
+    moved.SetCenter(atlas.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in atlas.GetSize()]))
+    scan = sitk.Resample(atlas, atlas, moved.GetInverse(), sitk.sitkLinear, 0.0)
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    runs = [affine_prealign(atlas, scan, fixed="scan").GetParameters() for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]  # bitwise: ITK runs the registration on one thread
+    assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == before
+
