@@ -176,7 +176,7 @@ def train(
                     group["lr"] = rate
             now_weights = replace(weights, gan=weights.gan * ramp)
             if refined_fields is not None:  # before the step: refining does not touch the networks' gradients
-                refined = torch.cat([refined_fields(drawn[slot], cohort[drawn[slot]].to(device)) for slot in my_slots])
+                refined = torch.cat([refined_fields(drawn[slot], scan[i : i + 1]) for i, slot in enumerate(my_slots)])
             with autocast:
                 cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward, coupling=ramp * weights.coupling)
                 terms = batch_mean_terms(parallel, cycle, atlas, atlas_labels, scan, now_weights)

@@ -8,19 +8,19 @@ from ltnet.data.intensity import normalise
 from ltnet.data.prealign import affine_prealign
 
 
-def known_affine() -> sitk.AffineTransform:
+def known_affine(about: sitk.Image) -> sitk.AffineTransform:
+    """A fixed affine map (a few degrees, a few percent, a few mm) about the centre of ``about``."""
     transform = sitk.AffineTransform(3)
     transform.SetMatrix([1.06, 0.05, 0.0, -0.04, 0.95, 0.03, 0.02, 0.0, 1.03])
     transform.SetTranslation([2.0, -1.5, 1.0])
+    transform.SetCenter(about.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in about.GetSize()]))
     return transform
 
 
 @pytest.mark.parametrize("fixed", ["scan", "atlas"])
 def test_a_known_affine_is_recovered_from_a_finer_scan(atlas_image, fixed):
     atlas = normalise(atlas_image)
-    centre = atlas.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in atlas.GetSize()])
-    truth = known_affine()
-    truth.SetCenter(centre)
+    truth = known_affine(atlas)
     inverse = truth.GetInverse()  # scan points -> atlas points: the scan is the atlas moved by `truth`
     scan_grid = sitk.Image([2 * s for s in atlas.GetSize()], sitk.sitkFloat32)  # half the atlas's spacing: bin-averaged first
     scan_grid.SetSpacing([s / 2 for s in atlas.GetSpacing()])
@@ -43,9 +43,7 @@ def test_an_unknown_fixed_image_is_refused(atlas_image):
 
 def test_the_pre_alignment_is_reproducible_and_leaves_itk_threads_as_they_were(atlas_image):
     atlas = normalise(atlas_image)
-    moved = known_affine()
-    moved.SetCenter(atlas.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in atlas.GetSize()]))
-    scan = sitk.Resample(atlas, atlas, moved.GetInverse(), sitk.sitkLinear, 0.0)
+    scan = sitk.Resample(atlas, atlas, known_affine(atlas).GetInverse(), sitk.sitkLinear, 0.0)
     before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     runs = [affine_prealign(atlas, scan, fixed="scan").GetParameters() for _ in range(3)]
     assert runs[0] == runs[1] == runs[2]  # bitwise: ITK runs the registration on one thread
