@@ -46,7 +46,7 @@ from ltnet.data.intensity import normalise  # noqa: E402
 from ltnet.data.io import read_image, read_label_map  # noqa: E402
 from ltnet.data.prealign import affine_prealign  # noqa: E402
 from ltnet.data.prepare import Atlas  # noqa: E402
-from ltnet.device import mixed_precision  # noqa: E402
+from ltnet.device import inference_precision, mixed_precision, ready_for_inference  # noqa: E402
 from ltnet.model_file import LTNetModel  # noqa: E402
 from ltnet.nn import losses  # noqa: E402
 from ltnet.nn.cycle import run_cycle  # noqa: E402
@@ -117,13 +117,13 @@ def ltnet_transfer(grid, device, repeats):
     atlas, target = pair(grid)
     torch.manual_seed(0)
     model = LTNetModel(LTNetNetworks(NetworkConfig()), atlas, LossWeights.paper())
-    nets = model.networks.to(device).eval()
+    nets = ready_for_inference(model.networks, device)
     atlas_t = torch.from_numpy(atlas.image)[None, None].to(device)
     one_hot = torch.from_numpy(atlas.one_hot)[None].to(device)
     scan = torch.from_numpy(sitk.GetArrayFromImage(target))[None, None].to(device)
 
     def forward_network_only():
-        with torch.no_grad(), mixed_precision(device):
+        with torch.no_grad(), inference_precision(device):
             run_cycle(nets, atlas_t, one_hot, scan, with_backward=False)
 
     started = time.perf_counter()
@@ -172,10 +172,10 @@ def vxm_transfer(grid, device, repeats):
     from voxelmorph.nn.functional import spatial_transform
 
     atlas_t, one_hot, scan = _vxm_tensors(grid, device)
-    net = _voxelmorph(device).eval()
+    net = ready_for_inference(_voxelmorph(device), device)
 
     def run():
-        with torch.no_grad(), mixed_precision(device):
+        with torch.no_grad(), inference_precision(device):
             field = net(atlas_t, scan)
             spatial_transform(one_hot, field[0])  # all label channels, linear
 

@@ -17,7 +17,7 @@ from ltnet import qc as quality
 from ltnet.data.grid import REFINE_MAX_VOXELS, NetworkGrid, argmax_labels, resample
 from ltnet.data.intensity import normalise
 from ltnet.data.prepare import PreparedScan, prepare_scan
-from ltnet.device import mixed_precision
+from ltnet.device import inference_precision, ready_for_inference
 from ltnet.model_file import LTNetModel
 from ltnet.nn.cycle import run_cycle
 from ltnet.nn.warp import field_on_grid, warp
@@ -60,7 +60,7 @@ def transfer(
     atlas = model.atlas
     if prepared is None:  # given when a batch already prepared it in a worker (ltnet.batch_transfer)
         prepared = prepare_scan(target, atlas, prealign)
-    nets = model.networks.to(device).eval()
+    nets = ready_for_inference(model.networks, device)
     atlas_t = torch.from_numpy(atlas.image).float()[None, None].to(device)
     one_hot_t = torch.from_numpy(atlas.one_hot).float()[None].to(device)
     scan_t = torch.from_numpy(prepared.image).float()[None, None].to(device)
@@ -70,14 +70,15 @@ def transfer(
         field_grid = refinement_grid(atlas, target, REFINE_MAX_VOXELS.get(device.type, REFINE_MAX_VOXELS["cpu"]))
         finer = _pair_on_finer_grid(model, target, prepared, field_grid, device)
         with torch.no_grad():
-            start = nets.g_forward.unet_field(atlas_t, scan_t)
+            with inference_precision(device):
+                start = nets.g_forward.unet_field(atlas_t, scan_t).float()
             if qc:  # the QC scores G_F's own prediction: the fit raises the match it would read (ltnet.qc)
-                network = nets.g_forward.displacement(start.float())
+                network = nets.g_forward.displacement(start)
                 network_match = quality.image_match(scan_t, warp(atlas_t, network), warp(one_hot_t, network))
         field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=finer, start=start)
         # the same map at the network grid's voxels, for G_B and the QC
         forward = field if finer is None else field_on_grid(field, 1.0 / finer[2], atlas.grid.size[::-1])
-    with torch.no_grad(), mixed_precision(device):
+    with torch.no_grad(), inference_precision(device):
         cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t, with_backward=qc or extras, forward=forward)
         cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
     grid = atlas.grid

@@ -49,3 +49,25 @@ def test_the_pre_alignment_is_reproducible_and_leaves_itk_threads_as_they_were(a
     assert runs[0] == runs[1] == runs[2]  # bitwise: ITK runs the registration on one thread
     assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == before
 
+
+
+class DivergingRegistration(sitk.ImageRegistrationMethod):
+    """A registration whose optimiser ends far off: the affine halves the scale and shifts 15 mm."""
+
+    def SetInitialTransform(self, transform, inPlace=True):
+        self.transform = transform
+        return super().SetInitialTransform(transform, inPlace)
+
+    def Execute(self, fixed, moving):
+        self.transform.SetMatrix([0.5, 0, 0, 0, 0.5, 0, 0, 0, 0.5])
+        self.transform.SetTranslation([15.0, 0.0, 0.0])
+        return self.transform
+
+
+def test_a_registration_that_ends_worse_than_the_centring_is_not_used(atlas_image, monkeypatch):
+    atlas = normalise(atlas_image)
+    scan = sitk.Resample(atlas, atlas, known_affine(atlas).GetInverse(), sitk.sitkLinear, 0.0)
+    monkeypatch.setattr(sitk, "ImageRegistrationMethod", DivergingRegistration)
+    found = affine_prealign(atlas, scan, fixed="scan")
+    assert np.allclose(found.GetMatrix(), np.eye(3).ravel())  # the centring: same-grid images need no shift either
+    assert np.allclose(found.GetTranslation(), 0.0)
