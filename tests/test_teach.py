@@ -37,16 +37,16 @@ def test_fine_tuning_with_teach_moves_g_f_toward_its_refined_field(tmp_path, cap
     out = tmp_path / "taught.pt"
     args = ["train", "--atlas-image", sample.atlas_image_path(), "--atlas-labels", sample.atlas_labels_path(),
             "--images", sample.training_scan_paths()[0], "--out", out, "--iterations", 5, "--device", "cpu",
-            "--init", sample.demo_model_path(), "--teach", 100, "--lr", 3e-4, "--progress", "jsonl"]
+            "--init", sample.demo_model_path(), "--teach", 100, "--lr", 1e-4, "--progress", "jsonl"]
     assert main([str(a) for a in args]) == 0
     assert '"teach"' in capsys.readouterr().out  # a loss term of its own in the progress, as Slicer's curves show it
     before, after = load_model(sample.demo_model_path()), load_model(out)
-    assert after.weights.teach == 100 and before.weights.teach == 0
+    assert after.weights.teach == 100  # the weight given, whatever the --init model was taught with (the bundled one: 10)
     atlas, scan = pair(before)
     target = refine(before.networks.g_forward, before.weights, atlas, scan, 20)
     with torch.no_grad():
         distance = {name: teach_term(m.networks.g_forward(atlas, scan), target).item() for name, m in (("before", before), ("after", after))}
-    assert distance["after"] < 0.8 * distance["before"], distance
+    assert distance["after"] < 0.8 * distance["before"], distance  # measured 0.118 against 0.163; --teach 0 left it at 0.165
 
 
 @pytest.mark.parametrize("extra, words", [([], ["--teach", "--init"]), (["--init", "MODEL", "--augment"], ["--teach", "--augment"]),
