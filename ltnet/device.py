@@ -57,10 +57,10 @@ def inference_precision(device: torch.device):
     """The autocast context the networks transfer labels in: bfloat16 on CUDA, and on a CPU that computes bfloat16
     natively (AVX512-BF16 or AMX), else float32 (off).
 
-    On such a CPU a pass of ``G_F`` at the hippocampus grid takes half the time (0.043 against 0.091 CPU seconds);
-    its flow layer stays float32 (``ltnet.nn.networks``), and the fields differed from float32 by 0.015 voxel at
-    most (docs/BENCHMARKS.md, "Tuning LT-Net", item 32). Elsewhere (older x86, Apple and other ARM CPUs) bfloat16
-    is emulated and slower than float32, so it stays off there.
+    On such a CPU a pass of ``G_F`` at the hippocampus grid takes half the time (0.043 against 0.091 CPU seconds;
+    0.034 laid out by ``ready_for_inference``); its flow layer stays float32 (``ltnet.nn.networks``), and the
+    fields differed from float32 by 0.015 voxel at most (docs/BENCHMARKS.md, "Tuning LT-Net", item 32). Other
+    CPUs would convert bfloat16 in software (not measured here), so they run float32.
     """
     if device.type == "cuda":
         return mixed_precision(device)

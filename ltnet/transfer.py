@@ -54,7 +54,8 @@ def transfer(
     ``refine_steps`` > 0 first fits the forward map to this target (``ltnet.refine``).
     ``qc`` runs the backward network and the quality checks; ``extras`` also makes the
     images behind them (the warped and reconstructed atlas, field, Jacobian and
-    inverse-consistency maps). Without both, only ``G_F`` runs: about half the time.
+    inverse-consistency maps). Without both, only ``G_F`` runs (0.25 against 0.30 CPU seconds
+    per hippocampus crop, the pre-alignment included).
     """
     device = torch.device(device)
     atlas = model.atlas

@@ -27,6 +27,20 @@ def test_the_probe_answers_a_bool_and_keeps_its_answer():
     assert devices.cpu_has_native_bfloat16() is devices.cpu_has_native_bfloat16()
 
 
+@pytest.mark.parametrize("avx512_bf16, amx", [(True, False), (False, True), (False, False)])
+def test_the_probe_reads_the_cpu_capabilities_or_on_older_torch_its_private_probes(avx512_bf16, amx, monkeypatch):
+    probe = devices.cpu_has_native_bfloat16.__wrapped__  # uncached
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": avx512_bf16, "amx_bf16": amx, "avx2": True}, raising=False)
+    assert probe() == (avx512_bf16 or amx)
+    monkeypatch.delattr(torch.cpu, "get_capabilities")  # torch before get_capabilities
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert probe() == (avx512_bf16 or amx)
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):  # a torch with neither probe: float32
+        monkeypatch.delattr(torch.cpu, name)
+    assert probe() is False
+
+
 @pytest.mark.skipif(not sample.demo_model_path().exists(), reason="needs the bundled demo model")
 def test_labels_and_qc_transferred_in_bfloat16_agree_with_float32(monkeypatch):
     model, target = load_model(sample.demo_model_path()), read_image(sample.held_out_scan_paths()[0])
