@@ -181,7 +181,7 @@ def train(
                 cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward, coupling=ramp * weights.coupling)
                 terms = batch_mean_terms(parallel, cycle, atlas, atlas_labels, scan, now_weights)
                 if refined_fields is not None:
-                    terms["teach"] = teach.teach_term(cycle.forward, refined)
+                    terms["teach"] = teach.teach_term(cycle.forward, refined, teach.label_weights(atlas_labels, refined))
                 total = weighted_total(terms, now_weights)
             optimizer_g.zero_grad(set_to_none=True)
             total.backward()
