@@ -4,7 +4,8 @@
 well above the network's own (docs/BENCHMARKS.md, "Tuning LT-Net", items 29 and 31).
 Those refined fields need no labels, so they can teach the network: fine-tuning
 adds ``weights.teach`` times the mean of ``(Δ_F − Δ_refined)²`` (voxels², weighted as
-below) to the training loss, where ``Δ_refined`` is the field ``TEACH_STEPS`` refinement steps make for that scan,
+below) to the training loss, where ``Δ_refined`` is the field ``TEACH_STEPS``
+refinement steps make for that scan,
 computed from the network being fine-tuned the first time the scan is drawn and
 kept in CPU memory: 3 float32 values per grid voxel per scan, 0.9 MB at the
 hippocampus grid (40x48x40) but 83 MB at 160x192x224, about 10 GB for 120 scans
