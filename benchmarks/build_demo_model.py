@@ -6,8 +6,8 @@ model on scans it never saw. Two stages, each an ``ltnet train`` run that can be
 
 1. ``ltnet train``'s defaults (the schedule of docs/BENCHMARKS.md, "Tuning LT-Net") with the scan held
    fixed in the pre-alignment (item 25), 1500 iterations at lr 3e-4;
-2. that model taught by its own refinement (``--init ... --teach 10 --iterations 600 --lr 1e-4``, item 31),
-   which raised the mean Dice over the 59 benchmark targets from 0.768 to 0.779 (``--teach 0`` skips it).
+2. that model taught by its own refinement (``--init ... --teach 10 --iterations 600 --lr 1e-4``, items 31 and 34),
+   which raised the mean Dice over the 59 benchmark targets from 0.768 to 0.782 (``--teach 0`` skips it).
 
 The training state (optimizer moments) is dropped from the bundled file to keep it small; `--init`
 fine-tunes from it.

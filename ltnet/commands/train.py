@@ -73,8 +73,8 @@ def add_arguments(parser) -> None:
                         "on the hippocampus benchmark, where the targets are the cohort's own scans, it lowered the Dice by 0.011)")
     parser.add_argument("--teach", type=float, default=0.0, metavar="W",
                         help="fine-tuning (with --init): also pull G_F's field toward its own refined field for each cohort scan "
-                        "(20 refinement steps, computed once per scan), with weight W (10 measured; default 0: off). On the "
-                        "hippocampus benchmark 600 iterations at --lr 1e-4 raised the network's mean Dice from 0.769 to 0.779 over three seeds (docs/BENCHMARKS.md)")
+                        "(20 refinement steps, computed once per scan) where the atlas labels go, with weight W (10 measured; default 0: off). On the "
+                        "hippocampus benchmark 600 iterations at --lr 1e-4 raised the network's mean Dice from 0.769 to 0.784 over three seeds (docs/BENCHMARKS.md)")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing: recompute U-Net activations in the backward pass (less GPU memory, about 30%% slower)")
 
 
