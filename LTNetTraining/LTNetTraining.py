@@ -12,14 +12,17 @@ import time
 from typing import Annotated
 
 import slicer
-from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
-from slicer.util import VTKObservationMixin
-
 from LTNetCommonLib.moduleWidget import LTNetModuleWidgetMixin
 from LTNetTrainingLib import COMPLETED, TrainingLogic
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
 
 
 class LTNetTraining(ScriptedLoadableModule):
@@ -32,10 +35,12 @@ class LTNetTraining(ScriptedLoadableModule):
         self.parent.helpText = (
             "Train LT-Net (one-shot segmentation by label transfer, CVPR 2020) from one labeled atlas and a cohort "
             "of unlabeled scans. The training runs in a background process with a live loss plot; Cancel keeps "
-            "the last checkpoint and Resume continues from it. The new model appears in LTNet Transfer.")
+            "the last checkpoint and Resume continues from it. The new model appears in LTNet Transfer."
+        )
         self.parent.acknowledgementText = (
             "Method: Wang et al., LT-Net: Label Transfer by Learning Reversible Voxel-wise Correspondence for "
-            "One-shot Medical Image Segmentation, CVPR 2020.")
+            "One-shot Medical Image Segmentation, CVPR 2020."
+        )
 
 
 @parameterNodeWrapper

@@ -11,15 +11,18 @@ import logging
 from typing import Annotated
 
 import slicer
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
-from slicer.util import VTKObservationMixin
-
 from LTNetCommonLib.moduleWidget import LTNetModuleWidgetMixin
 from LTNetTransferLib import TransferError, TransferLogic
 from LTNetTransferLib.display import showCycleConsistency
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
 
 HELP = """
 Segments one or several scans by transferring the labels of an atlas with an LT-Net model
@@ -59,7 +62,8 @@ class LTNetTransfer(ScriptedLoadableModule):
         self.parent.acknowledgementText = (
             "Method: Wang et al., LT-Net: Label Transfer by Learning Reversible Voxel-wise Correspondence for "
             "One-shot Medical Image Segmentation, CVPR 2020. Sample data: Medical Segmentation Decathlon "
-            "(hippocampus), CC-BY-SA 4.0.")
+            "(hippocampus), CC-BY-SA 4.0."
+        )
 
 
 @parameterNodeWrapper
@@ -88,8 +92,9 @@ class LTNetTransferWidget(LTNetModuleWidgetMixin, ScriptedLoadableModuleWidget, 
         from LTNetTransferLib.transferPanel import TransferPanel
 
         logic = LTNetTransferLogic(logCallback=lambda message: self.panel.appendLog(message))
-        self.setupPanel("UI/LTNetTransfer.ui", logic,
-                        lambda ui, logic: TransferPanel(ui, logic, lambda: self.parameterNode))
+        self.setupPanel(
+            "UI/LTNetTransfer.ui", logic, lambda ui, logic: TransferPanel(ui, logic, lambda: self.parameterNode)
+        )
 
     def enter(self):
         LTNetModuleWidgetMixin.enter(self)
@@ -154,8 +159,9 @@ class LTNetTransferTest(ScriptedLoadableModuleTest):
     def test_transferSampleScan(self):
         import numpy as np
         import vtk
-        import ltnet.sample
         from LTNetCommonLib.dependencies import ensureDependencies
+
+        import ltnet.sample
 
         self.delayDisplay("Checking PyTorch and the ltnet dependencies")
         if not ensureDependencies(slicer.util.confirmOkCancelDisplay, "LTNet Transfer"):
@@ -170,7 +176,9 @@ class LTNetTransferTest(ScriptedLoadableModuleTest):
         result = logic.transfer(LTNetTransferLogic.demoModelPath(), target, device="cpu", timeout=600)
 
         segmentation = result.segmentationNode.GetSegmentation()
-        values = sorted(segmentation.GetNthSegment(i).GetLabelValue() for i in range(segmentation.GetNumberOfSegments()))
+        values = sorted(
+            segmentation.GetNthSegment(i).GetLabelValue() for i in range(segmentation.GetNumberOfSegments())
+        )
         self.assertEqual(values, [1, 2])
         names = {segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())}
         self.assertEqual(names, {"Anterior hippocampus", "Posterior hippocampus"})
@@ -178,9 +186,16 @@ class LTNetTransferTest(ScriptedLoadableModuleTest):
         labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
         ids = vtk.vtkStringArray()
         segmentation.GetSegmentIDs(ids)
-        self.assertTrue(slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(
-            result.segmentationNode, ids, labelmap, target, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY,
-            result.colorTableNode))  # the atlas color table keeps the label values
+        self.assertTrue(
+            slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(
+                result.segmentationNode,
+                ids,
+                labelmap,
+                target,
+                slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY,
+                result.colorTableNode,
+            )
+        )  # the atlas color table keeps the label values
         expected, actual = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
         target.GetIJKToRASMatrix(expected)
         labelmap.GetIJKToRASMatrix(actual)

@@ -37,7 +37,13 @@ from ltnet.model_file import load_model  # noqa: E402
 from ltnet.transfer import transfer  # noqa: E402
 
 ATLAS = "hippocampus_007"
-OFF = {"cyc": "L_cyc", "trans": "L_trans", "anatomy_cyc": "L_anatomy_cyc", "diff_cyc": "L_diff_cyc", "smooth": "L_smooth"}
+OFF = {
+    "cyc": "L_cyc",
+    "trans": "L_trans",
+    "anatomy_cyc": "L_anatomy_cyc",
+    "diff_cyc": "L_diff_cyc",
+    "smooth": "L_smooth",
+}
 
 
 def variants(recipe: list[str]) -> dict[str, list[str]]:
@@ -49,7 +55,9 @@ def variants(recipe: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def train_all(work: Path, cohort: Path, runs: dict[str, list[str]], iterations: int, lr: float, parallel: int) -> dict[str, Path]:
+def train_all(
+    work: Path, cohort: Path, runs: dict[str, list[str]], iterations: int, lr: float, parallel: int
+) -> dict[str, Path]:
     """Train every variant not yet in ``work``, ``parallel`` at a time (one thread each); label -> model path."""
     paths = {label: work / (re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_") + ".pt") for label in runs}
     pending = [label for label in runs if not paths[label].exists() or load_model(paths[label]).iteration < iterations]
@@ -59,10 +67,19 @@ def train_all(work: Path, cohort: Path, runs: dict[str, list[str]], iterations: 
         processes = []
         for label in batch:
             resume = ["--resume"] if paths[label].exists() else []  # an interrupted run continues from its checkpoint
-            command = train_command(paths[label], cohort, DATA / "images" / f"{ATLAS}.nii.gz", DATA / "labels" / f"{ATLAS}.nii.gz",
-                                    iterations, lr, ["--seed", "0", *runs[label], *resume])
+            command = train_command(
+                paths[label],
+                cohort,
+                DATA / "images" / f"{ATLAS}.nii.gz",
+                DATA / "labels" / f"{ATLAS}.nii.gz",
+                iterations,
+                lr,
+                ["--seed", "0", *runs[label], *resume],
+            )
             log = open(paths[label].with_suffix(".log"), "a")
-            processes.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment), log, label))
+            processes.append(
+                (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment), log, label)
+            )
         for process, log, label in processes:
             if process.wait() != 0:
                 raise SystemExit(f"training {label} failed; see {paths[label].with_suffix('.log')}")
@@ -84,7 +101,10 @@ def main() -> None:
     scans = sorted(p for p in (DATA / "images").glob("*.nii.gz") if p.name != f"{ATLAS}.nii.gz")
     cohort = Path(args.cohort) if args.cohort else link_cohort(scans, work / "cohort")
     runs = variants(shlex.split(args.recipe))
-    models = {label: load_model(path) for label, path in train_all(work, cohort, runs, args.iterations, args.lr, args.parallel).items()}
+    models = {
+        label: load_model(path)
+        for label, path in train_all(work, cohort, runs, args.iterations, args.lr, args.parallel).items()
+    }
 
     dataset = DATASETS["hippocampus"]
     threads = torch.get_num_threads()
@@ -95,18 +115,31 @@ def main() -> None:
         for label, model in models.items():
             with Timer() as t:
                 result = transfer(model, target, "cpu", extras=False)
-            rows.append(score(Warped(result.labels, result.qc["folded_fraction"], t.wall, t.cpu), ATLAS, scan.name, reference, dataset, label, threads))
+            rows.append(
+                score(
+                    Warped(result.labels, result.qc["folded_fraction"], t.wall, t.cpu),
+                    ATLAS,
+                    scan.name,
+                    reference,
+                    dataset,
+                    label,
+                    threads,
+                )
+            )
         print(scan.name, flush=True)
     write_csv(rows, OUT / "ablation_hippocampus.csv")
     recipe = {r["target"]: r["mean_dice"] for r in rows if r["method"] == "recipe"}
-    changes = [f"- {label}: {np.mean([r['mean_dice'] - recipe[r['target']] for r in rows if r['method'] == label]):+.3f} mean Dice "
-               f"(better on {sum(r['mean_dice'] > recipe[r['target']] for r in rows if r['method'] == label)} of {len(recipe)} targets)"
-               for label in models if label != "recipe"]
+    changes = [
+        f"- {label}: {np.mean([r['mean_dice'] - recipe[r['target']] for r in rows if r['method'] == label]):+.3f} mean Dice "
+        f"(better on {sum(r['mean_dice'] > recipe[r['target']] for r in rows if r['method'] == label)} of {len(recipe)} targets)"
+        for label in models
+        if label != "recipe"
+    ]
     text = f"""## Ablation, one-shot, MSD hippocampus (`benchmarks/ablation.py`)
 
 LT-Net with one loss term switched off at a time (`ltnet train --without TERM`), or the adversarial term the recipe
 leaves out switched on, every variant trained with the same budget and seed: {args.iterations} iterations, Adam lr {args.lr:g},
-batch 1, cohort `{cohort}` ({len(list(cohort.iterdir()))} scans), recipe `ltnet train {args.recipe or '(defaults: --warmup 0.5 --coupling 0.1, six terms)'}`. Atlas `{ATLAS}`; {len(scans)} targets scored on their own grids
+batch 1, cohort `{cohort}` ({len(list(cohort.iterdir()))} scans), recipe `ltnet train {args.recipe or "(defaults: --warmup 0.5 --coupling 0.1, six terms)"}`. Atlas `{ATLAS}`; {len(scans)} targets scored on their own grids
 (Dice mean ± std over targets; HD95 and the rest as in the accuracy table; per-target rows in
 [`ablation_hippocampus.csv`](benchmarks/ablation_hippocampus.csv)). Machine: {machine()}.
 

@@ -30,7 +30,22 @@ import SimpleITK as sitk
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classical import DATA as SHARED_DATA, DATASETS, OUT, Timer, Warped, box_plot, pairs, read_csv, score, subjects, table, write_csv  # noqa: E402
+from classical import (
+    DATA as SHARED_DATA,
+)  # noqa: E402
+from classical import (
+    DATASETS,
+    OUT,
+    Timer,
+    Warped,
+    box_plot,
+    pairs,
+    read_csv,
+    score,
+    subjects,
+    table,
+    write_csv,
+)
 from report import machine, mean_std, write_section  # noqa: E402
 
 from ltnet.data.intensity import normalise  # noqa: E402
@@ -43,15 +58,49 @@ from ltnet.transfer import transfer  # noqa: E402
 DATA = SHARED_DATA / "hippocampus"
 CLASSICAL = ["elastix affine + B-spline", "ANTs SyN (antspyx)"]
 TITLES = {"hippocampus": "MSD hippocampus", "ibsr18": "IBSR18 brain MRI"}
-RECIPES = {"VoxelMorph (L_sim + L_smooth)": ("voxelmorph", ["--voxelmorph"]), "LT-Net (ltnet train defaults)": ("ltnet", [])}
+RECIPES = {
+    "VoxelMorph (L_sim + L_smooth)": ("voxelmorph", ["--voxelmorph"]),
+    "LT-Net (ltnet train defaults)": ("ltnet", []),
+}
 
 
-def train_command(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str],
-                  device: str = "cpu", checkpoint_every: int = 100) -> list[str]:
+def train_command(
+    out: Path,
+    cohort: Path,
+    atlas_image: Path,
+    atlas_labels: Path,
+    iterations: int,
+    lr: float,
+    extra: list[str],
+    device: str = "cpu",
+    checkpoint_every: int = 100,
+) -> list[str]:
     """The ``ltnet train`` command line of one benchmark model (JSON-lines progress)."""
-    return [sys.executable, "-m", "ltnet", "train", "--atlas-image", str(atlas_image), "--atlas-labels", str(atlas_labels),
-            "--images", str(cohort), "--out", str(out), "--iterations", str(iterations), "--device", device, "--progress", "jsonl",
-            "--checkpoint-every", str(checkpoint_every), "--lr", str(lr), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "ltnet",
+        "train",
+        "--atlas-image",
+        str(atlas_image),
+        "--atlas-labels",
+        str(atlas_labels),
+        "--images",
+        str(cohort),
+        "--out",
+        str(out),
+        "--iterations",
+        str(iterations),
+        "--device",
+        device,
+        "--progress",
+        "jsonl",
+        "--checkpoint-every",
+        str(checkpoint_every),
+        "--lr",
+        str(lr),
+        *extra,
+    ]
 
 
 def link_cohort(scans: list[Path], folder: Path) -> Path:
@@ -69,10 +118,16 @@ def atlas_cohort(dataset, atlas: str, work: Path) -> Path:
     return link_cohort([images / f"{s}.nii.gz" for s in subjects(dataset) if s != atlas], work / f"cohort_{atlas}")
 
 
-def train(out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str]) -> Path:
+def train(
+    out: Path, cohort: Path, atlas_image: Path, atlas_labels: Path, iterations: int, lr: float, extra: list[str]
+) -> Path:
     if out.exists():
         return out
-    subprocess.run(train_command(out, cohort, atlas_image, atlas_labels, iterations, lr, extra), check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        train_command(out, cohort, atlas_image, atlas_labels, iterations, lr, extra),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return out
 
 
@@ -81,39 +136,84 @@ def main() -> None:
     parser.add_argument("--data", choices=sorted(DATASETS), default="hippocampus")
     parser.add_argument("--work", default="runs/accuracy", help="folder for the trained models")
     parser.add_argument("--iterations", type=int, default=1500)
-    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (3e-4: the CPU budget is far below the paper's)")
-    parser.add_argument("--grid", type=int, nargs=3, metavar=("X", "Y", "Z"), help="network grid for the trainings (default: ltnet train's)")
-    parser.add_argument("--model", action="append", default=[], metavar="LABEL=PATH[,PATH...]",
-                        help="score this trained model under LABEL (repeatable); several paths are the same recipe trained with "
-                             "different seeds; {atlas} in a path is the atlas's name; without any, trains and scores VoxelMorph "
-                             "and LT-Net (--seeds of each) for every atlas")
-    parser.add_argument("--seeds", type=int, default=1, help="without --model: train each learned method with seeds 0..N-1")
+    parser.add_argument(
+        "--lr", type=float, default=3e-4, help="learning rate (3e-4: the CPU budget is far below the paper's)"
+    )
+    parser.add_argument(
+        "--grid",
+        type=int,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        help="network grid for the trainings (default: ltnet train's)",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH[,PATH...]",
+        help="score this trained model under LABEL (repeatable); several paths are the same recipe trained with "
+        "different seeds; {atlas} in a path is the atlas's name; without any, trains and scores VoxelMorph "
+        "and LT-Net (--seeds of each) for every atlas",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="without --model: train each learned method with seeds 0..N-1"
+    )
     parser.add_argument("--note", default="", help="a sentence on how the given models were trained, for the docs")
     parser.add_argument("--every", type=int, default=1, help="score every K-th target only (quick checks)")
-    parser.add_argument("--refine-steps", type=int, nargs="+", default=[], metavar="N",
-                        help="also score LT-Net with N steps of test-time refinement (one row per N given)")
-    parser.add_argument("--no-write", action="store_true", help="print the results only (tuning trials): no docs section, CSV or plot")
+    parser.add_argument(
+        "--refine-steps",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also score LT-Net with N steps of test-time refinement (one row per N given)",
+    )
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the results only (tuning trials): no docs section, CSV or plot"
+    )
     args = parser.parse_args()
-    warnings.filterwarnings("ignore", module="monai")  # as the ltnet command does: MONAI's deprecation notes, once per refinement step
+    warnings.filterwarnings(
+        "ignore", module="monai"
+    )  # as the ltnet command does: MONAI's deprecation notes, once per refinement step
     dataset = DATASETS[args.data]
     folder = SHARED_DATA / dataset.folder
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     scored = sorted(pairs(dataset, args.every))
     atlases = list(dict.fromkeys(a for a, _ in scored))
-    image, labels = (lambda name: folder / "images" / f"{name}.nii.gz"), (lambda name: folder / "labels" / f"{name}.nii.gz")
+    image, labels = (
+        (lambda name: folder / "images" / f"{name}.nii.gz"),
+        (lambda name: folder / "labels" / f"{name}.nii.gz"),
+    )
 
     def models_of(atlas: str) -> dict[str, list[Path]]:
         if args.model:
-            return {label: [Path(p.format(atlas=atlas)) for p in paths.split(",")] for label, paths in (item.split("=", 1) for item in args.model)}
+            return {
+                label: [Path(p.format(atlas=atlas)) for p in paths.split(",")]
+                for label, paths in (item.split("=", 1) for item in args.model)
+            }
         cohort = atlas_cohort(dataset, atlas, work)
         grid = ["--grid", *map(str, args.grid)] if args.grid else []
-        return {label: [train(work / f"{stem}_{atlas}_seed{seed}.pt", cohort, image(atlas), labels(atlas), args.iterations, args.lr,
-                              [*extra, *grid, "--seed", str(seed)]) for seed in range(args.seeds)]
-                for label, (stem, extra) in RECIPES.items()}
+        return {
+            label: [
+                train(
+                    work / f"{stem}_{atlas}_seed{seed}.pt",
+                    cohort,
+                    image(atlas),
+                    labels(atlas),
+                    args.iterations,
+                    args.lr,
+                    [*extra, *grid, "--seed", str(seed)],
+                )
+                for seed in range(args.seeds)
+            ]
+            for label, (stem, extra) in RECIPES.items()
+        }
 
     threads = torch.get_num_threads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)  # the pre-alignment too, so CPU seconds compare with elastix's at the same count
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(
+        threads
+    )  # the pre-alignment too, so CPU seconds compare with elastix's at the same count
     rows, qc_rows, refined_qc_rows, loaded = [], [], {}, {}
     for atlas in atlases:
         loaded = {name: [load_model(path) for path in paths] for name, paths in models_of(atlas).items()}
@@ -129,8 +229,12 @@ def main() -> None:
             reference = sitk.Cast(sitk.ReadImage(str(labels(name))), sitk.sitkUInt8)
 
             def add(method: str, warped: Warped, seed="", qc=None) -> None:
-                qc_columns = {"qc_score": qc["score"], "qc_verdict": qc["verdict"]} if qc else {"qc_score": "", "qc_verdict": ""}
-                rows.append({**score(warped, atlas, name, reference, dataset, method, threads), "seed": seed, **qc_columns})
+                qc_columns = (
+                    {"qc_score": qc["score"], "qc_verdict": qc["verdict"]} if qc else {"qc_score": "", "qc_verdict": ""}
+                )
+                rows.append(
+                    {**score(warped, atlas, name, reference, dataset, method, threads), "seed": seed, **qc_columns}
+                )
 
             with Timer() as t:
                 warped_labels = labels_without_registration(atlas_labels, reference)
@@ -148,27 +252,48 @@ def main() -> None:
                         qc_rows.append((result.qc, rows[-1]["mean_dice"]))
                     elif steps and seed == 0:
                         refined_qc_rows.setdefault(method, []).append((result.qc, rows[-1]["mean_dice"]))
-            print(atlas, name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in rows if (r["atlas"], r["target"]) == (atlas, name)}, flush=True)
+            print(
+                atlas,
+                name,
+                {
+                    f"{r['method']} {r['seed']}": r["mean_dice"]
+                    for r in rows
+                    if (r["atlas"], r["target"]) == (atlas, name)
+                },
+                flush=True,
+            )
 
     per_seed = rows
     seed_text = seed_table(per_seed, [m for m, (seeds, _) in learned.items() if len(seeds) > 1])
     rows = mean_over_seeds(per_seed) + classical_rows(args.data, set(scored))
-    methods = ["No registration", "Affine only", *[m for m in CLASSICAL if any(r["method"] == m for r in rows)], *learned]
+    methods = [
+        "No registration",
+        "Affine only",
+        *[m for m in CLASSICAL if any(r["method"] == m for r in rows)],
+        *learned,
+    ]
     refined = [m for m in learned if m not in loaded]
     other_ltnets = [m for m in loaded if m.startswith("LT-Net") and m != ltnet_name]
-    comparisons = "\n\n".join([paired_comparison(rows, ltnet_name, [m for m in methods if m != ltnet_name])]
-                                + [paired_comparison(rows, m, CLASSICAL) for m in other_ltnets]
-                                + [paired_comparison(rows, m, [*CLASSICAL, *[v for v in loaded if v != ltnet_name]]) for m in refined])
+    comparisons = "\n\n".join(
+        [paired_comparison(rows, ltnet_name, [m for m in methods if m != ltnet_name])]
+        + [paired_comparison(rows, m, CLASSICAL) for m in other_ltnets]
+        + [paired_comparison(rows, m, [*CLASSICAL, *[v for v in loaded if v != ltnet_name]]) for m in refined]
+    )
     if args.no_write:
         print(table(rows, dataset, methods), seed_text, comparisons, refined_qc_validation(refined_qc_rows), sep="\n\n")
         return
     write_csv(per_seed, OUT / f"accuracy_{args.data}.csv")
     title = TITLES[args.data]
-    box_plot(rows, methods, OUT / f"accuracy_{args.data}.png", f"One-shot label transfer, {title}: mean Dice per target")
+    box_plot(
+        rows, methods, OUT / f"accuracy_{args.data}.png", f"One-shot label transfer, {title}: mean Dice per target"
+    )
     iterations = {name: seeds[0].iteration for name, seeds in loaded.items()}
     grid = next(iter(loaded.values()))[0].grid
-    protocol = (f"Atlas `{atlases[0]}`; {len(scored)} target scans" if len(atlases) == 1
-                else f"Each subject as atlas in turn, one model per atlas and method; {len(scored)} atlas -> target pairs")
+    protocol = (
+        f"Atlas `{atlases[0]}`; {len(scored)} target scans"
+        if len(atlases) == 1
+        else f"Each subject as atlas in turn, one model per atlas and method; {len(scored)} atlas -> target pairs"
+    )
     text = f"""## Accuracy, one-shot, {title} (`benchmarks/accuracy.py --data {args.data}`)
 
 {protocol}, scored on the targets' own grids against their reference labels
@@ -217,11 +342,17 @@ def seed_table(rows: list[dict], methods: list[str]) -> str:
     if not methods:
         return ""
     seeds = sorted({r["seed"] for r in rows if r["method"] in methods})
-    lines = ["Training seeds: mean Dice over the targets of each model, and the mean ± std over seeds (the rows above average each",
-             "target over the seeds; the QC validation below uses seed 0).", "",
-             "| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std over seeds |", "|---|" + "---|" * (len(seeds) + 1)]
+    lines = [
+        "Training seeds: mean Dice over the targets of each model, and the mean ± std over seeds (the rows above average each",
+        "target over the seeds; the QC validation below uses seed 0).",
+        "",
+        "| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std over seeds |",
+        "|---|" + "---|" * (len(seeds) + 1),
+    ]
     for method in methods:
-        means = [np.mean([float(r["mean_dice"]) for r in rows if r["method"] == method and r["seed"] == s]) for s in seeds]
+        means = [
+            np.mean([float(r["mean_dice"]) for r in rows if r["method"] == method and r["seed"] == s]) for s in seeds
+        ]
         lines.append(f"| {method} | " + " | ".join(f"{m:.3f}" for m in means) + f" | {mean_std(means)} |")
     return "\n".join(lines)
 
@@ -238,8 +369,12 @@ def paired_comparison(rows: list[dict], method: str, others: list[str]) -> str:
     """One line per other method: paired mean Dice difference over the pairs both scored, wins, and the time ratio."""
     by_target = lambda m: {(r["atlas"], r["target"]): r for r in rows if r["method"] == m}  # noqa: E731
     mine = by_target(method)
-    lines = [f"Paired over atlas -> target pairs, {method} against each method:", "",
-             "| against | pairs | mean Dice difference | better on | CPU seconds ratio (other / this) |", "|---|---|---|---|---|"]
+    lines = [
+        f"Paired over atlas -> target pairs, {method} against each method:",
+        "",
+        "| against | pairs | mean Dice difference | better on | CPU seconds ratio (other / this) |",
+        "|---|---|---|---|---|",
+    ]
     for other in others:
         theirs = by_target(other)
         common = sorted(mine.keys() & theirs.keys())
@@ -247,7 +382,9 @@ def paired_comparison(rows: list[dict], method: str, others: list[str]) -> str:
             continue
         difference = np.array([float(mine[t]["mean_dice"]) - float(theirs[t]["mean_dice"]) for t in common])
         seconds = lambda rs: np.mean([float(rs[t]["seconds_cpu"]) for t in common])  # noqa: E731
-        lines.append(f"| {other} | {len(common)} | {difference.mean():+.3f} | {int((difference > 0).sum())} of {len(common)} | {seconds(theirs) / seconds(mine):.2f} |")
+        lines.append(
+            f"| {other} | {len(common)} | {difference.mean():+.3f} | {int((difference > 0).sum())} of {len(common)} | {seconds(theirs) / seconds(mine):.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -271,14 +408,19 @@ def qc_validation(rows, held_out_halves: bool) -> str:
     lines = ["| QC measure | Spearman with true Dice |", "|---|---|"]
     lines += [f"| {name} | {spearman(values, true):+.2f} |" for name, values in measures.items()]
     # the image match over the labels was chosen (session 3) on the even-numbered hippocampus targets; the odd ones are held out
-    held_out = (f"{spearman(measures['score'][1::2], true[1::2]):+.2f} over the {len(true[1::2])} held-out (odd-numbered) targets" if held_out_halves
-                else "chosen on hippocampus targets, so every pair here is held out")
+    held_out = (
+        f"{spearman(measures['score'][1::2], true[1::2]):+.2f} over the {len(true[1::2])} held-out (odd-numbered) targets"
+        if held_out_halves
+        else "chosen on hippocampus targets, so every pair here is held out"
+    )
     worst = np.argsort(true)[: max(1, len(true) // 10)]
     flagged = sum(rows[i][0]["verdict"] != "OK" for i in worst)
     verdicts = {v: sum(q["verdict"] == v for q, _ in rows) for v in ("OK", "check", "likely failed")}
     return (
         "QC validation (LT-Net transfers): Spearman correlation between each measure and the true mean Dice, over all "
-        f"{len(rows)} pairs (score: {held_out}).\n\n" + "\n".join(lines) + f"\n\nVerdicts: {verdicts}. Of the worst 10 % by true Dice ({len(worst)} transfer{'s' if len(worst) > 1 else ''}, "
+        f"{len(rows)} pairs (score: {held_out}).\n\n"
+        + "\n".join(lines)
+        + f"\n\nVerdicts: {verdicts}. Of the worst 10 % by true Dice ({len(worst)} transfer{'s' if len(worst) > 1 else ''}, "
         f"Dice {np.max([true[i] for i in worst]):.2f} or less), the verdict flags {flagged} (check or likely failed)."
     )
 
@@ -290,9 +432,11 @@ def refined_qc_validation(rows_by_method: dict[str, list]) -> str:
         true = [d for _, d in rows]
         worst = np.argsort(true)[: max(1, len(true) // 10)]
         verdicts = {v: sum(q["verdict"] == v for q, _ in rows) for v in ("OK", "check", "likely failed")}
-        lines.append(f"- {method}, seed 0: Spearman {spearman([q['score'] for q, _ in rows], true):+.2f} between the score and the true "
-                     f"mean Dice (the refined field's own LNCC over the labels: {spearman([q['label_lncc'] for q, _ in rows], true):+.2f}); "
-                     f"verdicts {verdicts}; of the worst {len(worst)} by true Dice, {sum(rows[i][0]['verdict'] != 'OK' for i in worst)} flagged.")
+        lines.append(
+            f"- {method}, seed 0: Spearman {spearman([q['score'] for q, _ in rows], true):+.2f} between the score and the true "
+            f"mean Dice (the refined field's own LNCC over the labels: {spearman([q['label_lncc'] for q, _ in rows], true):+.2f}); "
+            f"verdicts {verdicts}; of the worst {len(worst)} by true Dice, {sum(rows[i][0]['verdict'] != 'OK' for i in worst)} flagged."
+        )
     return "QC of the refined transfers:\n" + "\n".join(lines) if lines else ""
 
 

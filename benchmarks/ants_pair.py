@@ -20,8 +20,12 @@ import numpy as np
 def register(fixed, moving, moving_labels, transform: str, seed: int, options: dict):
     """SyN registration and the atlas labels on the fixed grid; returns (labels, forward transforms)."""
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-    registration = ants.registration(fixed=fixed, moving=moving, type_of_transform=transform, random_seed=seed, **options)
-    labels = ants.apply_transforms(fixed=fixed, moving=moving_labels, transformlist=registration["fwdtransforms"], interpolator="genericLabel")
+    registration = ants.registration(
+        fixed=fixed, moving=moving, type_of_transform=transform, random_seed=seed, **options
+    )
+    labels = ants.apply_transforms(
+        fixed=fixed, moving=moving_labels, transformlist=registration["fwdtransforms"], interpolator="genericLabel"
+    )
     return labels, registration["fwdtransforms"]
 
 

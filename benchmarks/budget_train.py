@@ -43,8 +43,17 @@ def job_models(spec: str, work: Path, lr: float, device: str) -> list[dict]:
         cohort = atlas_cohort(dataset, atlas, work / data)
         out = work / data / f"{recipe}_{atlas}_seed{seed}.pt"
         extra = [*STEMS[recipe], *(["--grid", *grid] if grid else []), "--seed", seed]
-        command = train_command(out, cohort, folder / "images" / f"{atlas}.nii.gz", folder / "labels" / f"{atlas}.nii.gz",
-                                0, lr, extra, device, checkpoint_every=10**6)
+        command = train_command(
+            out,
+            cohort,
+            folder / "images" / f"{atlas}.nii.gz",
+            folder / "labels" / f"{atlas}.nii.gz",
+            0,
+            lr,
+            extra,
+            device,
+            checkpoint_every=10**6,
+        )
         models.append({"job": spec, "out": out, "command": command})
     return models
 
@@ -69,7 +78,9 @@ def run_side_by_side(commands: list[list[str]], logs: list[Path]) -> list[float]
                 if p.returncode != 0:
                     for other in processes:
                         other.kill()
-                    sys.exit(f"training failed ({p.returncode}): {' '.join(commands[i])}\n{logs[i].read_text()[-2000:]}")
+                    sys.exit(
+                        f"training failed ({p.returncode}): {' '.join(commands[i])}\n{logs[i].read_text()[-2000:]}"
+                    )
         time.sleep(0.2)
     for out in outputs:
         out.close()
@@ -89,7 +100,9 @@ def step_seconds(log: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--job", action="append", required=True, metavar="DATA:RECIPE[:X,Y,Z][:SEED]")
-    parser.add_argument("--budget-s", type=float, required=True, help="wall-clock seconds for the real runs, all side by side")
+    parser.add_argument(
+        "--budget-s", type=float, required=True, help="wall-clock seconds for the real runs, all side by side"
+    )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--work", default="runs/budget")
     parser.add_argument("--lr", type=float, default=3e-4, help="as benchmarks/accuracy.py")
@@ -113,8 +126,15 @@ def main() -> None:
     total = run_side_by_side(final, [m["out"].with_suffix(".log") for m in models])
     report = []
     for m, command, seconds in zip(models, final, total):
-        row = {"job": m["job"], "model": str(m["out"]), "iterations": m["iterations"], "seconds": round(seconds, 1),
-               "calibrated_step_s": round(m["step_s"], 4), "startup_s": round(m["startup_s"], 1), "command": " ".join(command[1:])}
+        row = {
+            "job": m["job"],
+            "model": str(m["out"]),
+            "iterations": m["iterations"],
+            "seconds": round(seconds, 1),
+            "calibrated_step_s": round(m["step_s"], 4),
+            "startup_s": round(m["startup_s"], 1),
+            "command": " ".join(command[1:]),
+        }
         print(json.dumps(row), flush=True)
         report.append(row)
     (work / "budget.json").write_text(json.dumps(report, indent=1))

@@ -26,8 +26,8 @@ import torch
 from ltnet import sample
 from ltnet.data.io import read_image
 from ltnet.data.prepare import prepare_scan
-from ltnet.qc import reference_lncc
 from ltnet.model_file import load_model, save_model
+from ltnet.qc import reference_lncc
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hippocampus"
 
@@ -36,10 +36,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="runs/demo")
     parser.add_argument("--iterations", type=int, default=1500)
-    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (3e-4: the CPU budget is far below the paper's)")
-    parser.add_argument("--teach", type=float, default=10.0, help="weight of the second stage, ltnet train --teach (0: no second stage)")
+    parser.add_argument(
+        "--lr", type=float, default=3e-4, help="learning rate (3e-4: the CPU budget is far below the paper's)"
+    )
+    parser.add_argument(
+        "--teach", type=float, default=10.0, help="weight of the second stage, ltnet train --teach (0: no second stage)"
+    )
     parser.add_argument("--teach-iterations", type=int, default=600)
-    parser.add_argument("--checkpoint", help="finish from this training checkpoint instead of training (same cohort and settings)")
+    parser.add_argument(
+        "--checkpoint", help="finish from this training checkpoint instead of training (same cohort and settings)"
+    )
     args = parser.parse_args()
     work = Path(args.work)
     cohort = work / "cohort"
@@ -50,25 +56,58 @@ def main() -> None:
             os.symlink(scan, cohort / scan.name)
     checkpoint = Path(args.checkpoint) if args.checkpoint else work / "demo_model_training.pt"
     if not args.checkpoint:
-        train(checkpoint, cohort, "--iterations", str(args.iterations), "--lr", str(args.lr), "--prealign-fixed", "scan")
+        train(
+            checkpoint, cohort, "--iterations", str(args.iterations), "--lr", str(args.lr), "--prealign-fixed", "scan"
+        )
         if args.teach > 0:
             first, checkpoint = checkpoint, work / "demo_model_taught.pt"
-            train(checkpoint, cohort, "--init", str(first), "--teach", str(args.teach), "--iterations", str(args.teach_iterations), "--lr", "1e-4")
+            train(
+                checkpoint,
+                cohort,
+                "--init",
+                str(first),
+                "--teach",
+                str(args.teach),
+                "--iterations",
+                str(args.teach_iterations),
+                "--lr",
+                "1e-4",
+            )
     model = load_model(checkpoint)
     model.training = {"iteration": model.iteration}
-    scans = [torch.from_numpy(prepare_scan(read_image(p), model.atlas).image)[None, None] for p in sorted(cohort.iterdir())]
+    scans = [
+        torch.from_numpy(prepare_scan(read_image(p), model.atlas).image)[None, None] for p in sorted(cohort.iterdir())
+    ]
     atlas = torch.from_numpy(model.atlas.image)[None, None]
     atlas_labels = torch.from_numpy(model.atlas.one_hot).float()[None]
     model.reference_lncc, model.reference_label_lncc = reference_lncc(model.networks.eval(), atlas, atlas_labels, scans)
     save_model(model, sample.demo_model_path())
-    print(f"wrote {sample.demo_model_path()} ({sample.demo_model_path().stat().st_size / 1e6:.1f} MB, {model.iteration} iterations)")
+    print(
+        f"wrote {sample.demo_model_path()} ({sample.demo_model_path().stat().st_size / 1e6:.1f} MB, {model.iteration} iterations)"
+    )
 
 
 def train(out: Path, cohort: Path, *arguments: str) -> None:
     """``ltnet train`` on the sample atlas and ``cohort`` into ``out`` with ``arguments``, resuming ``out`` if it exists."""
-    command = [sys.executable, "-m", "ltnet", "train", "--atlas-image", str(sample.atlas_image_path()),
-               "--atlas-labels", str(sample.atlas_labels_path()), "--images", str(cohort), "--out", str(out),
-               "--checkpoint-every", "100", "--seed", "0", *arguments]
+    command = [
+        sys.executable,
+        "-m",
+        "ltnet",
+        "train",
+        "--atlas-image",
+        str(sample.atlas_image_path()),
+        "--atlas-labels",
+        str(sample.atlas_labels_path()),
+        "--images",
+        str(cohort),
+        "--out",
+        str(out),
+        "--checkpoint-every",
+        "100",
+        "--seed",
+        "0",
+        *arguments,
+    ]
     if out.exists():
         command.append("--resume")
     subprocess.run(command, check=True)

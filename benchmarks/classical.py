@@ -71,33 +71,65 @@ class Dataset:
 # The B-spline grid is scaled to the field of view (4 mm for the ~35 mm hippocampus crops, 10 mm for brains).
 DATASETS = {
     "hippocampus": Dataset(
-        "hippocampus", {1: "anterior", 2: "posterior"}, ("hippocampus_007",),
+        "hippocampus",
+        {1: "anterior", 2: "posterior"},
+        ("hippocampus_007",),
         {"NumberOfResolutions": 3, "MaximumNumberOfIterations": 250, "NumberOfSpatialSamples": 2048},
-        {"NumberOfResolutions": 3, "MaximumNumberOfIterations": 500, "NumberOfSpatialSamples": 2048, "FinalGridSpacingInPhysicalUnits": 4.0},
+        {
+            "NumberOfResolutions": 3,
+            "MaximumNumberOfIterations": 500,
+            "NumberOfSpatialSamples": 2048,
+            "FinalGridSpacingInPhysicalUnits": 4.0,
+        },
         {},
     ),
     "ibsr18": Dataset(
-        "ibsr18", {1: "CSF", 2: "GM", 3: "WM"}, None,
+        "ibsr18",
+        {1: "CSF", 2: "GM", 3: "WM"},
+        None,
         {"NumberOfResolutions": 4, "MaximumNumberOfIterations": 250, "NumberOfSpatialSamples": 4096},
-        {"NumberOfResolutions": 4, "MaximumNumberOfIterations": 500, "NumberOfSpatialSamples": 4096, "FinalGridSpacingInPhysicalUnits": 10.0},
+        {
+            "NumberOfResolutions": 4,
+            "MaximumNumberOfIterations": 500,
+            "NumberOfSpatialSamples": 4096,
+            "FinalGridSpacingInPhysicalUnits": 10.0,
+        },
         # Defaults (2100/1200/1200/10 affine iterations) took > 5 CPU minutes per brain pair here; affine cut to fit the budget.
         {"aff_iterations": [200, 100, 50, 0]},
     ),
 }
 
 ELASTIX_COMMON = {
-    "FixedInternalImagePixelType": "float", "MovingInternalImagePixelType": "float",
-    "FixedImageDimension": 3, "MovingImageDimension": 3, "UseDirectionCosines": "true",
-    "Registration": "MultiResolutionRegistration", "Metric": "AdvancedMattesMutualInformation", "NumberOfHistogramBins": 32,
-    "FixedImagePyramid": "FixedSmoothingImagePyramid", "MovingImagePyramid": "MovingSmoothingImagePyramid",
-    "Optimizer": "AdaptiveStochasticGradientDescent", "ImageSampler": "RandomCoordinate", "NewSamplesEveryIteration": "true",
-    "Interpolator": "BSplineInterpolator", "BSplineInterpolationOrder": 1,
-    "ResampleInterpolator": "FinalBSplineInterpolator", "FinalBSplineInterpolationOrder": 3, "Resampler": "DefaultResampler",
-    "HowToCombineTransforms": "Compose", "DefaultPixelValue": 0, "WriteResultImage": "false",
-    "ResultImagePixelType": "float", "ResultImageFormat": "nii.gz",
+    "FixedInternalImagePixelType": "float",
+    "MovingInternalImagePixelType": "float",
+    "FixedImageDimension": 3,
+    "MovingImageDimension": 3,
+    "UseDirectionCosines": "true",
+    "Registration": "MultiResolutionRegistration",
+    "Metric": "AdvancedMattesMutualInformation",
+    "NumberOfHistogramBins": 32,
+    "FixedImagePyramid": "FixedSmoothingImagePyramid",
+    "MovingImagePyramid": "MovingSmoothingImagePyramid",
+    "Optimizer": "AdaptiveStochasticGradientDescent",
+    "ImageSampler": "RandomCoordinate",
+    "NewSamplesEveryIteration": "true",
+    "Interpolator": "BSplineInterpolator",
+    "BSplineInterpolationOrder": 1,
+    "ResampleInterpolator": "FinalBSplineInterpolator",
+    "FinalBSplineInterpolationOrder": 3,
+    "Resampler": "DefaultResampler",
+    "HowToCombineTransforms": "Compose",
+    "DefaultPixelValue": 0,
+    "WriteResultImage": "false",
+    "ResultImagePixelType": "float",
+    "ResultImageFormat": "nii.gz",
 }
-ELASTIX_AFFINE = {"Transform": "AffineTransform", "AutomaticScalesEstimation": "true",
-                  "AutomaticTransformInitialization": "true", "AutomaticTransformInitializationMethod": "GeometricalCenter"}
+ELASTIX_AFFINE = {
+    "Transform": "AffineTransform",
+    "AutomaticScalesEstimation": "true",
+    "AutomaticTransformInitialization": "true",
+    "AutomaticTransformInitializationMethod": "GeometricalCenter",
+}
 ELASTIX_BSPLINE = {"Transform": "BSplineTransform"}
 
 
@@ -141,7 +173,7 @@ def pairs(dataset: Dataset, every: int) -> list[tuple[str, str]]:
     """
     names = subjects(dataset)
     atlases = dataset.atlases or names
-    after = lambda a: names[names.index(a) + 1:] + names[:names.index(a)]  # noqa: E731
+    after = lambda a: names[names.index(a) + 1 :] + names[: names.index(a)]  # noqa: E731
     return [(a, t) for a in atlases for t in after(a)[::every]]
 
 
@@ -156,7 +188,18 @@ def load_pair(dataset: Dataset, atlas: str, target: str, work: Path) -> Pair:
     files = {name: work / f"{name}.nii.gz" for name in ("atlas", "atlas_labels", "target")}
     for name, image in (("atlas", atlas_image), ("atlas_labels", atlas_labels), ("target", target_image)):
         sitk.WriteImage(image, str(files[name]))
-    return Pair(atlas, target, atlas_image, atlas_labels, target_image, reference, files["atlas"], files["atlas_labels"], files["target"], work)
+    return Pair(
+        atlas,
+        target,
+        atlas_image,
+        atlas_labels,
+        target_image,
+        reference,
+        files["atlas"],
+        files["atlas_labels"],
+        files["target"],
+        work,
+    )
 
 
 def on_reference_grid(labels: sitk.Image, reference: sitk.Image) -> sitk.Image:
@@ -203,15 +246,20 @@ def affine_only(pair: Pair, dataset: Dataset, threads: int) -> Warped:
 
 def elastix_parameter_text(parameters: dict) -> str:
     """An elastix parameter file: one ``(Name value ...)`` line per entry, strings quoted."""
+
     def value(v):
         return f'"{v}"' if isinstance(v, str) else str(v)
+
     return "".join(f"({name} {value(v)})\n" for name, v in parameters.items())
 
 
 def elastix_parameter_files(dataset: Dataset, folder: Path) -> list[Path]:
     """Write the affine and B-spline parameter files for ``dataset`` into ``folder``."""
     files = []
-    for stage, specific, overrides in (("affine", ELASTIX_AFFINE, dataset.elastix_affine), ("bspline", ELASTIX_BSPLINE, dataset.elastix_bspline)):
+    for stage, specific, overrides in (
+        ("affine", ELASTIX_AFFINE, dataset.elastix_affine),
+        ("bspline", ELASTIX_BSPLINE, dataset.elastix_bspline),
+    ):
         path = folder / f"elastix_{dataset.folder}_{stage}.txt"
         path.write_text(elastix_parameter_text({**ELASTIX_COMMON, **specific, **overrides}))
         files.append(path)
@@ -239,10 +287,25 @@ def elastix_bspline(pair: Pair, dataset: Dataset, threads: int) -> Warped:
     out.mkdir(exist_ok=True)
     parameters = elastix_parameter_files(dataset, out)
     with Timer() as t:
-        run_quiet(["elastix", "-f", pair.target_file, "-m", pair.atlas_file, "-out", out, "-threads", threads,
-                   *[x for p in parameters for x in ("-p", p)]], threads)
+        run_quiet(
+            [
+                "elastix",
+                "-f",
+                pair.target_file,
+                "-m",
+                pair.atlas_file,
+                "-out",
+                out,
+                "-threads",
+                threads,
+                *[x for p in parameters for x in ("-p", p)],
+            ],
+            threads,
+        )
         transform = label_transform_file(out / f"TransformParameters.{len(parameters) - 1}.txt")
-        run_quiet(["transformix", "-in", pair.atlas_labels_file, "-tp", transform, "-out", out, "-threads", threads], threads)
+        run_quiet(
+            ["transformix", "-in", pair.atlas_labels_file, "-tp", transform, "-out", out, "-threads", threads], threads
+        )
         labels = on_reference_grid(sitk.ReadImage(str(out / "result.nii.gz")), pair.reference)
     run_quiet(["transformix", "-jac", "all", "-tp", transform, "-out", out, "-threads", threads], threads)
     determinant = sitk.GetArrayFromImage(sitk.ReadImage(str(next(out.glob("spatialJacobian.*")))))
@@ -252,8 +315,20 @@ def elastix_bspline(pair: Pair, dataset: Dataset, threads: int) -> Warped:
 def ants_syn(pair: Pair, dataset: Dataset, threads: int) -> Warped:
     """ANTs SyN (antspyx "SyN": affine then SyN, Mattes MI) in the benchmark venv; labels by genericLabel."""
     out_labels, out_json = pair.work / "ants_labels.nii.gz", pair.work / "ants.json"
-    run_quiet([ANTS_PYTHON, ANTS_WORKER, pair.target_file, pair.atlas_file, pair.atlas_labels_file, out_labels, out_json,
-               "--options", json.dumps(dataset.ants)], threads)
+    run_quiet(
+        [
+            ANTS_PYTHON,
+            ANTS_WORKER,
+            pair.target_file,
+            pair.atlas_file,
+            pair.atlas_labels_file,
+            out_labels,
+            out_json,
+            "--options",
+            json.dumps(dataset.ants),
+        ],
+        threads,
+    )
     result = json.loads(out_json.read_text())
     labels = on_reference_grid(sitk.ReadImage(str(out_labels)), pair.reference)
     return Warped(labels, result["folded_fraction"], result["seconds_wall"], result["seconds_cpu"])
@@ -273,22 +348,31 @@ def available_methods() -> dict:
     if ANTS_PYTHON.exists():
         methods["ANTs SyN (antspyx)"] = ants_syn
     else:
-        print(f"{ANTS_PYTHON} not found: ANTs skipped (python3 -m venv .venv-bench && .venv-bench/bin/pip install antspyx)", file=sys.stderr)
+        print(
+            f"{ANTS_PYTHON} not found: ANTs skipped (python3 -m venv .venv-bench && .venv-bench/bin/pip install antspyx)",
+            file=sys.stderr,
+        )
     return methods
 
 
 # ---------------------------------------------------------------- scoring and reporting
 
 
-def score(warped: Warped, atlas: str, target: str, reference: sitk.Image, dataset: Dataset, method: str, threads: int) -> dict:
+def score(
+    warped: Warped, atlas: str, target: str, reference: sitk.Image, dataset: Dataset, method: str, threads: int
+) -> dict:
     """One CSV row: Dice per label, mean Dice, HD95 (mm, mean over labels), folded share, seconds."""
     dice = dice_per_label(warped.labels, reference, dataset.labels)
     hd95 = [hausdorff95_mm(warped.labels, reference, v) for v in dataset.labels]
     row = {"atlas": atlas, "target": target, "method": method, "threads": threads}
     row |= {f"dice_{name}": round(dice[v], 4) for v, name in dataset.labels.items()}
-    row |= {"mean_dice": round(float(np.mean(list(dice.values()))), 4), "hd95_mm": round(float(np.nanmean(hd95)), 3),
-            "folded_fraction": "" if warped.folded is None else f"{warped.folded:.6f}",
-            "seconds_wall": round(warped.seconds_wall, 3), "seconds_cpu": round(warped.seconds_cpu, 3)}
+    row |= {
+        "mean_dice": round(float(np.mean(list(dice.values()))), 4),
+        "hd95_mm": round(float(np.nanmean(hd95)), 3),
+        "folded_fraction": "" if warped.folded is None else f"{warped.folded:.6f}",
+        "seconds_wall": round(warped.seconds_wall, 3),
+        "seconds_cpu": round(warped.seconds_cpu, 3),
+    }
     return row
 
 
@@ -303,17 +387,24 @@ def write_csv(rows: list[dict], path: Path) -> None:
 def table(rows: list[dict], dataset: Dataset, methods: list[str]) -> str:
     """Markdown table, one line per method, mean ± std over pairs."""
     names = list(dataset.labels.values())
-    lines = ["| method | " + " | ".join(f"Dice {n}" for n in names) + " | mean Dice | HD95 (mm) | folded voxels | seconds per scan, wall (CPU) | threads |",
-             "|---|" + "---|" * (len(names) + 5)]
+    lines = [
+        "| method | "
+        + " | ".join(f"Dice {n}" for n in names)
+        + " | mean Dice | HD95 (mm) | folded voxels | seconds per scan, wall (CPU) | threads |",
+        "|---|" + "---|" * (len(names) + 5),
+    ]
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         column = lambda key: [float(r[key]) for r in mine]  # noqa: E731
         folded = [float(r["folded_fraction"]) for r in mine if r["folded_fraction"] != ""]
         folded_text = f"{100 * np.mean(folded):.3f} % (max {100 * np.max(folded):.3f} %)" if folded else "0 (no field)"
         threads = sorted({r["threads"] for r in mine})
-        lines.append(f"| {method} | " + " | ".join(mean_std(column(f"dice_{n}")) for n in names)
-                     + f" | {mean_std(column('mean_dice'))} | {mean_std(column('hd95_mm'))} | {folded_text}"
-                     + f" | {np.mean(column('seconds_wall')):.2f} ({np.mean(column('seconds_cpu')):.2f}) | {', '.join(map(str, threads))} |")
+        lines.append(
+            f"| {method} | "
+            + " | ".join(mean_std(column(f"dice_{n}")) for n in names)
+            + f" | {mean_std(column('mean_dice'))} | {mean_std(column('hd95_mm'))} | {folded_text}"
+            + f" | {np.mean(column('seconds_wall')):.2f} ({np.mean(column('seconds_cpu')):.2f}) | {', '.join(map(str, threads))} |"
+        )
     return "\n".join(lines)
 
 
@@ -335,11 +426,19 @@ def box_plot(rows: list[dict], methods: list[str], path: Path, title: str) -> No
     plt.close(figure)
 
 
-def section(data: str, dataset: Dataset, rows: list[dict], methods: list[str], every: int, parameter_files: list[Path], figure: Path | None) -> str:
+def section(
+    data: str,
+    dataset: Dataset,
+    rows: list[dict],
+    methods: list[str],
+    every: int,
+    parameter_files: list[Path],
+    figure: Path | None,
+) -> str:
     protocol = describe_pairs(dataset, sorted({(r["atlas"], r["target"]) for r in rows}), every)
     parameters = ", ".join(f"[`{p.name}`](benchmarks/{p.name})" for p in parameter_files)
     plot = f"\n![mean Dice per target](benchmarks/{figure.name})\n" if figure else ""
-    return f"""## Classical baselines, one-shot, {dataset.folder} (`benchmarks/classical.py --data {data}{f' --every {every}' if every > 1 else ''}`)
+    return f"""## Classical baselines, one-shot, {dataset.folder} (`benchmarks/classical.py --data {data}{f" --every {every}" if every > 1 else ""}`)
 
 {protocol}; fixed = target, moving = atlas; warped atlas labels scored on each target's own grid
 against its reference labels (Dice mean ± std over pairs; HD95 = 95th-percentile symmetric surface
@@ -355,7 +454,7 @@ Per-pair results: [`classical_{data}.csv`](benchmarks/classical_{data}.csv).
 - elastix {elastix_version()}: affine then B-spline, adaptive stochastic gradient descent, Mattes MI (32 bins),
   random sampling, smoothing pyramid; affine: {settings(dataset.elastix_affine)}; B-spline: {settings(dataset.elastix_bspline)};
   labels by transformix with FinalBSplineInterpolationOrder 0. Parameter files: {parameters}.
-- ANTs: antspyx {ants_version()} `ants.registration(type_of_transform="SyN", random_seed=1{''.join(f', {k}={tuple(v)}' for k, v in dataset.ants.items())})`, otherwise defaults
+- ANTs: antspyx {ants_version()} `ants.registration(type_of_transform="SyN", random_seed=1{"".join(f", {k}={tuple(v)}" for k, v in dataset.ants.items())})`, otherwise defaults
   (affine then SyN, Mattes MI, SyN iterations 40/20/0 at shrink 4/2/1); labels by `apply_transforms(interpolator="genericLabel")`.
 - Inputs: images `normalise`d to [0, 1] (ltnet.data.intensity), the same for every method.
 - Benchmark-only dependencies: `apt-get install -y elastix`; `python3 -m venv .venv-bench && .venv-bench/bin/pip install antspyx`
@@ -405,7 +504,9 @@ def elastix_version() -> str:
 
 def ants_version() -> str:
     try:
-        return subprocess.run([str(ANTS_PYTHON), "-c", "import ants; print(ants.__version__)"], capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            [str(ANTS_PYTHON), "-c", "import ants; print(ants.__version__)"], capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "(not installed)"
 
@@ -419,7 +520,9 @@ def merged_rows(csv_path: Path, parts: list[Path]) -> list[dict]:
     return list(rows.values())
 
 
-def run_pairs(todo: list[tuple[str, str]], dataset: Dataset, threads: int, keep: list[dict], out_csv: Path | None) -> list[dict]:
+def run_pairs(
+    todo: list[tuple[str, str]], dataset: Dataset, threads: int, keep: list[dict], out_csv: Path | None
+) -> list[dict]:
     """Every method on every pair; the CSV (``keep`` + new rows) is rewritten after each pair so work survives a stop."""
     methods = available_methods()
     rows = []
@@ -427,9 +530,14 @@ def run_pairs(todo: list[tuple[str, str]], dataset: Dataset, threads: int, keep:
         for i, (atlas, target) in enumerate(todo):
             pair = load_pair(dataset, atlas, target, Path(temporary) / f"{atlas}_{target}")
             for name, method in methods.items():
-                rows.append(score(method(pair, dataset, threads), atlas, target, pair.reference, dataset, name, threads))
-            print(f"[{i + 1}/{len(todo)}] {atlas} -> {target}",
-                  {r["method"].split(" (")[0]: (r["mean_dice"], r["seconds_wall"]) for r in rows[-len(methods):]}, flush=True)
+                rows.append(
+                    score(method(pair, dataset, threads), atlas, target, pair.reference, dataset, name, threads)
+                )
+            print(
+                f"[{i + 1}/{len(todo)}] {atlas} -> {target}",
+                {r["method"].split(" (")[0]: (r["mean_dice"], r["seconds_wall"]) for r in rows[-len(methods) :]},
+                flush=True,
+            )
             shutil.rmtree(pair.work)
             if out_csv:
                 write_csv(keep + rows, out_csv)
@@ -442,9 +550,16 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1, help="use every K-th target (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="threads for elastix, ANTs and SimpleITK")
     parser.add_argument("--limit", type=int, help="stop after this many pairs (timing trials; nothing is written)")
-    parser.add_argument("--resume", action="store_true", help="keep the pairs already in the CSV (and shard CSVs); run only the rest")
-    parser.add_argument("--shard", help="I/N: run only the I-th of N slices of the pairs to do, into a shard CSV (merge with --from-csv)")
-    parser.add_argument("--from-csv", action="store_true", help="merge shard CSVs into the CSV, then rebuild the docs section and plot")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the pairs already in the CSV (and shard CSVs); run only the rest"
+    )
+    parser.add_argument(
+        "--shard",
+        help="I/N: run only the I-th of N slices of the pairs to do, into a shard CSV (merge with --from-csv)",
+    )
+    parser.add_argument(
+        "--from-csv", action="store_true", help="merge shard CSVs into the CSV, then rebuild the docs section and plot"
+    )
     args = parser.parse_args()
     dataset = DATASETS[args.data]
     OUT.mkdir(parents=True, exist_ok=True)
@@ -463,7 +578,13 @@ def main() -> None:
     todo = [p for p in pairs(dataset, args.every) if p not in done][: args.limit]
     if args.shard:
         index, count = map(int, args.shard.split("/"))
-        rows = run_pairs(todo[index::count], dataset, args.threads, [], None if args.limit else OUT / f"classical_{args.data}.part{index}.csv")
+        rows = run_pairs(
+            todo[index::count],
+            dataset,
+            args.threads,
+            [],
+            None if args.limit else OUT / f"classical_{args.data}.part{index}.csv",
+        )
         return
     rows = run_pairs(todo, dataset, args.threads, keep, None if args.limit else csv_path)
     methods = list(available_methods())

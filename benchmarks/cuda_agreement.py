@@ -45,34 +45,46 @@ def main() -> None:
         sys.exit("cuda_agreement.py: no CUDA device here; run it on a machine with a GPU.")
     models = {device: load_model(sample.demo_model_path(), device) for device in ("cpu", "cuda")}
     values = [label.value for label in models["cpu"].labels]
-    lines = ["| scan | steps | voxels agreeing | Dice CPU | Dice CUDA | QC score CPU | QC score CUDA |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| scan | steps | voxels agreeing | Dice CPU | Dice CUDA | QC score CPU | QC score CUDA |",
+        "|---|---|---|---|---|---|---|",
+    ]
     agreements = []
     for scan_path in sample.scan_paths():
         target = read_image(scan_path)
         reference = sitk.ReadImage(str(sample.label_path(scan_path)))
         for steps in (0, args.refine_steps):
-            results = {device: transfer(model, target, device, refine_steps=steps, extras=False) for device, model in models.items()}
+            results = {
+                device: transfer(model, target, device, refine_steps=steps, extras=False)
+                for device, model in models.items()
+            }
             for result in results.values():
                 if grid(result.labels) != grid(target):
                     sys.exit(f"{scan_path}: labels are not on the scan's grid")
             dice = {d: np.mean(list(dice_per_label(r.labels, reference, values).values())) for d, r in results.items()}
             share = agreement(results["cpu"].labels, results["cuda"].labels)
             agreements.append((steps, share, dice["cpu"], dice["cuda"]))
-            lines.append(f"| {scan_path.name} | {steps} | {share:.4f} | {dice['cpu']:.3f} | {dice['cuda']:.3f} | "
-                         f"{results['cpu'].qc['score']:.3f} | {results['cuda'].qc['score']:.3f} |")
+            lines.append(
+                f"| {scan_path.name} | {steps} | {share:.4f} | {dice['cpu']:.3f} | {dice['cuda']:.3f} | "
+                f"{results['cpu'].qc['score']:.3f} | {results['cuda'].qc['score']:.3f} |"
+            )
             print(lines[-1], flush=True)
     summary = []
     for steps in (0, args.refine_steps):
         rows = np.array([a[1:] for a in agreements if a[0] == steps])
-        summary.append(f"- {steps} refinement steps: voxels agreeing {rows[:, 0].min():.4f} at worst, {rows[:, 0].mean():.4f} on average; "
-                       f"mean Dice CPU {rows[:, 1].mean():.3f}, CUDA {rows[:, 2].mean():.3f}.")
-    section = "\n\n".join([
-        "## CUDA against CPU (`benchmarks/cuda_agreement.py`)",
-        f"The bundled demo model on the {len(sample.scan_paths())} bundled sample scans, transferred on the CPU (float32) and on "
-        f"the GPU (bfloat16 networks), with and without test-time refinement. Device: {machine()}.",
-        "\n".join(summary),
-        "\n".join(lines),
-    ])
+        summary.append(
+            f"- {steps} refinement steps: voxels agreeing {rows[:, 0].min():.4f} at worst, {rows[:, 0].mean():.4f} on average; "
+            f"mean Dice CPU {rows[:, 1].mean():.3f}, CUDA {rows[:, 2].mean():.3f}."
+        )
+    section = "\n\n".join(
+        [
+            "## CUDA against CPU (`benchmarks/cuda_agreement.py`)",
+            f"The bundled demo model on the {len(sample.scan_paths())} bundled sample scans, transferred on the CPU (float32) and on "
+            f"the GPU (bfloat16 networks), with and without test-time refinement. Device: {machine()}.",
+            "\n".join(summary),
+            "\n".join(lines),
+        ]
+    )
     print(section)
     if not args.no_write:
         write_section("cuda-agreement", section)

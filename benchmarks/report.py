@@ -13,7 +13,11 @@ HEADER = "# Benchmarks\n\nEach section is written by the script it names; rerun 
 def machine() -> str:
     """What the numbers were measured on."""
     threads = torch.get_num_threads()
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU only, {threads} thread{'s' if threads > 1 else ''}"
+    device = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else f"CPU only, {threads} thread{'s' if threads > 1 else ''}"
+    )
     return f"{platform.processor() or platform.machine()}, {device}, torch {torch.__version__}"
 
 

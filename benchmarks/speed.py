@@ -88,7 +88,9 @@ ELASTIX_BSPLINE = """(Registration "MultiResolutionRegistration")
 def pair(grid):
     """The sample atlas on a network grid of ``grid`` voxels, and a sample scan as a target of the same size."""
     atlas_image = read_image(sample.atlas_image_path())
-    atlas = Atlas.on_grid(atlas_image, read_label_map(sample.atlas_labels_path(), atlas_image), grid, NetworkConfig().grid_multiple)
+    atlas = Atlas.on_grid(
+        atlas_image, read_label_map(sample.atlas_labels_path(), atlas_image), grid, NetworkConfig().grid_multiple
+    )
     target = resample(normalise(read_image(sample.scan_paths()[0])), atlas.grid.reference())
     return atlas, target
 
@@ -131,10 +133,18 @@ def ltnet_transfer(grid, device, repeats):
     prealign_s = time.perf_counter() - started
     return {
         "grid": list(atlas.grid.size),
-        "transfer_s": timed(lambda: transfer(model, target, device, prealign=False, qc=False, extras=False), device, repeats),
+        "transfer_s": timed(
+            lambda: transfer(model, target, device, prealign=False, qc=False, extras=False), device, repeats
+        ),
         "qc_s": timed(lambda: transfer(model, target, device, prealign=False, qc=True, extras=False), device, repeats),
-        "extras_s": timed(lambda: transfer(model, target, device, prealign=False, qc=True, extras=True), device, repeats),
-        "refine_s": timed(lambda: transfer(model, target, device, prealign=False, refine_steps=REFINE_STEPS, qc=False, extras=False), device, repeats),
+        "extras_s": timed(
+            lambda: transfer(model, target, device, prealign=False, qc=True, extras=True), device, repeats
+        ),
+        "refine_s": timed(
+            lambda: transfer(model, target, device, prealign=False, refine_steps=REFINE_STEPS, qc=False, extras=False),
+            device,
+            repeats,
+        ),
         "networks_s": timed(forward_network_only, device, repeats),
         "prealign_s": prealign_s,
     }
@@ -147,7 +157,14 @@ def ltnet_train(grid, device, repeats, checkpointing=False):
     times = []
     with tempfile.TemporaryDirectory() as folder:
         settings = TrainSettings(iterations=repeats + 1, checkpoint_every=10**6, checkpointing=checkpointing)
-        train(model, [sitk.GetArrayFromImage(target)], Path(folder) / "m.pt", settings, device, lambda e: times.append((e["iteration"], e["elapsed_s"])))
+        train(
+            model,
+            [sitk.GetArrayFromImage(target)],
+            Path(folder) / "m.pt",
+            settings,
+            device,
+            lambda e: times.append((e["iteration"], e["elapsed_s"])),
+        )
     (first, at_first), (last, at_last) = times[0], times[-1]  # on a GPU not every iteration reports
     step = (at_last - at_first) / (last - first)  # iterations after the first (warm-up, allocation)
     return {"grid": list(atlas.grid.size), "iterations_per_s": 1 / step, "step_s": step, "checkpointing": checkpointing}
@@ -218,12 +235,31 @@ def elastix(grid, device, repeats):
         sitk.WriteImage(atlas.labels_sitk(), str(folder / "labels.mha"))
         (folder / "bspline.txt").write_text(ELASTIX_BSPLINE)
         started = time.perf_counter()
-        subprocess.run([program, "-f", folder / "fixed.mha", "-m", folder / "moving.mha", "-p", folder / "bspline.txt", "-out", folder],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                program,
+                "-f",
+                folder / "fixed.mha",
+                "-m",
+                folder / "moving.mha",
+                "-p",
+                folder / "bspline.txt",
+                "-out",
+                folder,
+            ],
+            check=True,
+            capture_output=True,
+        )
         parameters = folder / "TransformParameters.0.txt"
-        text = parameters.read_text().replace("(FinalBSplineInterpolationOrder 3)", "(FinalBSplineInterpolationOrder 0)")
+        text = parameters.read_text().replace(
+            "(FinalBSplineInterpolationOrder 3)", "(FinalBSplineInterpolationOrder 0)"
+        )
         parameters.write_text(text)  # nearest neighbour for labels
-        subprocess.run(["transformix", "-in", folder / "labels.mha", "-tp", parameters, "-out", folder], check=True, capture_output=True)
+        subprocess.run(
+            ["transformix", "-in", folder / "labels.mha", "-tp", parameters, "-out", folder],
+            check=True,
+            capture_output=True,
+        )
         seconds = time.perf_counter() - started
     return {"grid": list(atlas.grid.size), "transfer_s": seconds, "threads": os.cpu_count()}
 
@@ -247,7 +283,18 @@ def measure_here(name, grid, device, repeats, checkpointing) -> dict:
 
 def measure(name, grid, device, repeats, checkpointing=False) -> dict:
     """One measurement in a fresh process (its own peak memory); ``{"error": ...}`` if it failed."""
-    command = [sys.executable, __file__, "--measure", name, "--grid", *map(str, grid), "--device", str(device), "--repeats", str(repeats)]
+    command = [
+        sys.executable,
+        __file__,
+        "--measure",
+        name,
+        "--grid",
+        *map(str, grid),
+        "--device",
+        str(device),
+        "--repeats",
+        str(repeats),
+    ]
     if checkpointing:
         command.append("--checkpointing")
     print("running", name, grid, "checkpointing" if checkpointing else "", file=sys.stderr, flush=True)
@@ -263,16 +310,25 @@ def measure(name, grid, device, repeats, checkpointing=False) -> dict:
 
 
 def table(rows) -> str:
-    lines = ["| method | what | grid (x y z) | time | per second | peak memory | vs LT-Net |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | what | grid (x y z) | time | per second | peak memory | vs LT-Net |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for method, what, result, reference in rows:
         if "error" in result or "skipped" in result:
             lines.append(f"| {method} | {what} | | {result.get('error') or result.get('skipped')} | | | |")
             continue
         seconds = result.get("transfer_s", result.get("step_s"))
-        rate = f"{result['iterations_per_s']:.3g} it/s" if "iterations_per_s" in result else f"{60 / seconds:.3g} scans/min"
+        rate = (
+            f"{result['iterations_per_s']:.3g} it/s"
+            if "iterations_per_s" in result
+            else f"{60 / seconds:.3g} scans/min"
+        )
         ratio = f"{seconds / reference:.2f}×" if reference else "1×"
         grid = " ".join(map(str, result["grid"]))
-        lines.append(f"| {method} | {what} | {grid} | {seconds:.3g} s | {rate} | {result['peak_gib']:.2f} GiB {result['memory_kind']} | {ratio} |")
+        lines.append(
+            f"| {method} | {what} | {grid} | {seconds:.3g} s | {rate} | {result['peak_gib']:.2f} GiB {result['memory_kind']} | {ratio} |"
+        )
     return "\n".join(lines)
 
 
@@ -284,21 +340,32 @@ def goals(rows, device) -> list[str]:
     if transfer_row:
         limit = 0.5 if device.type == "cuda" else 30.0
         verdict = "met" if transfer_row["transfer_s"] <= limit else "NOT met"
-        lines.append(f"Goal: a transfer at 160x192x224 in at most {limit} s on this device: {transfer_row['transfer_s']:.3g} s "
-                     f"(labels, `--no-qc`), {verdict}; {transfer_row['qc_s']:.3g} s with the QC.")
+        lines.append(
+            f"Goal: a transfer at 160x192x224 in at most {limit} s on this device: {transfer_row['transfer_s']:.3g} s "
+            f"(labels, `--no-qc`), {verdict}; {transfer_row['qc_s']:.3g} s with the QC."
+        )
     for r in paper:
         if "step_s" in r and r.get("memory_kind") == "GPU":
             fits = "fits" if r["peak_gib"] <= 24 else "does NOT fit"
-            lines.append(f"Goal: a training step at 160x192x224 {'with' if r['checkpointing'] else 'without'} --checkpointing {fits} in 24 GB ({r['peak_gib']:.1f} GiB).")
+            lines.append(
+                f"Goal: a training step at 160x192x224 {'with' if r['checkpointing'] else 'without'} --checkpointing {fits} in 24 GB ({r['peak_gib']:.1f} GiB)."
+            )
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--train-grid", type=int, nargs=3, help="grid of the big training rows (default: the paper's on a GPU, 80 96 112 on a CPU)")
+    parser.add_argument(
+        "--train-grid",
+        type=int,
+        nargs=3,
+        help="grid of the big training rows (default: the paper's on a GPU, 80 96 112 on a CPU)",
+    )
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--no-write", action="store_true", help="print the section instead of writing docs/BENCHMARKS.md")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the section instead of writing docs/BENCHMARKS.md"
+    )
     parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
     parser.add_argument("--grid", type=int, nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
@@ -306,29 +373,89 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure_here(args.measure, args.grid, args.device, args.repeats, args.checkpointing)))
         return
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     train_grid = tuple(args.train_grid or (PAPER if device.type == "cuda" else (80, 96, 112)))
-    rows, notes = [], [f"Load average when the run started: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other jobs slow every row alike)."]
+    rows, notes = (
+        [],
+        [
+            f"Load average when the run started: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other jobs slow every row alike)."
+        ],
+    )
     for grid, big_train in ((HIPPOCAMPUS, HIPPOCAMPUS), (PAPER, train_grid)):
         lt = measure("ltnet_transfer", grid, device, args.repeats)
         rows.append(("LT-Net", "transfer: G_F + label warping (`--no-qc`)", lt, None))
         if "networks_s" in lt:
             rows.append(("LT-Net", "  of which G_F alone", {**lt, "transfer_s": lt["networks_s"]}, lt["transfer_s"]))
-            rows.append(("LT-Net", "transfer with QC (G_B, checks; the default)", {**lt, "transfer_s": lt["qc_s"]}, lt["transfer_s"]))
-            rows.append(("LT-Net", "transfer with QC and `--extras` images", {**lt, "transfer_s": lt["extras_s"]}, lt["transfer_s"]))
-            rows.append(("LT-Net", f"labels after `--refine {REFINE_STEPS}`", {**lt, "transfer_s": lt["refine_s"]}, lt["transfer_s"]))
-            notes.append(f"Pre-alignment (affine, ITK, CPU) at {' '.join(map(str, lt['grid']))}: {lt['prealign_s']:.2f} s, not included above.")
-        rows.append(("VoxelMorph VxmPairwise", "forward + label warping (network grid)", measure("vxm_transfer", grid, device, args.repeats), lt.get("transfer_s")))
-        rows.append(("elastix 5 B-spline", "registration + transformix labels", measure("elastix", grid, device, 1), lt.get("transfer_s")))
+            rows.append(
+                (
+                    "LT-Net",
+                    "transfer with QC (G_B, checks; the default)",
+                    {**lt, "transfer_s": lt["qc_s"]},
+                    lt["transfer_s"],
+                )
+            )
+            rows.append(
+                (
+                    "LT-Net",
+                    "transfer with QC and `--extras` images",
+                    {**lt, "transfer_s": lt["extras_s"]},
+                    lt["transfer_s"],
+                )
+            )
+            rows.append(
+                (
+                    "LT-Net",
+                    f"labels after `--refine {REFINE_STEPS}`",
+                    {**lt, "transfer_s": lt["refine_s"]},
+                    lt["transfer_s"],
+                )
+            )
+            notes.append(
+                f"Pre-alignment (affine, ITK, CPU) at {' '.join(map(str, lt['grid']))}: {lt['prealign_s']:.2f} s, not included above."
+            )
+        rows.append(
+            (
+                "VoxelMorph VxmPairwise",
+                "forward + label warping (network grid)",
+                measure("vxm_transfer", grid, device, args.repeats),
+                lt.get("transfer_s"),
+            )
+        )
+        rows.append(
+            (
+                "elastix 5 B-spline",
+                "registration + transformix labels",
+                measure("elastix", grid, device, 1),
+                lt.get("transfer_s"),
+            )
+        )
         repeats = args.repeats if big_train == HIPPOCAMPUS or device.type == "cuda" else 1
         train_lt = measure("ltnet_train", big_train, device, repeats)
         rows.append(("LT-Net", "training step (G_F, G_B, D)", train_lt, None))
-        rows.append(("LT-Net", "training step, --checkpointing", measure("ltnet_train", big_train, device, repeats, True), train_lt.get("step_s")))
-        rows.append(("VoxelMorph VxmPairwise", "training step (L_sim + L_smooth)", measure("vxm_train", big_train, device, repeats), train_lt.get("step_s")))
+        rows.append(
+            (
+                "LT-Net",
+                "training step, --checkpointing",
+                measure("ltnet_train", big_train, device, repeats, True),
+                train_lt.get("step_s"),
+            )
+        )
+        rows.append(
+            (
+                "VoxelMorph VxmPairwise",
+                "training step (L_sim + L_smooth)",
+                measure("vxm_train", big_train, device, repeats),
+                train_lt.get("step_s"),
+            )
+        )
     notes += goals(rows, device)
     section = "\n\n".join(
         [
-            f"## Speed{' on a GPU' if device.type == 'cuda' else ''}\n\nWritten by `benchmarks/speed.py`; \"vs LT-Net\" is the time ratio to the LT-Net row above it, "
+            f'## Speed{" on a GPU" if device.type == "cuda" else ""}\n\nWritten by `benchmarks/speed.py`; "vs LT-Net" is the time ratio to the LT-Net row above it, '
             "measured in the same run on the same device.",
             f"Device: {machine()}.",
             table(rows),

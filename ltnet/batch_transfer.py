@@ -103,7 +103,16 @@ def run_batch(
             if image is None:
                 raise prepared
             job = jobs[i]
-            result = transfer(model, image, device, prealign=prealign, refine_steps=refine_steps, prepared=prepared, qc=qc, extras=extras)
+            result = transfer(
+                model,
+                image,
+                device,
+                prealign=prealign,
+                refine_steps=refine_steps,
+                prepared=prepared,
+                qc=qc,
+                extras=extras,
+            )
             if result.qc is not None:
                 result.qc["target"] = str(job.target)
             pending.append((writer.submit(write, job, result), job, result))

@@ -23,7 +23,10 @@ def pick_device(choice: str = "auto", announce: bool = True, local_rank: int = 0
         device = torch.device("cuda", local_rank)
         if announce:
             free, total = torch.cuda.mem_get_info(device)
-            print(f"ltnet: using GPU {local_rank}: {torch.cuda.get_device_name(device)} ({total / 2**30:.0f} GiB, {free / 2**30:.0f} GiB free)", file=sys.stderr)
+            print(
+                f"ltnet: using GPU {local_rank}: {torch.cuda.get_device_name(device)} ({total / 2**30:.0f} GiB, {free / 2**30:.0f} GiB free)",
+                file=sys.stderr,
+            )
         return device
     if choice == "cuda":
         raise LTNetError(f"--device cuda: {problem}; use --device cpu, or install a CUDA build of torch.")

@@ -59,7 +59,12 @@ def session(ranks: Ranks, device: torch.device):
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend, rank=ranks.rank, world_size=ranks.world_size, device_id=device if device.type == "cuda" else None)
+    dist.init_process_group(
+        backend=backend,
+        rank=ranks.rank,
+        world_size=ranks.world_size,
+        device_id=device if device.type == "cuda" else None,
+    )
     _control = dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD
     try:
         yield ranks

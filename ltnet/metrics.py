@@ -40,6 +40,8 @@ def hausdorff95_mm(result: sitk.Image, reference: sitk.Image, value: int) -> flo
     for surface_of, distance_to in ((a, b), (b, a)):
         # GetArrayFromImage (a copy): a view of a temporary image dangles once the image is freed (segfault on large grids).
         surface = sitk.GetArrayFromImage(sitk.LabelContour(surface_of)) > 0
-        distance = sitk.GetArrayFromImage(sitk.Abs(sitk.SignedMaurerDistanceMap(distance_to, squaredDistance=False, useImageSpacing=True)))
+        distance = sitk.GetArrayFromImage(
+            sitk.Abs(sitk.SignedMaurerDistanceMap(distance_to, squaredDistance=False, useImageSpacing=True))
+        )
         distances.append(distance[surface])
     return float(np.percentile(np.concatenate(distances), 95))

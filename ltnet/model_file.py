@@ -40,8 +40,12 @@ class LTNetModel:
     networks: LTNetNetworks
     atlas: Atlas
     weights: LossWeights
-    training: dict = field(default_factory=dict)  # iteration, optimizer and RNG states, settings; empty for a bare model
-    reference_lncc: float | None = None  # typical image match on its training scans, whole grid (ltnet.qc.reference_lncc)
+    training: dict = field(
+        default_factory=dict
+    )  # iteration, optimizer and RNG states, settings; empty for a bare model
+    reference_lncc: float | None = (
+        None  # typical image match on its training scans, whole grid (ltnet.qc.reference_lncc)
+    )
     reference_label_lncc: float | None = None  # the same over the transferred labels, what the QC score uses
 
     @property
@@ -82,10 +86,17 @@ def save_model(model: LTNetModel, path) -> None:
             "values": list(atlas.values),
             "labels": [label.to_dict() for label in atlas.labels],
             **({"channels": _image_to_dict(atlas.channels)} if atlas.channels is not None else {}),
-            **({"source_image": _image_to_dict(atlas.source_image, torch.float16)} if atlas.source_image is not None else {}),
+            **(
+                {"source_image": _image_to_dict(atlas.source_image, torch.float16)}
+                if atlas.source_image is not None
+                else {}
+            ),
             "prealign_fixed": atlas.prealign_fixed,
         },
-        "weights": {name: {k: v.detach().cpu() for k, v in module.state_dict().items()} for name, module in model.networks.named_children()},
+        "weights": {
+            name: {k: v.detach().cpu() for k, v in module.state_dict().items()}
+            for name, module in model.networks.named_children()
+        },
         "training": model.training,
         "reference_lncc": model.reference_lncc,
         "reference_label_lncc": model.reference_label_lncc,
@@ -109,7 +120,9 @@ def load_model(path, device="cpu") -> LTNetModel:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for foreign or truncated files
-        raise LTNetError(f"{path}: is not an LTNet model or is damaged ({type(error).__name__}); give a model written by `ltnet train`.") from error
+        raise LTNetError(
+            f"{path}: is not an LTNet model or is damaged ({type(error).__name__}); give a model written by `ltnet train`."
+        ) from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise LTNetError(f"{path}: is a torch file but not an LTNet model; give a model written by `ltnet train`.")
     if state.get("format_version", 0) > FORMAT_VERSION:
@@ -129,21 +142,36 @@ def load_model(path, device="cpu") -> LTNetModel:
             labels=[LabelInfo.from_dict(label) for label in atlas_state["labels"]],
             channels=_image_from_dict(atlas_state["channels"]) if "channels" in atlas_state else None,
             source_image=_image_from_dict(atlas_state["source_image"]) if "source_image" in atlas_state else None,
-            prealign_fixed=atlas_state.get("prealign_fixed", "atlas"),  # older files: the direction their networks learned
+            prealign_fixed=atlas_state.get(
+                "prealign_fixed", "atlas"
+            ),  # older files: the direction their networks learned
         )
         if atlas.prealign_fixed not in FIXED_IMAGES:
             raise ValueError(f"pre-alignment fixed image {atlas.prealign_fixed!r} is none of {FIXED_IMAGES}")
         weights = LossWeights(**state["loss_weights"])
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
-        raise LTNetError(f"{path}: is an LTNet model that this version cannot use ({error}); retrain it or update LTNet.") from error
-    return LTNetModel(networks.to(device), atlas, weights, state.get("training") or {}, state.get("reference_lncc"), state.get("reference_label_lncc"))
+        raise LTNetError(
+            f"{path}: is an LTNet model that this version cannot use ({error}); retrain it or update LTNet."
+        ) from error
+    return LTNetModel(
+        networks.to(device),
+        atlas,
+        weights,
+        state.get("training") or {},
+        state.get("reference_lncc"),
+        state.get("reference_label_lncc"),
+    )
 
 
 def _image_to_dict(image: sitk.Image, dtype: torch.dtype | None = None) -> dict:
     """An image as a tensor ``(D, H, W)`` (its own pixel type, or ``dtype``) and its geometry (LPS)."""
     array = torch.from_numpy(sitk.GetArrayFromImage(image))
-    return {"array": array.to(dtype) if dtype else array, "origin": list(image.GetOrigin()),
-            "spacing": list(image.GetSpacing()), "direction": list(image.GetDirection())}
+    return {
+        "array": array.to(dtype) if dtype else array,
+        "origin": list(image.GetOrigin()),
+        "spacing": list(image.GetSpacing()),
+        "direction": list(image.GetDirection()),
+    }
 
 
 def _image_from_dict(values: dict) -> sitk.Image:

@@ -29,11 +29,19 @@ class Bar:
         total = event.get("total", 0)
         position = event.get("iteration", event.get("done", 0))
         if self.bar is None:
-            self.bar = tqdm(total=total, initial=position - 1 if "iteration" in event else 0, desc=self.description, file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total,
+                initial=position - 1 if "iteration" in event else 0,
+                desc=self.description,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
         self.bar.update(position - self.bar.n)
         if "losses" in event:
             losses = event["losses"]
-            self.bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("generator", "sim", "cyc") if k in losses}, refresh=False)
+            self.bar.set_postfix(
+                {k: f"{losses[k]:.3f}" for k in ("generator", "sim", "cyc") if k in losses}, refresh=False
+            )
 
     def close(self) -> None:
         if self.bar is not None:

@@ -92,7 +92,9 @@ def measure(
     folded = float((jacobian_determinant(cycle.forward if field is None else field) <= 0).float().mean())
     lncc, label_lncc = image_match(scan, cycle.warped, cycle.warped_labels)
     qc = {
-        "label_cycle_dice": [{"value": label.value, "name": label.name, "dice": round(d, 4)} for label, d in zip(labels, dice)],
+        "label_cycle_dice": [
+            {"value": label.value, "name": label.name, "dice": round(d, 4)} for label, d in zip(labels, dice)
+        ],
         "label_cycle_dice_mean": round(float(np.mean(dice)), 4),
         "image_cycle_error": round(float(losses.image_cycle(atlas, cycle.reconstructed)), 5),
         "inverse_consistency_mm": round(float(inverse_consistency.mean()), 4),
@@ -124,7 +126,9 @@ def score(qc: dict) -> float:
     return float(max(0.0, match - penalty))
 
 
-def reference_lncc(nets, atlas: torch.Tensor, atlas_one_hot: torch.Tensor, scans: list[torch.Tensor], limit: int = 8) -> tuple[float, float]:
+def reference_lncc(
+    nets, atlas: torch.Tensor, atlas_one_hot: torch.Tensor, scans: list[torch.Tensor], limit: int = 8
+) -> tuple[float, float]:
     """The model's typical image match ``(whole grid, label region)``: medians of ``image_match`` of the atlas and its
     labels ``(1, K, D, H, W)`` warped by ``G_F`` onto (up to ``limit``, evenly spread) training scans ``(1, 1, D, H, W)``.
 

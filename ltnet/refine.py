@@ -85,7 +85,9 @@ def refine(
     optimizer = torch.optim.Adam([update], lr=step_size)
     for _ in range(steps):
         displacement = g_forward.displacement(field())
-        loss = weights.sim * losses.similarity(scan, warp(atlas, displacement)) + weights.smooth * losses.smoothness(displacement)
+        loss = weights.sim * losses.similarity(scan, warp(atlas, displacement)) + weights.smooth * losses.smoothness(
+            displacement
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -42,7 +42,12 @@ def affine_matrix(transform: sitk.Transform) -> np.ndarray:
 
 
 def labels_on_scan(
-    atlas_channels: sitk.Image, values: list[int], forward: torch.Tensor, grid: NetworkGrid, scan: sitk.Image, to_grid: sitk.Transform
+    atlas_channels: sitk.Image,
+    values: list[int],
+    forward: torch.Tensor,
+    grid: NetworkGrid,
+    scan: sitk.Image,
+    to_grid: sitk.Transform,
 ) -> sitk.Image:
     """The atlas label map on ``scan``'s grid (int32 label values, ``scan``'s geometry).
 
@@ -54,8 +59,12 @@ def labels_on_scan(
     grid_to_atlas = np.linalg.inv(ijk_to_lps(atlas_channels)) @ ijk_to_lps(grid.reference())
     scan_to_grid = np.linalg.inv(ijk_to_lps(grid.reference())) @ affine_matrix(to_grid) @ ijk_to_lps(scan)
     device = forward.device
-    to_grid_index = torch.as_tensor(scan_to_grid[:3], dtype=torch.float64, device=device)  # (3, 4): scan index xyz1 -> grid index xyz
-    to_atlas_index = torch.as_tensor(grid_to_atlas[:3], dtype=torch.float64, device=device)  # (3, 4): grid index xyz1 -> atlas index xyz
+    to_grid_index = torch.as_tensor(
+        scan_to_grid[:3], dtype=torch.float64, device=device
+    )  # (3, 4): scan index xyz1 -> grid index xyz
+    to_atlas_index = torch.as_tensor(
+        grid_to_atlas[:3], dtype=torch.float64, device=device
+    )  # (3, 4): grid index xyz1 -> atlas index xyz
     grid_size_xyz = torch.tensor(grid.size, dtype=torch.float64, device=device)
     channels = torch.from_numpy(sitk.GetArrayFromImage(atlas_channels)).to(device)  # uint8 or int16, as stored
     padded = with_background_border(channels)  # once, not per slab
@@ -63,12 +72,18 @@ def labels_on_scan(
     table = torch.as_tensor(values, dtype=torch.int32, device=device)
     nx, ny, nz = scan.GetSize()
     slab = max(1, SLAB_ELEMENTS // (nx * ny * max(3, len(values))))
-    y, x = torch.meshgrid(torch.arange(ny, device=device, dtype=torch.float64), torch.arange(nx, device=device, dtype=torch.float64), indexing="ij")
+    y, x = torch.meshgrid(
+        torch.arange(ny, device=device, dtype=torch.float64),
+        torch.arange(nx, device=device, dtype=torch.float64),
+        indexing="ij",
+    )
     one = torch.ones(1, device=device, dtype=torch.float64)
     result = []
     for z0 in range(0, nz, slab):
         z = torch.arange(z0, min(nz, z0 + slab), device=device, dtype=torch.float64)
-        q = torch.stack(torch.broadcast_tensors(x[None], y[None], z[:, None, None], one), dim=-1) @ to_grid_index.T  # (nz, ny, nx, 3) grid index xyz
+        q = (
+            torch.stack(torch.broadcast_tensors(x[None], y[None], z[:, None, None], one), dim=-1) @ to_grid_index.T
+        )  # (nz, ny, nx, 3) grid index xyz
         displacement = _sample(forward, q, grid_size_xyz)  # (3, ...) zyx voxels
         moved = q + displacement.permute(1, 2, 3, 0).flip(-1).double()
         atlas_index = torch.cat([moved, one.expand(*moved.shape[:-1], 1)], dim=-1) @ to_atlas_index.T
@@ -97,12 +112,16 @@ def trilinear_votes(padded: torch.Tensor, index_xyz: torch.Tensor, count: int) -
     weights = (1.0 - upper, upper)  # per axis, for corner offset 0 and 1
     strides = (1, padded.shape[2], padded.shape[1] * padded.shape[2])
     base = base.long()
-    first = base[:, 0] * strides[0] + base[:, 1] * strides[1] + base[:, 2] * strides[2]  # no integer matmul: CUDA has none
+    first = (
+        base[:, 0] * strides[0] + base[:, 1] * strides[1] + base[:, 2] * strides[2]
+    )  # no integer matmul: CUDA has none
     flat = padded.reshape(-1)
     votes = torch.zeros(index_xyz.shape[0], count, device=padded.device)
     for dx, dy, dz in itertools.product((0, 1), repeat=3):
         weight = weights[dx][:, 0] * weights[dy][:, 1] * weights[dz][:, 2]
-        votes.scatter_add_(1, flat[first + (dx * strides[0] + dy * strides[1] + dz * strides[2])].long()[:, None], weight[:, None])
+        votes.scatter_add_(
+            1, flat[first + (dx * strides[0] + dy * strides[1] + dz * strides[2])].long()[:, None], weight[:, None]
+        )
     return votes
 
 
@@ -110,5 +129,7 @@ def _sample(volume: torch.Tensor, index_xyz: torch.Tensor, size_xyz: torch.Tenso
     """Trilinear samples of ``volume`` ``(C, D, H, W)`` at continuous indices ``(..., 3)`` (x, y, z), zero outside: ``(C, ...)``."""
     normalised = (2.0 * index_xyz / (size_xyz - 1) - 1.0).float()
     spatial = index_xyz.shape[:-1]
-    sampled = F.grid_sample(volume[None], normalised.reshape(1, 1, 1, -1, 3), mode="bilinear", padding_mode="zeros", align_corners=True)
+    sampled = F.grid_sample(
+        volume[None], normalised.reshape(1, 1, 1, -1, 3), mode="bilinear", padding_mode="zeros", align_corners=True
+    )
     return sampled.reshape(volume.shape[0], *spatial)

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ltnet import augment, distributed, qc as quality, sampling, teach
+from ltnet import augment, distributed, sampling, teach
+from ltnet import qc as quality
 from ltnet.device import mixed_precision
 from ltnet.errors import LTNetError
 from ltnet.model_file import LTNetModel, save_model
 from ltnet.nn.cycle import Cycle, generator_terms, run_cycle, weighted_total
 from ltnet.training_nets import TrainingNets
-
 
 LR_SCHEDULES = ("constant", "cosine")
 AUGMENT_SEED_OFFSET = 1_000_003  # the augmentation draws its own stream, not the scan order's
@@ -93,7 +93,11 @@ def check_losses(losses: dict[str, float], iteration: int, out, checkpoint_itera
         terms = ", ".join(f"{name} = {value:.4g}" for name, value in broken.items())
         raise LTNetError(
             f"{out}: training broke down numerically at iteration {iteration} ({terms}; the similarity lies in [-1, 0]); "
-            + (f"{out} keeps the checkpoint of iteration {checkpoint_iteration}. " if Path(out).is_file() else "no model was written. ")
+            + (
+                f"{out} keeps the checkpoint of iteration {checkpoint_iteration}. "
+                if Path(out).is_file()
+                else "no model was written. "
+            )
             + "Check the scans for NaN values, lower --lr, or try --device cpu."
         )
 
@@ -127,7 +131,9 @@ def train(
     shards = sampling.slot_shards(len(cohort), batch * ranks.world_size)
     my_slots = sampling.rank_slots(ranks.rank, batch)
     parallel = TrainingNets(nets, device, weights.needs_backward, settings.checkpointing)
-    generator_params = list(nets.g_forward.parameters()) + (list(nets.g_backward.parameters()) if weights.needs_backward else [])
+    generator_params = list(nets.g_forward.parameters()) + (
+        list(nets.g_backward.parameters()) if weights.needs_backward else []
+    )
     optimizer_g = torch.optim.Adam(generator_params, lr=settings.learning_rate)
     optimizer_d = torch.optim.Adam(nets.discriminator.parameters(), lr=settings.learning_rate)
     order = torch.Generator().manual_seed(settings.seed)
@@ -147,7 +153,9 @@ def train(
     def checkpoint(iteration: int) -> None:
         if not ranks.is_main:
             return
-        model.reference_lncc, model.reference_label_lncc = quality.reference_lncc(nets, atlas[:1], atlas_labels[:1], [scan for scan in cohort if scan is not None])
+        model.reference_lncc, model.reference_label_lncc = quality.reference_lncc(
+            nets, atlas[:1], atlas_labels[:1], [scan for scan in cohort if scan is not None]
+        )
         model.training = {
             "iteration": iteration,
             "settings": asdict(settings),
@@ -168,7 +176,9 @@ def train(
             drawn = sampling.draw(order, shards)
             scan = torch.cat([cohort[drawn[slot]] for slot in my_slots]).to(device, non_blocking=True)
             if augmentation is not None:  # drawn for every slot of the global batch, so ranks and resumes agree
-                scan = augment.apply(scan, augmentation.draw(augment_draws, len(shards))[my_slots.start : my_slots.stop])
+                scan = augment.apply(
+                    scan, augmentation.draw(augment_draws, len(shards))[my_slots.start : my_slots.stop]
+                )
             ramp = settings.ramp(iteration)
             rate = settings.learning_rate_at(iteration)
             for optimizer in (optimizer_g, optimizer_d):
@@ -178,10 +188,19 @@ def train(
             if refined_fields is not None:  # before the step: refining does not touch the networks' gradients
                 refined = torch.cat([refined_fields(drawn[slot], scan[i : i + 1]) for i, slot in enumerate(my_slots)])
             with autocast:
-                cycle = run_cycle(parallel, atlas, atlas_labels, scan, with_backward=weights.needs_backward, coupling=ramp * weights.coupling)
+                cycle = run_cycle(
+                    parallel,
+                    atlas,
+                    atlas_labels,
+                    scan,
+                    with_backward=weights.needs_backward,
+                    coupling=ramp * weights.coupling,
+                )
                 terms = batch_mean_terms(parallel, cycle, atlas, atlas_labels, scan, now_weights)
                 if refined_fields is not None:
-                    terms["teach"] = teach.teach_term(cycle.forward, refined, teach.label_weights(atlas_labels, refined))
+                    terms["teach"] = teach.teach_term(
+                        cycle.forward, refined, teach.label_weights(atlas_labels, refined)
+                    )
                 total = weighted_total(terms, now_weights)
             optimizer_g.zero_grad(set_to_none=True)
             total.backward()
@@ -200,7 +219,9 @@ def train(
             now = time.monotonic()
             if now - last_report >= report_every_s or iteration == settings.iterations or stopping:
                 last_report = now
-                event = _progress_event(report, iteration, settings.iterations, now - started, iteration - start_iteration)
+                event = _progress_event(
+                    report, iteration, settings.iterations, now - started, iteration - start_iteration
+                )
                 check_losses(event["losses"], iteration, out, model.iteration)
                 if progress is not None and ranks.is_main:
                     progress(event)
@@ -225,7 +246,9 @@ def batch_mean_terms(nets, cycle: Cycle, atlas, atlas_labels, scans, weights) ->
     per_pair = []
     for b in range(len(scans)):
         pair = Cycle(**{k: v[b : b + 1] if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
-        per_pair.append(generator_terms(nets, pair, atlas[b : b + 1], atlas_labels[b : b + 1], scans[b : b + 1], weights))
+        per_pair.append(
+            generator_terms(nets, pair, atlas[b : b + 1], atlas_labels[b : b + 1], scans[b : b + 1], weights)
+        )
     return {name: torch.stack([terms[name] for terms in per_pair]).mean() for name in per_pair[0]}
 
 

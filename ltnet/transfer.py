@@ -91,27 +91,50 @@ def transfer(
         return result
     inverse_consistency = quality.inverse_consistency_mm(cycle, grid.spacing)
     if qc:
-        result.qc = quality.measure(cycle, atlas_t, one_hot_t, scan_t, inverse_consistency, atlas.labels,
-                                   (model.reference_lncc, model.reference_label_lncc), field, network_match)
+        result.qc = quality.measure(
+            cycle,
+            atlas_t,
+            one_hot_t,
+            scan_t,
+            inverse_consistency,
+            atlas.labels,
+            (model.reference_lncc, model.reference_label_lncc),
+            field,
+            network_match,
+        )
         if refine_steps > 0:  # what the refinement ran on, so a result can be reproduced and its cost understood
-            result.qc["refinement"] = {"steps": refine_steps, "grid_size": list(field_grid.size), "spacing_mm": round(field_grid.spacing, 4)}
+            result.qc["refinement"] = {
+                "steps": refine_steps,
+                "grid_size": list(field_grid.size),
+                "spacing_mm": round(field_grid.spacing, 4),
+            }
     if extras:
         to_atlas = sitk.CompositeTransform([field_grid.displacement_transform(field[0].cpu().numpy()), to_grid])
         reference = sitk.Image(target.GetSize(), sitk.sitkUInt8)
         reference.CopyInformation(target)
         result.field = sitk.TransformToDisplacementField(
-            to_atlas, sitk.sitkVectorFloat64, target.GetSize(), target.GetOrigin(), target.GetSpacing(), target.GetDirection()
+            to_atlas,
+            sitk.sitkVectorFloat64,
+            target.GetSize(),
+            target.GetOrigin(),
+            target.GetSpacing(),
+            target.GetDirection(),
         )
         result.warped_atlas = resample(atlas.image_sitk(), reference, to_atlas)
         result.reconstructed_atlas = grid.image_from_array(cycle.reconstructed[0, 0].cpu().numpy())
-        result.reconstructed_labels = grid.image_from_array(argmax_labels(cycle.reconstructed_labels[0].cpu().numpy(), atlas.values))
+        result.reconstructed_labels = grid.image_from_array(
+            argmax_labels(cycle.reconstructed_labels[0].cpu().numpy(), atlas.values)
+        )
         result.jacobian = sitk.DisplacementFieldJacobianDeterminant(result.field)
-        result.inverse_consistency = resample(grid.image_from_array(inverse_consistency.cpu().numpy()), reference, to_grid)
+        result.inverse_consistency = resample(
+            grid.image_from_array(inverse_consistency.cpu().numpy()), reference, to_grid
+        )
     return result
 
 
-def _pair_on_finer_grid(model: LTNetModel, target: sitk.Image, prepared: PreparedScan, grid: NetworkGrid, device
-                        ) -> tuple[torch.Tensor, torch.Tensor, float] | None:
+def _pair_on_finer_grid(
+    model: LTNetModel, target: sitk.Image, prepared: PreparedScan, grid: NetworkGrid, device
+) -> tuple[torch.Tensor, torch.Tensor, float] | None:
     """The atlas (at its own resolution) and the scan (pre-aligned) on ``grid``, finer than the network grid,
     ``(1, 1, D, H, W)`` each, and how many times finer (``refine``'s ``finer``); None when ``grid`` is the network grid."""
     if grid == model.grid:

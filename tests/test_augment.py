@@ -36,7 +36,10 @@ def test_a_rotation_keeps_distances_in_voxels_on_a_non_cubic_grid():
 def test_gamma_changes_contrast_and_values_stay_in_zero_one():
     scan = torch.full((1, 1, 8, 8, 8), 0.25)
     assert torch.allclose(apply(scan, parameters(gamma=2.0)), torch.full_like(scan, 0.0625))
-    wild = apply(torch.rand(4, 1, 8, 8, 8), Augmentation(rotation_deg=30, scale=0.3, shift_voxels=3).draw(torch.Generator().manual_seed(0), 4))
+    wild = apply(
+        torch.rand(4, 1, 8, 8, 8),
+        Augmentation(rotation_deg=30, scale=0.3, shift_voxels=3).draw(torch.Generator().manual_seed(0), 4),
+    )
     assert float(wild.min()) >= 0.0 and float(wild.max()) <= 1.0
 
 

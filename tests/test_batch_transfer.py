@@ -10,9 +10,29 @@ from ltnet.cli import main
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "m.pt"
-    code = main(["train", "--atlas-image", str(sample.atlas_image_path()), "--atlas-labels", str(sample.atlas_labels_path()),
-                 "--images", str(sample.scan_paths()[0]), "--out", str(out), "--iterations", "0", "--grid", "32", "32", "32",
-                 "--device", "cpu", "--progress", "jsonl"])
+    code = main(
+        [
+            "train",
+            "--atlas-image",
+            str(sample.atlas_image_path()),
+            "--atlas-labels",
+            str(sample.atlas_labels_path()),
+            "--images",
+            str(sample.scan_paths()[0]),
+            "--out",
+            str(out),
+            "--iterations",
+            "0",
+            "--grid",
+            "32",
+            "32",
+            "32",
+            "--device",
+            "cpu",
+            "--progress",
+            "jsonl",
+        ]
+    )
     assert code == 0
     return out
 
@@ -20,8 +40,24 @@ def model(tmp_path_factory):
 def test_unreadable_target_read_in_a_worker_is_one_clear_error(model, tmp_path, capsys):
     bad = tmp_path / "broken.nii.gz"
     bad.write_bytes(b"not an image")
-    code = main(["transfer", "--model", str(model), "--target", str(sample.scan_paths()[0]), str(bad), "--out", str(tmp_path / "out"),
-                 "--device", "cpu", "--workers", "1", "--progress", "jsonl"])
+    code = main(
+        [
+            "transfer",
+            "--model",
+            str(model),
+            "--target",
+            str(sample.scan_paths()[0]),
+            str(bad),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "--workers",
+            "1",
+            "--progress",
+            "jsonl",
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 2 and "ltnet: error:" in error and "broken.nii.gz" in error and "Traceback" not in error
 
@@ -31,7 +67,20 @@ def test_gpu_out_of_memory_names_the_grid_and_what_to_do(model, tmp_path, capsys
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr("ltnet.batch_transfer.transfer", out_of_memory)
-    code = main(["transfer", "--model", str(model), "--target", str(sample.scan_paths()[0]), "--out", str(tmp_path / "x.nii.gz"),
-                 "--device", "cpu", "--workers", "0"])
+    code = main(
+        [
+            "transfer",
+            "--model",
+            str(model),
+            "--target",
+            str(sample.scan_paths()[0]),
+            "--out",
+            str(tmp_path / "x.nii.gz"),
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 2 and "ran out of memory at grid" in error and "--device cpu" in error

@@ -22,7 +22,9 @@ from ltnet.model_file import load_model, save_model
 from ltnet.transfer import transfer
 
 DEMO_MODEL = sample.demo_model_path()
-needs_demo_model = pytest.mark.skipif(not DEMO_MODEL.exists(), reason="the bundled demo model is built by benchmarks/build_demo_model.py")
+needs_demo_model = pytest.mark.skipif(
+    not DEMO_MODEL.exists(), reason="the bundled demo model is built by benchmarks/build_demo_model.py"
+)
 
 
 def run(capsys, *argv):
@@ -32,8 +34,25 @@ def run(capsys, *argv):
 
 
 def train_args(out, atlas_image=None, atlas_labels=None, images=None):
-    return ["train", "--atlas-image", atlas_image or sample.atlas_image_path(), "--atlas-labels", atlas_labels or sample.atlas_labels_path(),
-            "--images", *(images or [sample.training_scan_paths()[0]]), "--out", out, "--iterations", 1, "--grid", 32, 32, 32, "--device", "cpu"]
+    return [
+        "train",
+        "--atlas-image",
+        atlas_image or sample.atlas_image_path(),
+        "--atlas-labels",
+        atlas_labels or sample.atlas_labels_path(),
+        "--images",
+        *(images or [sample.training_scan_paths()[0]]),
+        "--out",
+        out,
+        "--iterations",
+        1,
+        "--grid",
+        32,
+        32,
+        32,
+        "--device",
+        "cpu",
+    ]
 
 
 def write_image(array, path, like=None):
@@ -71,7 +90,9 @@ def test_train_rejects_bad_input_with_one_line_and_writes_nothing(tmp_path, caps
         bad = args["atlas_labels"] = tmp_path / "shifted.nii.gz"
         sitk.WriteImage(shifted, str(bad))
     elif problem == "empty labels":
-        bad = args["atlas_labels"] = write_image(np.zeros(sitk.GetArrayViewFromImage(labels).shape, np.uint8), tmp_path / "empty.nii.gz", labels)
+        bad = args["atlas_labels"] = write_image(
+            np.zeros(sitk.GetArrayViewFromImage(labels).shape, np.uint8), tmp_path / "empty.nii.gz", labels
+        )
     else:
         array = sitk.GetArrayFromImage(atlas).astype(np.float32)
         array[5, 5, 5] = np.nan
@@ -116,7 +137,9 @@ def test_field_downsize_is_kept_in_the_model_and_must_be_at_least_one(tmp_path, 
 
 def test_resume_gives_an_older_model_its_atlas_at_full_resolution_only_from_the_same_files(tmp_path, capsys):
     out = tmp_path / "old.pt"
-    assert run(capsys, *train_args(out), "--grid", 18, 24, 18)[0] == 0  # a 2 mm grid: refinement can go finer, so the image is kept
+    assert (
+        run(capsys, *train_args(out), "--grid", 18, 24, 18)[0] == 0
+    )  # a 2 mm grid: refinement can go finer, so the image is kept
     model = load_model(out)
     model.atlas = replace(model.atlas, channels=None, source_image=None)  # as LTNet wrote models before it kept them
     save_model(model, out)
@@ -135,11 +158,17 @@ def test_resume_gives_an_older_model_its_atlas_at_full_resolution_only_from_the_
     assert run(capsys, *train_args(out), "--resume")[0] == 0  # 1 iteration, already done: only the upgrade is written
     upgraded_image = load_model(out).atlas.source_image
     assert upgraded_image.GetSize() == image.GetSize() and upgraded_image.GetDirection() == image.GetDirection()
-    assert np.abs(sitk.GetArrayViewFromImage(upgraded_image) - sitk.GetArrayViewFromImage(normalise(image))).max() < 1e-3  # float16
+    assert (
+        np.abs(sitk.GetArrayViewFromImage(upgraded_image) - sitk.GetArrayViewFromImage(normalise(image))).max() < 1e-3
+    )  # float16
     upgraded = load_model(out).atlas.channels
     expected = channel_indices(labels, model.atlas.values)
     assert (sitk.GetArrayViewFromImage(upgraded) == sitk.GetArrayViewFromImage(expected)).all()
-    assert upgraded.GetOrigin() == labels.GetOrigin() and upgraded.GetSpacing() == labels.GetSpacing() and upgraded.GetDirection() == labels.GetDirection()
+    assert (
+        upgraded.GetOrigin() == labels.GetOrigin()
+        and upgraded.GetSpacing() == labels.GetSpacing()
+        and upgraded.GetDirection() == labels.GetDirection()
+    )
     # the older model transfers its grid labels along the same field: close to the full-resolution result, not equal
     scan = read_image(sample.held_out_scan_paths()[0])
     from_grid, full = (transfer(m, scan, qc=False, extras=False).labels for m in (model, load_model(out)))
@@ -148,10 +177,14 @@ def test_resume_gives_an_older_model_its_atlas_at_full_resolution_only_from_the_
 
 def test_resume_of_a_model_that_keeps_no_atlas_image_reads_no_atlas_files(tmp_path, capsys):
     out = tmp_path / "fine.pt"
-    assert run(capsys, *train_args(out))[0] == 0  # a 1.47 mm grid on a 1 mm atlas: refinement cannot go finer (x1.5 is 0.98 mm)
+    assert (
+        run(capsys, *train_args(out))[0] == 0
+    )  # a 1.47 mm grid on a 1 mm atlas: refinement cannot go finer (x1.5 is 0.98 mm)
     assert load_model(out).atlas.source_image is None
     missing = tmp_path / "moved_atlas.nii.gz"  # the model holds its atlas: a resume does not need the files again
-    assert run(capsys, *train_args(out, atlas_image=missing, atlas_labels=missing), "--iterations", 2, "--resume")[0] == 0
+    assert (
+        run(capsys, *train_args(out, atlas_image=missing, atlas_labels=missing), "--iterations", 2, "--resume")[0] == 0
+    )
     assert load_model(out).iteration == 2
 
 
@@ -163,7 +196,11 @@ def test_a_model_keeps_the_pre_alignment_its_network_learned(tmp_path, capsys):
     del state["atlas"]["prealign_fixed"]  # as LTNet wrote models before it kept the choice
     torch.save(state, older_file)
     models = {path.stem: load_model(path) for path in (default, scan_fixed, older_file)}
-    assert {name: m.atlas.prealign_fixed for name, m in models.items()} == {"default": "atlas", "scan": "scan", "older": "atlas"}
+    assert {name: m.atlas.prealign_fixed for name, m in models.items()} == {
+        "default": "atlas",
+        "scan": "scan",
+        "older": "atlas",
+    }
     scan = read_image(sample.held_out_scan_paths()[0])
     found = {}
     for name, model in models.items():
@@ -176,7 +213,9 @@ def test_a_model_keeps_the_pre_alignment_its_network_learned(tmp_path, capsys):
     code, _, err = run(capsys, *train_args(scan_fixed), "--iterations", 2, "--resume", "--prealign-fixed", "atlas")
     assert_one_line_error(code, err, scan_fixed, "scan fixed", "--prealign-fixed")
     assert scan_fixed.read_bytes() == before
-    assert run(capsys, *train_args(tmp_path / "tuned.pt"), "--init", scan_fixed)[0] == 0  # fine-tuning keeps the init's alignment
+    assert (
+        run(capsys, *train_args(tmp_path / "tuned.pt"), "--init", scan_fixed)[0] == 0
+    )  # fine-tuning keeps the init's alignment
     assert load_model(tmp_path / "tuned.pt").atlas.prealign_fixed == "scan"
 
     state["atlas"]["prealign_fixed"] = "both"
@@ -198,38 +237,103 @@ def test_transfer_rejects_a_file_that_is_not_a_model(tmp_path, capsys, content):
         model.write_bytes(content)
     out = tmp_path / "out"
     out.mkdir()
-    code, _, err = run(capsys, "transfer", "--model", model, "--target", sample.held_out_scan_paths()[0], "--out", out / "labels.nii.gz")
+    code, _, err = run(
+        capsys,
+        "transfer",
+        "--model",
+        model,
+        "--target",
+        sample.held_out_scan_paths()[0],
+        "--out",
+        out / "labels.nii.gz",
+    )
     assert_one_line_error(code, err, model, "not an LTNet model")
     assert list(out.iterdir()) == []
 
 
 def test_verbose_shows_the_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "ltnet", "transfer", "--model", tmp_path / "missing.pt", "--target", sample.held_out_scan_paths()[0],
-                             "--out", tmp_path / "x.nii.gz", "--verbose"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ltnet",
+            "transfer",
+            "--model",
+            tmp_path / "missing.pt",
+            "--target",
+            sample.held_out_scan_paths()[0],
+            "--out",
+            tmp_path / "x.nii.gz",
+            "--verbose",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "Traceback" in result.stderr and "missing.pt" in result.stderr
 
 
 @needs_demo_model
 def test_transfer_to_seg_nrrd_keeps_names_and_geometry_and_writes_qc(tmp_path, capsys):
     target = sample.held_out_scan_paths()[0]
-    code, _, _ = run(capsys, "transfer", "--model", DEMO_MODEL, "--target", target, "--out", tmp_path / "labels.seg.nrrd",
-                     "--qc", tmp_path / "qc.json", "--extras", tmp_path / "extras", "--device", "cpu")
+    code, _, _ = run(
+        capsys,
+        "transfer",
+        "--model",
+        DEMO_MODEL,
+        "--target",
+        target,
+        "--out",
+        tmp_path / "labels.seg.nrrd",
+        "--qc",
+        tmp_path / "qc.json",
+        "--extras",
+        tmp_path / "extras",
+        "--device",
+        "cpu",
+    )
     assert code == 0
     labels = read_label_map(tmp_path / "labels.seg.nrrd")
     scan = sitk.ReadImage(str(target))
     assert labels.image.GetSize() == scan.GetSize()
-    assert np.allclose(labels.image.GetOrigin(), scan.GetOrigin()) and np.allclose(labels.image.GetDirection(), scan.GetDirection())
+    assert np.allclose(labels.image.GetOrigin(), scan.GetOrigin()) and np.allclose(
+        labels.image.GetDirection(), scan.GetDirection()
+    )
     assert [label.name for label in labels.labels] == ["Anterior hippocampus", "Posterior hippocampus"]
     qc = json.loads((tmp_path / "qc.json").read_text())
-    assert set(qc) >= {"label_cycle_dice", "label_cycle_dice_mean", "image_cycle_error", "inverse_consistency_mm", "folded_fraction", "lncc", "score", "verdict"}
+    assert set(qc) >= {
+        "label_cycle_dice",
+        "label_cycle_dice_mean",
+        "image_cycle_error",
+        "inverse_consistency_mm",
+        "folded_fraction",
+        "lncc",
+        "score",
+        "verdict",
+    }
     assert 0 <= qc["folded_fraction"] < 0.05 and qc["verdict"] in ("OK", "check", "likely failed")
-    assert len(list((tmp_path / "extras").glob("*.nrrd"))) == 7 and (tmp_path / "extras" / f"{target.name[:-7]}_field.h5").exists()
+    assert (
+        len(list((tmp_path / "extras").glob("*.nrrd"))) == 7
+        and (tmp_path / "extras" / f"{target.name[:-7]}_field.h5").exists()
+    )
 
 
 @needs_demo_model
 def test_transfer_of_several_targets_writes_a_folder_with_the_same_names(tmp_path, capsys):
     targets = sample.held_out_scan_paths()
-    code, _, err = run(capsys, "transfer", "--model", DEMO_MODEL, "--target", *targets, "--out", tmp_path / "labels", "--qc", tmp_path / "qc", "--device", "cpu")
+    code, _, err = run(
+        capsys,
+        "transfer",
+        "--model",
+        DEMO_MODEL,
+        "--target",
+        *targets,
+        "--out",
+        tmp_path / "labels",
+        "--qc",
+        tmp_path / "qc",
+        "--device",
+        "cpu",
+    )
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == sorted(t.name for t in targets)
     assert len(list((tmp_path / "qc").glob("*.json"))) == len(targets)
@@ -239,11 +343,52 @@ def test_transfer_of_several_targets_writes_a_folder_with_the_same_names(tmp_pat
 @needs_demo_model
 def test_no_qc_gives_the_same_labels_and_no_checks(tmp_path, capsys):
     target = sample.held_out_scan_paths()[1]
-    assert run(capsys, "transfer", "--model", DEMO_MODEL, "--target", target, "--out", tmp_path / "full.nii.gz", "--device", "cpu")[0] == 0
-    assert run(capsys, "transfer", "--model", DEMO_MODEL, "--target", target, "--out", tmp_path / "fast.nii.gz", "--no-qc", "--device", "cpu")[0] == 0
+    assert (
+        run(
+            capsys,
+            "transfer",
+            "--model",
+            DEMO_MODEL,
+            "--target",
+            target,
+            "--out",
+            tmp_path / "full.nii.gz",
+            "--device",
+            "cpu",
+        )[0]
+        == 0
+    )
+    assert (
+        run(
+            capsys,
+            "transfer",
+            "--model",
+            DEMO_MODEL,
+            "--target",
+            target,
+            "--out",
+            tmp_path / "fast.nii.gz",
+            "--no-qc",
+            "--device",
+            "cpu",
+        )[0]
+        == 0
+    )
     full, fast = (sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{n}.nii.gz"))) for n in ("full", "fast"))
     assert np.array_equal(full, fast) and (fast > 0).sum() > 100
-    code, _, err = run(capsys, "transfer", "--model", DEMO_MODEL, "--target", target, "--out", tmp_path / "x.nii.gz", "--no-qc", "--qc", tmp_path / "qc.json")
+    code, _, err = run(
+        capsys,
+        "transfer",
+        "--model",
+        DEMO_MODEL,
+        "--target",
+        target,
+        "--out",
+        tmp_path / "x.nii.gz",
+        "--no-qc",
+        "--qc",
+        tmp_path / "qc.json",
+    )
     assert_one_line_error(code, err, "--no-qc")
     assert not (tmp_path / "x.nii.gz").exists() and not (tmp_path / "qc.json").exists()
 
@@ -261,7 +406,9 @@ def test_demo_model_beats_no_registration_on_held_out_scans(tmp_path, capsys):
         reference = sitk.ReadImage(str(sample.label_path(scan)))
         result = sitk.ReadImage(str(tmp_path / "labels" / scan.name))
         ltnet_dice = np.mean(list(dice_per_label(result, reference, [1, 2]).values()))
-        none_dice = np.mean(list(dice_per_label(labels_without_registration(atlas_labels, reference), reference, [1, 2]).values()))
+        none_dice = np.mean(
+            list(dice_per_label(labels_without_registration(atlas_labels, reference), reference, [1, 2]).values())
+        )
         gains.append(ltnet_dice - none_dice)
         assert json.loads((tmp_path / "qc" / f"{scan.name[:-7]}.json").read_text())["verdict"]
     assert np.mean(gains) > 0.05 and min(gains) > 0, gains

@@ -25,9 +25,31 @@ def torchrun(*args) -> list[str]:
 
 def ltnet_train(out, *extra, launcher=None) -> subprocess.CompletedProcess:
     scans = [str(p) for p in sample.training_scan_paths()[:4]]
-    args = ["-m", "ltnet", "train", "--atlas-image", str(sample.atlas_image_path()), "--atlas-labels", str(sample.atlas_labels_path()),
-            "--images", *scans, "--out", str(out), "--grid", *GRID, "--device", "cpu", "--lr", "1e-3",
-            "--checkpoint-every", "100", "--progress", "jsonl", "--paper", *extra]  # --paper: D trains too
+    args = [
+        "-m",
+        "ltnet",
+        "train",
+        "--atlas-image",
+        str(sample.atlas_image_path()),
+        "--atlas-labels",
+        str(sample.atlas_labels_path()),
+        "--images",
+        *scans,
+        "--out",
+        str(out),
+        "--grid",
+        *GRID,
+        "--device",
+        "cpu",
+        "--lr",
+        "1e-3",
+        "--checkpoint-every",
+        "100",
+        "--progress",
+        "jsonl",
+        "--paper",
+        *extra,
+    ]  # --paper: D trains too
     command = launcher(*args) if launcher else [sys.executable, *args]
     result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -53,7 +75,11 @@ def test_two_processes_match_one_process_with_the_same_global_batch(untrained, t
     ltnet_train(tmp_path / "one.pt", "--iterations", "3", "--batch-size", "2")
     ltnet_train(tmp_path / "other_pairs.pt", "--iterations", "3")  # batch 1: other pairs, so a clearly different result
     assert two.stdout.count('"event": "done"') == 1  # only rank 0 reports
-    assert sorted(os.listdir(tmp_path)) == ["one.pt", "other_pairs.pt", "two.pt"]  # only rank 0 writes, no temporary files left
+    assert sorted(os.listdir(tmp_path)) == [
+        "one.pt",
+        "other_pairs.pt",
+        "two.pt",
+    ]  # only rank 0 writes, no temporary files left
     assert load_model(tmp_path / "two.pt").iteration == 3
     for prefix in ("g_forward", "g_backward", "discriminator"):
         reference = change(tmp_path / "one.pt", untrained, prefix)
@@ -88,8 +114,25 @@ def test_distributed_transfer_writes_every_output_exactly_once(untrained, tmp_pa
     logs, out, qc = tmp_path / "logs", tmp_path / "labels", tmp_path / "qc"
     logs.mkdir()
     targets = sample.scan_paths()
-    command = torchrun(str(script), str(logs), "transfer", "--model", str(untrained), "--target", str(targets[0].parent),
-                       "--out", str(out), "--qc", str(qc), "--device", "cpu", "--progress", "jsonl", "--workers", "1")
+    command = torchrun(
+        str(script),
+        str(logs),
+        "transfer",
+        "--model",
+        str(untrained),
+        "--target",
+        str(targets[0].parent),
+        "--out",
+        str(out),
+        "--qc",
+        str(qc),
+        "--device",
+        "cpu",
+        "--progress",
+        "jsonl",
+        "--workers",
+        "1",
+    )
     result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     written = {rank: (logs / f"rank{rank}.log").read_text().split() for rank in (0, 1)}

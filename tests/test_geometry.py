@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
 from geometry_helpers import oblique_direction, resample_onto
+
 from ltnet.data.grid import REFINE_MAX_VOXELS, NetworkGrid
 from ltnet.data.io import LabelMap
 from ltnet.data.labels import default_labels
@@ -48,7 +48,9 @@ def test_a_finer_grid_covers_the_same_box():
     assert finer.size == (94, 118, 142) and finer.spacing == 2.0 / 3
     coarse, fine = grid.reference(), finer.reference()
     for index in ([0, 0, 0], [31, 39, 47], [5, 17, 30]):
-        assert np.allclose(coarse.TransformIndexToPhysicalPoint(index), fine.TransformIndexToPhysicalPoint([3 * i for i in index]))
+        assert np.allclose(
+            coarse.TransformIndexToPhysicalPoint(index), fine.TransformIndexToPhysicalPoint([3 * i for i in index])
+        )
 
 
 def test_a_grid_finer_by_a_factor_that_is_not_whole_covers_the_box_and_at_most_one_voxel_more():
@@ -57,7 +59,9 @@ def test_a_grid_finer_by_a_factor_that_is_not_whole_covers_the_box_and_at_most_o
     assert finer.size == (48, 60, 72) and finer.spacing == 2.0  # 31·1.5 = 46.5 voxels up to the last centre, rounded up
     coarse, fine = grid.reference(), finer.reference()
     for index in ([0, 0, 0], [2, 4, 6], [30, 38, 46]):  # even indices land on fine voxels
-        assert np.allclose(coarse.TransformIndexToPhysicalPoint(index), fine.TransformIndexToPhysicalPoint([i * 3 // 2 for i in index]))
+        assert np.allclose(
+            coarse.TransformIndexToPhysicalPoint(index), fine.TransformIndexToPhysicalPoint([i * 3 // 2 for i in index])
+        )
     last = fine.TransformPhysicalPointToContinuousIndex(coarse.TransformIndexToPhysicalPoint([31, 39, 47]))
     assert np.allclose(last, [46.5, 58.5, 70.5]) and all(l <= n - 1 for l, n in zip(last, finer.size))
 
@@ -66,11 +70,15 @@ def test_a_grid_finer_by_a_factor_that_is_not_whole_covers_the_box_and_at_most_o
 def test_a_field_moves_between_grids_with_its_values_in_the_new_voxels(factor):
     size = (9, 13, 11)
     index = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float32) for n in size], indexing="ij"))
-    linear = (0.3 * index + torch.tensor([1.0, -2.0, 0.5]).view(3, 1, 1, 1))[None]  # trilinear sampling keeps it exactly
+    linear = (0.3 * index + torch.tensor([1.0, -2.0, 0.5]).view(3, 1, 1, 1))[
+        None
+    ]  # trilinear sampling keeps it exactly
     new_size = tuple(math.ceil((n - 1) * factor - 1e-6) + 1 for n in size)
     moved = field_on_grid(linear, factor, new_size)
     new_index = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float32) for n in new_size], indexing="ij"))
-    within = (new_index / factor <= torch.tensor(size).view(3, 1, 1, 1) - 1).all(0)  # beyond the old grid: its edge value
+    within = (new_index / factor <= torch.tensor(size).view(3, 1, 1, 1) - 1).all(
+        0
+    )  # beyond the old grid: its edge value
     expected = factor * (0.3 * new_index / factor + torch.tensor([1.0, -2.0, 0.5]).view(3, 1, 1, 1))
     assert torch.allclose(moved[0][:, within], expected[:, within], atol=1e-4)
     if factor == 2.0:  # a whole factor: what upsampling with align_corners=True gives
@@ -112,7 +120,11 @@ def test_oblique_anisotropic_target_gets_labels_on_its_own_grid(atlas_image, atl
         assert sitk.GetArrayViewFromImage(result.jacobian).min() > 0  # on the scan
         assert result.qc["folded_fraction"] < 1e-4  # on the 63³ (48³) refinement grid: measured 2.4e-5 (6 voxels)
         size = 63 if finer_by == 2.0 else 48
-        assert result.qc["refinement"] == {"steps": 3, "grid_size": [size] * 3, "spacing_mm": round(model.grid.spacing / finer_by, 4)}
+        assert result.qc["refinement"] == {
+            "steps": 3,
+            "grid_size": [size] * 3,
+            "spacing_mm": round(model.grid.spacing / finer_by, 4),
+        }
         return
     # with a zero field, the displacement is zero and nothing folds
     assert np.abs(sitk.GetArrayViewFromImage(result.field)).max() < 1e-6

@@ -34,7 +34,9 @@ def test_reads_nifti_nrrd_mha_and_a_dicom_series(tmp_path, atlas_image):
         sitk.WriteImage(atlas_image, str(path))
         read = read_image(path)
         assert read.GetSize() == atlas_image.GetSize()
-        assert np.allclose(read.GetOrigin(), atlas_image.GetOrigin()) and np.allclose(read.GetDirection(), atlas_image.GetDirection())
+        assert np.allclose(read.GetOrigin(), atlas_image.GetOrigin()) and np.allclose(
+            read.GetDirection(), atlas_image.GetDirection()
+        )
     dicom = tmp_path / "dicom"
     dicom.mkdir()
     series = sitk.Cast(sitk.RescaleIntensity(atlas_image, 0, 1000), sitk.sitkInt16)
@@ -46,7 +48,17 @@ def test_reads_nifti_nrrd_mha_and_a_dicom_series(tmp_path, atlas_image):
         for tag, value in {
             "0020|000e": "1.2.826.0.1.3680043.2.1125.1.1",
             "0020|0032": "\\".join(map(str, origin)),
-            "0020|0037": "\\".join(map(str, series.GetDirection()[0:1] + series.GetDirection()[3:4] + series.GetDirection()[6:7] + series.GetDirection()[1:2] + series.GetDirection()[4:5] + series.GetDirection()[7:8])),
+            "0020|0037": "\\".join(
+                map(
+                    str,
+                    series.GetDirection()[0:1]
+                    + series.GetDirection()[3:4]
+                    + series.GetDirection()[6:7]
+                    + series.GetDirection()[1:2]
+                    + series.GetDirection()[4:5]
+                    + series.GetDirection()[7:8],
+                )
+            ),
             "0020|0013": str(k),
             "0028|0030": "1\\1",
             "0018|0050": "1",
@@ -85,7 +97,10 @@ def test_freesurfer_like_values_are_kept(tmp_path):
         (lambda p: write(np.random.rand(16, 16).astype(np.float32), p / "flat.nii.gz"), "2-D"),
         (lambda p: write(np.random.rand(1, 16, 16).astype(np.float32), p / "slab.nii.gz"), "2-D"),
         (lambda p: write_4d(p / "fourd.nii.gz"), "4-D"),
-        (lambda p: write(np.where(np.random.rand(8, 8, 8) > 0.5, np.nan, 1.0).astype(np.float32), p / "nan.nrrd"), "NaN"),
+        (
+            lambda p: write(np.where(np.random.rand(8, 8, 8) > 0.5, np.nan, 1.0).astype(np.float32), p / "nan.nrrd"),
+            "NaN",
+        ),
         (lambda p: write_text(p / "text.nii.gz"), "cannot be read"),
         (lambda p: p / "missing.nii.gz", "no such file"),
     ],

@@ -154,7 +154,10 @@ def test_an_exact_inverse_pair_reconstructs_the_atlas_without_interpolation_blur
     assert torch.allclose(cycle.reconstructed_labels[inner], labels[inner], atol=1e-6)
     assert cycle.round_trip[inner].abs().max().item() < 1e-6
     two_step = warp(warp(atlas, shift), -shift)
-    assert losses.image_cycle(atlas[inner], two_step[inner]).item() > 100 * losses.image_cycle(atlas[inner], cycle.reconstructed[inner]).item()
+    assert (
+        losses.image_cycle(atlas[inner], two_step[inner]).item()
+        > 100 * losses.image_cycle(atlas[inner], cycle.reconstructed[inner]).item()
+    )
 
 
 def test_a_downsized_field_is_smoother_keeps_a_translation_and_old_configs_predict_as_before():
@@ -172,14 +175,19 @@ def test_a_downsized_field_is_smoother_keeps_a_translation_and_old_configs_predi
             net.unet.net[1].final_conv_out.conv.bias.copy_(torch.tensor([1.0, -2.0, 0.5]))
         assert torch.allclose(downsized(moving, fixed), plain(moving, fixed), atol=1e-6)
         assert torch.allclose(plain(moving, fixed)[0, :, 3, 4, 5], torch.tensor([1.0, -2.0, 0.5]))
-    assert NetworkConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "field_downsize"}).field_downsize == 1
+    assert (
+        NetworkConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "field_downsize"}).field_downsize
+        == 1
+    )
 
 
 def test_losses_keep_their_float32_values_under_bfloat16_autocast_as_gpu_training_runs():
     atlas, scan = smooth_volume(0, (1, 1, 32, 32, 32)), smooth_volume(1, (1, 1, 32, 32, 32))
     exact = losses.similarity(atlas, scan).item()
     with torch.autocast("cpu", dtype=torch.bfloat16):  # the precision of CUDA training (ltnet.training)
-        assert losses.similarity(atlas, scan).item() == pytest.approx(exact, abs=1e-6)  # -2e6 before the losses ran in float32
+        assert losses.similarity(atlas, scan).item() == pytest.approx(
+            exact, abs=1e-6
+        )  # -2e6 before the losses ran in float32
         assert losses.local_ncc(atlas, scan).dtype == torch.float32
         torch.manual_seed(0)
         nets = LTNetNetworks(NetworkConfig())

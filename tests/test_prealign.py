@@ -22,7 +22,9 @@ def test_a_known_affine_is_recovered_from_a_finer_scan(atlas_image, fixed):
     atlas = normalise(atlas_image)
     truth = known_affine(atlas)
     inverse = truth.GetInverse()  # scan points -> atlas points: the scan is the atlas moved by `truth`
-    scan_grid = sitk.Image([2 * s for s in atlas.GetSize()], sitk.sitkFloat32)  # half the atlas's spacing: bin-averaged first
+    scan_grid = sitk.Image(
+        [2 * s for s in atlas.GetSize()], sitk.sitkFloat32
+    )  # half the atlas's spacing: bin-averaged first
     scan_grid.SetSpacing([s / 2 for s in atlas.GetSpacing()])
     scan_grid.SetDirection(atlas.GetDirection())
     scan_grid.SetOrigin(atlas.GetOrigin())
@@ -30,8 +32,10 @@ def test_a_known_affine_is_recovered_from_a_finer_scan(atlas_image, fixed):
 
     found = affine_prealign(atlas, scan, fixed=fixed)
 
-    inner = [atlas.TransformIndexToPhysicalPoint([int(s * f) for s, f in zip(atlas.GetSize(), fractions)])
-             for fractions in np.random.default_rng(0).uniform(0.25, 0.75, size=(50, 3))]
+    inner = [
+        atlas.TransformIndexToPhysicalPoint([int(s * f) for s, f in zip(atlas.GetSize(), fractions)])
+        for fractions in np.random.default_rng(0).uniform(0.25, 0.75, size=(50, 3))
+    ]
     error = [np.linalg.norm(np.subtract(found.TransformPoint(p), truth.TransformPoint(p))) for p in inner]
     assert np.max(error) < 1.0, np.max(error)  # mm, on a 1 mm atlas
 
@@ -48,7 +52,6 @@ def test_the_pre_alignment_is_reproducible_and_leaves_itk_threads_as_they_were(a
     runs = [affine_prealign(atlas, scan, fixed="scan").GetParameters() for _ in range(3)]
     assert runs[0] == runs[1] == runs[2]  # bitwise: ITK runs the registration on one thread
     assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == before
-
 
 
 class DivergingRegistration(sitk.ImageRegistrationMethod):

@@ -30,7 +30,12 @@ def test_the_probe_answers_a_bool_and_keeps_its_answer():
 @pytest.mark.parametrize("avx512_bf16, amx", [(True, False), (False, True), (False, False)])
 def test_the_probe_reads_the_cpu_capabilities_or_on_older_torch_its_private_probes(avx512_bf16, amx, monkeypatch):
     probe = devices.cpu_has_native_bfloat16.__wrapped__  # uncached
-    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": avx512_bf16, "amx_bf16": amx, "avx2": True}, raising=False)
+    monkeypatch.setattr(
+        torch.cpu,
+        "get_capabilities",
+        lambda: {"avx512_bf16": avx512_bf16, "amx_bf16": amx, "avx2": True},
+        raising=False,
+    )
     assert probe() == (avx512_bf16 or amx)
     monkeypatch.delattr(torch.cpu, "get_capabilities")  # torch before get_capabilities
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)

@@ -30,8 +30,24 @@ def flipped(image: sitk.Image) -> sitk.Image:
 
 def test_the_command_writes_the_score_the_qc_module_defines(tmp_path, capsys):
     target = sample.held_out_scan_paths()[1]
-    assert main(["transfer", "--model", str(sample.demo_model_path()), "--target", str(target), "--out", str(tmp_path / "l.nii.gz"),
-                 "--qc", str(tmp_path / "qc.json"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "transfer",
+                "--model",
+                str(sample.demo_model_path()),
+                "--target",
+                str(target),
+                "--out",
+                str(tmp_path / "l.nii.gz"),
+                "--qc",
+                str(tmp_path / "qc.json"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     written = json.loads((tmp_path / "qc.json").read_text())
     assert written["score"] == pytest.approx(qc.score(written), abs=1e-4)
     assert written["verdict"] == qc.verdict(written["score"], written["label_cycle_dice_mean"])
@@ -39,8 +55,14 @@ def test_the_command_writes_the_score_the_qc_module_defines(tmp_path, capsys):
 
 
 def test_a_model_without_the_label_region_reference_is_scored_on_the_whole_grid():
-    written = {"label_lncc": 0.3, "reference_label_lncc": None, "lncc": 0.6, "reference_lncc": 0.75,
-               "label_cycle_dice_mean": 0.9, "folded_fraction": 0.0}
+    written = {
+        "label_lncc": 0.3,
+        "reference_label_lncc": None,
+        "lncc": 0.6,
+        "reference_lncc": 0.75,
+        "label_cycle_dice_mean": 0.9,
+        "folded_fraction": 0.0,
+    }
     assert qc.score(written) == pytest.approx(0.8)
     assert qc.score({**written, "reference_label_lncc": 0.6}) == pytest.approx(0.5)
     assert qc.score({**written, "reference_label_lncc": 0.6, "folded_fraction": 0.03}) == pytest.approx(0.3)
@@ -50,7 +72,9 @@ def test_a_flipped_scan_is_flagged(model):
     for path in sample.held_out_scan_paths():
         scan = read_image(path)
         good, bad = transfer(model, scan).qc, transfer(model, flipped(scan)).qc
-        assert good["verdict"] != "likely failed", good  # hippocampus_067 (Dice 0.70, among the 5 least accurate) is "check"
+        assert good["verdict"] != "likely failed", (
+            good
+        )  # hippocampus_067 (Dice 0.70, among the 5 least accurate) is "check"
         assert bad["score"] < good["score"] - 0.5, (good, bad)
         assert bad["verdict"] == "likely failed", bad
 
@@ -66,6 +90,7 @@ def test_a_refined_transfer_is_scored_on_the_networks_own_match(model):
     assert refined["score"] == pytest.approx(plain["score"], abs=2e-3) and "network_lncc" not in plain
     bad = transfer(model, flipped(scan), refine_steps=3, extras=False).qc
     assert bad["verdict"] == "likely failed" and bad["label_lncc"] > bad["network_label_lncc"], bad
+
 
 def test_a_wrong_atlas_is_flagged():
     model = load_model(sample.demo_model_path())  # its own copy: the atlas is replaced below

@@ -23,7 +23,10 @@ pytestmark = pytest.mark.skipif(not sample.demo_model_path().exists(), reason="n
 
 
 def pair_loss(weights, atlas, scan, displacement) -> float:
-    return float(weights.sim * losses.similarity(scan, warp(atlas, displacement)) + weights.smooth * losses.smoothness(displacement))
+    return float(
+        weights.sim * losses.similarity(scan, warp(atlas, displacement))
+        + weights.smooth * losses.smoothness(displacement)
+    )
 
 
 def test_refinement_lowers_the_pair_loss_and_leaves_the_model_alone():
@@ -48,8 +51,16 @@ def test_refinement_makes_the_held_out_transfers_more_accurate():
     gains = []
     for path in sample.held_out_scan_paths():
         target, reference = read_image(path), sitk.ReadImage(str(sample.label_path(path)))
-        dice = [np.mean(list(dice_per_label(transfer(model, target, refine_steps=steps, qc=False, extras=False).labels, reference, [1, 2]).values()))
-                for steps in (0, 20)]
+        dice = [
+            np.mean(
+                list(
+                    dice_per_label(
+                        transfer(model, target, refine_steps=steps, qc=False, extras=False).labels, reference, [1, 2]
+                    ).values()
+                )
+            )
+            for steps in (0, 20)
+        ]
         gains.append(dice[1] - dice[0])
     assert min(gains) > 0.01, gains  # measured: +0.028 to +0.042 on the three held-out scans
     refined = transfer(model, read_image(sample.held_out_scan_paths()[0]), refine_steps=3, extras=False)
@@ -60,7 +71,11 @@ def test_a_diffeomorphic_field_is_refined_as_a_velocity():
     torch.manual_seed(0)
     net = RegistrationNet(NetworkConfig(unet_channels=(4, 8, 8, 8), final_channels=(8,), diffeomorphic=True)).eval()
     grid = torch.linspace(0, 1, 16)
-    atlas = torch.sin(6 * grid)[None, None, :, None, None] * torch.cos(5 * grid)[None, None, None, :, None] * torch.ones(1, 1, 1, 1, 16)
+    atlas = (
+        torch.sin(6 * grid)[None, None, :, None, None]
+        * torch.cos(5 * grid)[None, None, None, :, None]
+        * torch.ones(1, 1, 1, 1, 16)
+    )
     scan = torch.roll(atlas, shifts=1, dims=2)
     weights = losses.LossWeights.voxelmorph()
     refined = refine(net, weights, atlas, scan, steps=30, step_size=0.1)
@@ -82,24 +97,39 @@ def test_the_model_file_keeps_the_atlas_image_where_refinement_can_use_it(tmp_pa
     save_model(model, tmp_path / "coarse.pt")
     kept = load_model(tmp_path / "coarse.pt").atlas.source_image
     image = normalise(read_image(sample.atlas_image_path()))
-    assert (kept.GetSize(), kept.GetOrigin(), kept.GetSpacing(), kept.GetDirection()) == (image.GetSize(), image.GetOrigin(), image.GetSpacing(), image.GetDirection())
-    assert np.abs(sitk.GetArrayViewFromImage(kept) - sitk.GetArrayViewFromImage(image)).max() < 1e-3  # float16 in the file
+    assert (kept.GetSize(), kept.GetOrigin(), kept.GetSpacing(), kept.GetDirection()) == (
+        image.GetSize(),
+        image.GetOrigin(),
+        image.GetSpacing(),
+        image.GetDirection(),
+    )
+    assert (
+        np.abs(sitk.GetArrayViewFromImage(kept) - sitk.GetArrayViewFromImage(image)).max() < 1e-3
+    )  # float16 in the file
 
 
 def test_refinement_grid_is_as_fine_as_the_images_allow_within_the_voxel_budget():
     model = load_model(sample.demo_model_path())
     target = read_image(sample.held_out_scan_paths()[0])
     atlas = coarse_atlas()
-    assert refinement_grid(replace(model.atlas, source_image=atlas.source_image), target) == model.grid  # 1 mm grid on 1 mm scans
-    assert refinement_grid(replace(atlas, source_image=None), target) == atlas.grid  # an older model: no atlas at its own resolution
+    assert (
+        refinement_grid(replace(model.atlas, source_image=atlas.source_image), target) == model.grid
+    )  # 1 mm grid on 1 mm scans
+    assert (
+        refinement_grid(replace(atlas, source_image=None), target) == atlas.grid
+    )  # an older model: no atlas at its own resolution
     assert refinement_grid(atlas, target) == atlas.grid.finer(2)  # 2.2 mm -> 1.1 mm, not below the scans' 1 mm
-    assert refinement_grid(atlas, target, max_voxels=62**3) == atlas.grid.finer(1.5)  # 63³ would exceed it: 48³ at 1.47 mm
+    assert refinement_grid(atlas, target, max_voxels=62**3) == atlas.grid.finer(
+        1.5
+    )  # 63³ would exceed it: 48³ at 1.47 mm
     assert refinement_grid(atlas, target, max_voxels=47**3) == atlas.grid  # and 48³ too
     coarse_scan = sitk.Image(target)
     coarse_scan.SetSpacing([2.0, 1.0, 1.0])  # an image's finest axis counts: 1 mm allows 1.1 mm
     assert refinement_grid(atlas, coarse_scan) == atlas.grid.finer(2)
     coarse_scan.SetSpacing([1.4, 1.4, 1.4])
-    assert refinement_grid(atlas, coarse_scan) == atlas.grid.finer(1.5)  # 1.1 mm would be finer than this scan; 1.47 mm is not
+    assert refinement_grid(atlas, coarse_scan) == atlas.grid.finer(
+        1.5
+    )  # 1.1 mm would be finer than this scan; 1.47 mm is not
     coarse_scan.SetSpacing([1.5, 1.5, 1.5])
     assert refinement_grid(atlas, coarse_scan) == atlas.grid  # nor is 1.47 mm here
 
@@ -110,7 +140,11 @@ def test_refinement_on_a_finer_grid_recovers_more_than_on_a_coarse_network_grid(
     for path in sample.held_out_scan_paths():
         target, reference = read_image(path), sitk.ReadImage(str(sample.label_path(path)))
         dice = {}
-        for name, model.atlas, steps in (("none", atlas, 0), ("network grid", replace(atlas, source_image=None), 20), ("finer grid", atlas, 20)):
+        for name, model.atlas, steps in (
+            ("none", atlas, 0),
+            ("network grid", replace(atlas, source_image=None), 20),
+            ("finer grid", atlas, 20),
+        ):
             result = transfer(model, target, refine_steps=steps, qc=False, extras=False)
             assert result.labels.GetSize() == target.GetSize() and result.labels.GetOrigin() == target.GetOrigin()
             dice[name] = np.mean(list(dice_per_label(result.labels, reference, [1, 2]).values()))

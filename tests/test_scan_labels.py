@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
 from geometry_helpers import oblique_direction
+
 from ltnet.data.grid import NetworkGrid, argmax_labels, resample
 from ltnet.data.prepare import channel_indices
 from ltnet.scan_labels import affine_matrix, labels_on_scan, trilinear_votes, with_background_border
@@ -46,17 +46,31 @@ def test_labels_on_scan_match_simpleitk_along_the_composite_transform():
     grid = NetworkGrid((16, 24, 16), 2.1, (-15.0, -19.0, -16.0), oblique_direction(-10.0))
     atlas = atlas_label_map()
     generator = torch.Generator().manual_seed(0)
-    forward = torch.nn.functional.avg_pool3d(3 * torch.randn(1, 3, 16, 24, 16, generator=generator), 5, stride=1, padding=2)[0]
+    forward = torch.nn.functional.avg_pool3d(
+        3 * torch.randn(1, 3, 16, 24, 16, generator=generator), 5, stride=1, padding=2
+    )[0]
     scan, to_grid = oblique_scan(), to_grid_affine()
 
     labels = labels_on_scan(channel_indices(atlas, VALUES), VALUES, forward, grid, scan, to_grid)
 
     to_atlas = sitk.CompositeTransform([grid.displacement_transform(forward.numpy()), to_grid])
     masks = [sitk.Cast(atlas == value, sitk.sitkFloat32) for value in VALUES]
-    expected = argmax_labels(np.stack([sitk.GetArrayFromImage(resample(m, scan, to_atlas, default=1.0 if k == 0 else 0.0)) for k, m in enumerate(masks)]), VALUES)
+    expected = argmax_labels(
+        np.stack(
+            [
+                sitk.GetArrayFromImage(resample(m, scan, to_atlas, default=1.0 if k == 0 else 0.0))
+                for k, m in enumerate(masks)
+            ]
+        ),
+        VALUES,
+    )
     got = sitk.GetArrayFromImage(labels)
     assert labels.GetSize() == scan.GetSize()
-    assert labels.GetOrigin() == scan.GetOrigin() and labels.GetSpacing() == scan.GetSpacing() and labels.GetDirection() == scan.GetDirection()
+    assert (
+        labels.GetOrigin() == scan.GetOrigin()
+        and labels.GetSpacing() == scan.GetSpacing()
+        and labels.GetDirection() == scan.GetDirection()
+    )
     assert set(np.unique(got)) == set(VALUES)  # all labels land on the scan
     assert (got == expected).mean() > 0.998  # SimpleITK differs only within half a voxel of the atlas's border
 
@@ -75,14 +89,24 @@ def test_a_coarse_grid_keeps_one_voxel_thin_atlas_labels():
     grid = NetworkGrid.around(labels, (10, 8, 12), 8)
     assert grid.spacing > 2.5 * max(labels.GetSpacing())
 
-    got = labels_on_scan(channel_indices(labels, VALUES), VALUES, torch.zeros(3, *grid.size[::-1]), grid, labels, sitk.AffineTransform(3))
+    got = labels_on_scan(
+        channel_indices(labels, VALUES), VALUES, torch.zeros(3, *grid.size[::-1]), grid, labels, sitk.AffineTransform(3)
+    )
 
     assert (sitk.GetArrayFromImage(got) == array).all()
 
 
 def test_votes_are_the_trilinear_weights_of_the_neighbouring_labels():
     channels = torch.tensor([[[0, 1], [2, 1]], [[1, 1], [0, 2]]], dtype=torch.uint8)  # (D, H, W) = (2, 2, 2)
-    points = [[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [0.25, 1.0, 0.0], [-0.5, 0.0, 0.0], [1.0, 1.5, 1.0], [7.0, -3.0, 0.5], [0.5, 0.5, 9.0]]
+    points = [
+        [0.5, 0.5, 0.5],
+        [0.0, 0.0, 0.0],
+        [0.25, 1.0, 0.0],
+        [-0.5, 0.0, 0.0],
+        [1.0, 1.5, 1.0],
+        [7.0, -3.0, 0.5],
+        [0.5, 0.5, 9.0],
+    ]
     votes = trilinear_votes(with_background_border(channels), torch.tensor(points, dtype=torch.float64), 3)
     np.testing.assert_allclose(votes[0], [2 / 8, 4 / 8, 2 / 8])  # the cube's centre: each of the 8 voxels weighs 1/8
     np.testing.assert_allclose(votes[1], [1, 0, 0])  # on a voxel: that voxel's label
@@ -97,7 +121,9 @@ def test_affine_matrix_reproduces_the_transform_and_rejects_a_non_affine_one():
     transform = to_grid_affine()
     matrix = affine_matrix(transform)
     point = np.array([4.0, -9.0, 2.5])
-    np.testing.assert_allclose(matrix[:3, :3] @ point + matrix[:3, 3], transform.TransformPoint(point.tolist()), atol=1e-9)
+    np.testing.assert_allclose(
+        matrix[:3, :3] @ point + matrix[:3, 3], transform.TransformPoint(point.tolist()), atol=1e-9
+    )
     field = sitk.Image([8, 8, 8], sitk.sitkVectorFloat64)
     field.SetPixel([3, 4, 5], [1.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="not affine"):

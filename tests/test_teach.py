@@ -45,7 +45,10 @@ def test_the_term_counts_the_voxels_near_the_labels_where_the_refined_field_carr
     refined = torch.zeros(1, 3, 16, 16, 16)
     refined[:, 0] = 2.0  # every voxel samples the atlas 2 voxels further along the first axis: the cube moves back by 2
     weights = label_weights(labels, refined)
-    low, high = 6 - 2 - LABEL_REACH, 10 - 2 + LABEL_REACH  # along the first axis; the others keep 6 - reach .. 10 + reach
+    low, high = (
+        6 - 2 - LABEL_REACH,
+        10 - 2 + LABEL_REACH,
+    )  # along the first axis; the others keep 6 - reach .. 10 + reach
     inside = weights[0, 0, low:high, 6 - LABEL_REACH : 10 + LABEL_REACH, 6 - LABEL_REACH : 10 + LABEL_REACH]
     assert torch.allclose(inside, torch.ones_like(inside))
     assert weights.sum() == pytest.approx(inside.numel() + LABEL_FLOOR * (weights.numel() - inside.numel()))
@@ -59,29 +62,77 @@ def test_the_term_counts_the_voxels_near_the_labels_where_the_refined_field_carr
 
 def test_fine_tuning_with_teach_moves_g_f_toward_its_refined_field(tmp_path, capsys):
     out = tmp_path / "taught.pt"
-    args = ["train", "--atlas-image", sample.atlas_image_path(), "--atlas-labels", sample.atlas_labels_path(),
-            "--images", sample.training_scan_paths()[0], "--out", out, "--iterations", 5, "--device", "cpu",
-            "--init", sample.demo_model_path(), "--teach", 100, "--lr", 1e-4, "--progress", "jsonl"]
+    args = [
+        "train",
+        "--atlas-image",
+        sample.atlas_image_path(),
+        "--atlas-labels",
+        sample.atlas_labels_path(),
+        "--images",
+        sample.training_scan_paths()[0],
+        "--out",
+        out,
+        "--iterations",
+        5,
+        "--device",
+        "cpu",
+        "--init",
+        sample.demo_model_path(),
+        "--teach",
+        100,
+        "--lr",
+        1e-4,
+        "--progress",
+        "jsonl",
+    ]
     assert main([str(a) for a in args]) == 0
     assert '"teach"' in capsys.readouterr().out  # a loss term of its own in the progress, as Slicer's curves show it
     before, after = load_model(sample.demo_model_path()), load_model(out)
-    assert after.weights.teach == 100  # the weight given, whatever the --init model was taught with (the bundled one: 10)
+    assert (
+        after.weights.teach == 100
+    )  # the weight given, whatever the --init model was taught with (the bundled one: 10)
     atlas, scan = pair(before)
     target = refine(before.networks.g_forward, before.weights, atlas, scan, 20)
     weights = label_weights(torch.from_numpy(before.atlas.one_hot).float()[None], target)  # where the term counts
     with torch.no_grad():
-        distance = {name: teach_term(m.networks.g_forward(atlas, scan), target, weights).item() for name, m in (("before", before), ("after", after))}
-    assert distance["after"] < 0.7 * distance["before"], distance  # measured 0.045 against 0.085; --teach 0 left it at 0.073
+        distance = {
+            name: teach_term(m.networks.g_forward(atlas, scan), target, weights).item()
+            for name, m in (("before", before), ("after", after))
+        }
+    assert distance["after"] < 0.7 * distance["before"], (
+        distance
+    )  # measured 0.045 against 0.085; --teach 0 left it at 0.073
 
 
-@pytest.mark.parametrize("extra, words", [([], ["--teach", "--init"]), (["--init", "MODEL", "--augment"], ["--teach", "--augment"]),
-                                          (["--init", "MODEL", "--teach", "-1"], ["--teach -1"])])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        ([], ["--teach", "--init"]),
+        (["--init", "MODEL", "--augment"], ["--teach", "--augment"]),
+        (["--init", "MODEL", "--teach", "-1"], ["--teach -1"]),
+    ],
+)
 def test_teach_is_refused_where_it_cannot_work(tmp_path, capsys, extra, words):
     out = tmp_path / "m.pt"
     extra = [str(sample.demo_model_path()) if e == "MODEL" else e for e in extra]
     teach = [] if "--teach" in extra else ["--teach", "10"]
-    args = ["train", "--atlas-image", sample.atlas_image_path(), "--atlas-labels", sample.atlas_labels_path(),
-            "--images", sample.training_scan_paths()[0], "--out", out, "--iterations", 1, "--device", "cpu", *teach, *extra]
+    args = [
+        "train",
+        "--atlas-image",
+        sample.atlas_image_path(),
+        "--atlas-labels",
+        sample.atlas_labels_path(),
+        "--images",
+        sample.training_scan_paths()[0],
+        "--out",
+        out,
+        "--iterations",
+        1,
+        "--device",
+        "cpu",
+        *teach,
+        *extra,
+    ]
     assert main([str(a) for a in args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and all(w in err[0] for w in words), err

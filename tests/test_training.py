@@ -51,7 +51,13 @@ def test_training_on_real_scans_lowers_the_loss(prepared, tmp_path):
     atlas, scans = prepared
     model = new_model(atlas)
     before = generator_loss(model, scans[0])
-    train(model, scans[:1], tmp_path / "m.pt", TrainSettings(iterations=12, learning_rate=1e-3, checkpoint_every=100), torch.device("cpu"))
+    train(
+        model,
+        scans[:1],
+        tmp_path / "m.pt",
+        TrainSettings(iterations=12, learning_rate=1e-3, checkpoint_every=100),
+        torch.device("cpu"),
+    )
     after = generator_loss(model, scans[0])
     assert after < before - 0.02, (before, after)
 
@@ -67,7 +73,11 @@ def test_same_seed_same_weights_and_resume_continues_exactly(prepared, tmp_path)
     assert resumed.iteration == 4 and load_model(tmp_path / "c.pt").iteration == 4
     kept = load_model(tmp_path / "c.pt").atlas.channels  # the atlas labels at their own resolution, geometry included
     assert np.array_equal(sitk.GetArrayViewFromImage(kept), sitk.GetArrayViewFromImage(atlas.channels))
-    assert (kept.GetOrigin(), kept.GetSpacing(), kept.GetDirection()) == (atlas.channels.GetOrigin(), atlas.channels.GetSpacing(), atlas.channels.GetDirection())
+    assert (kept.GetOrigin(), kept.GetSpacing(), kept.GetDirection()) == (
+        atlas.channels.GetOrigin(),
+        atlas.channels.GetSpacing(),
+        atlas.channels.GetDirection(),
+    )
     reference = straight.networks.state_dict()
     for other in (again, resumed):
         for name, value in other.networks.state_dict().items():
@@ -80,16 +90,38 @@ def test_cosine_schedule_sets_adams_learning_rate_each_step(prepared, tmp_path):
     train(new_model(atlas), scans[:1], tmp_path / "m.pt", settings, torch.device("cpu"))
     state = load_model(tmp_path / "m.pt").training
     assert state["settings"]["lr_schedule"] == "cosine"
-    assert [group["lr"] for group in state["optimizer_g"]["param_groups"]] == [settings.learning_rate_at(2)]  # the last step's
+    assert [group["lr"] for group in state["optimizer_g"]["param_groups"]] == [
+        settings.learning_rate_at(2)
+    ]  # the last step's
     assert settings.learning_rate_at(2) == pytest.approx(0.25e-3)
 
 
 def test_sigterm_stops_with_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "model.pt"
-    command = [sys.executable, "-m", "ltnet", "train", "--atlas-image", str(sample.atlas_image_path()),
-               "--atlas-labels", str(sample.atlas_labels_path()), "--images", str(sample.training_scan_paths()[0]),
-               "--out", str(out), "--iterations", "1000", "--grid", *map(str, GRID), "--device", "cpu",
-               "--checkpoint-every", "1000", "--progress", "jsonl"]
+    command = [
+        sys.executable,
+        "-m",
+        "ltnet",
+        "train",
+        "--atlas-image",
+        str(sample.atlas_image_path()),
+        "--atlas-labels",
+        str(sample.atlas_labels_path()),
+        "--images",
+        str(sample.training_scan_paths()[0]),
+        "--out",
+        str(out),
+        "--iterations",
+        "1000",
+        "--grid",
+        *map(str, GRID),
+        "--device",
+        "cpu",
+        "--checkpoint-every",
+        "1000",
+        "--progress",
+        "jsonl",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
         if '"iteration": 2,' in line:
@@ -131,8 +163,16 @@ def test_a_numerical_breakdown_stops_training_with_a_clear_error(prepared, tmp_p
     atlas, scans = prepared
     broken = scans[0].copy()
     broken[10:20, 10:20, 10:20] = np.nan
-    with pytest.raises(LTNetError, match=r"m\.pt: training broke down numerically at iteration 1 \(sim = nan.*no model was written"):
-        train(new_model(atlas), [broken], tmp_path / "m.pt", TrainSettings(iterations=3, checkpoint_every=1), torch.device("cpu"))
+    with pytest.raises(
+        LTNetError, match=r"m\.pt: training broke down numerically at iteration 1 \(sim = nan.*no model was written"
+    ):
+        train(
+            new_model(atlas),
+            [broken],
+            tmp_path / "m.pt",
+            TrainSettings(iterations=3, checkpoint_every=1),
+            torch.device("cpu"),
+        )
     assert not (tmp_path / "m.pt").exists()
     checkpoint = tmp_path / "c.pt"
     checkpoint.write_bytes(b"")  # only its existence counts here

@@ -16,7 +16,9 @@ def test_integer_translation_shifts_exactly():
     field[:, 1] = 2.0  # along H: warped(t) = image(t + 2)
     warped = warp(image, field)
     assert torch.allclose(warped[:, :, :, :8], image[:, :, :, 2:], atol=1e-6)
-    assert torch.allclose(warped[:, :, :, 8:], image[:, :, :, 9:10].expand(-1, -1, -1, 2, -1), atol=1e-6)  # border repeated
+    assert torch.allclose(
+        warped[:, :, :, 8:], image[:, :, :, 9:10].expand(-1, -1, -1, 2, -1), atol=1e-6
+    )  # border repeated
 
 
 def test_compose_matches_warping_twice():

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from LTNetCommonLib.geometry import ijkToRasFromLps, ijkToRasFromNode
 
 from .cohortFiles import readImageHeader
@@ -72,7 +71,8 @@ def gridMismatchError(atlasVolume, atlasSegmentation, detail):
     return TrainingInputError(
         f"Atlas segmentation {describe(atlasSegmentation)} and atlas volume {describe(atlasVolume)} are on "
         f"different grids ({detail}). Use a segmentation made on the atlas volume, or resample it onto the "
-        "atlas volume first (e.g. the Resample Image (BRAINS) module with the atlas as reference).")
+        "atlas volume first (e.g. the Resample Image (BRAINS) module with the atlas as reference)."
+    )
 
 
 def checkSegmentationNode(segmentationNode, atlasVolume, atlasGeometry):
@@ -81,8 +81,10 @@ def checkSegmentationNode(segmentationNode, atlasVolume, atlasGeometry):
 
     segmentation = segmentationNode.GetSegmentation()
     if segmentation.GetNumberOfSegments() == 0:
-        raise TrainingInputError(f"Atlas segmentation {describe(segmentationNode)} has no segments. "
-                                 "Segment the atlas structures first (Segment Editor).")
+        raise TrainingInputError(
+            f"Atlas segmentation {describe(segmentationNode)} has no segments. "
+            "Segment the atlas structures first (Segment Editor)."
+        )
     labelmapName = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
     anyVoxels = False
     for index in range(segmentation.GetNumberOfSegments()):
@@ -102,8 +104,10 @@ def checkSegmentationNode(segmentationNode, atlasVolume, atlasGeometry):
             anyVoxels = True
             checkLabelmapGrid(labelmap, atlasVolume, segmentationNode, atlasGeometry[0])
     if not anyVoxels:
-        raise TrainingInputError(f"Atlas segmentation {describe(segmentationNode)} is empty: none of its segments "
-                                 "holds a voxel. Paint the atlas structures first (Segment Editor).")
+        raise TrainingInputError(
+            f"Atlas segmentation {describe(segmentationNode)} is empty: none of its segments "
+            "holds a voxel. Paint the atlas structures first (Segment Editor)."
+        )
 
 
 def checkLabelmapGrid(labelmap, atlasVolume, segmentationNode, atlasIjkToRas):
@@ -133,7 +137,9 @@ def checkLabelVolumeGeometry(labelsGeometry, atlasGeometry, atlasVolume, atlasSe
 def checkAtlasSegmentation(atlasSegmentation, atlasVolume, atlasGeometry):
     """Not empty, and on the atlas volume's grid."""
     if atlasSegmentation is None or atlasSegmentation == "":
-        raise TrainingInputError("No atlas segmentation is selected. Choose the atlas labels (a segmentation or a file).")
+        raise TrainingInputError(
+            "No atlas segmentation is selected. Choose the atlas labels (a segmentation or a file)."
+        )
     if isNode(atlasSegmentation):
         if atlasSegmentation.IsA("vtkMRMLSegmentationNode"):
             checkSegmentationNode(atlasSegmentation, atlasVolume, atlasGeometry)
@@ -151,15 +157,19 @@ def checkAtlasSegmentation(atlasSegmentation, atlasVolume, atlasGeometry):
     import SimpleITK as sitk
 
     if not np.any(sitk.GetArrayFromImage(sitk.ReadImage(str(atlasSegmentation)))):
-        raise TrainingInputError(f"Atlas labels file {atlasSegmentation} is empty (all voxels are 0). "
-                                 "Choose the file that holds the atlas structures.")
+        raise TrainingInputError(
+            f"Atlas labels file {atlasSegmentation} is empty (all voxels are 0). "
+            "Choose the file that holds the atlas structures."
+        )
 
 
 def checkCohort(cohortVolumes, cohortFiles):
     """At least one scan to learn from; volume nodes must hold voxels, files must exist."""
     if not cohortVolumes and not cohortFiles:
-        raise TrainingInputError("The cohort is empty: choose unlabeled scans (volumes in the scene and/or a folder "
-                                 "of image files) for the networks to learn from.")
+        raise TrainingInputError(
+            "The cohort is empty: choose unlabeled scans (volumes in the scene and/or a folder "
+            "of image files) for the networks to learn from."
+        )
     for volumeNode in cohortVolumes:
         nodeGeometry(volumeNode)
     for path in cohortFiles:
@@ -179,8 +189,9 @@ def checkOutputWritable(outputModelPath):
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".ltnet-write-test-"):
             pass
     except OSError as error:
-        raise TrainingInputError(f"Output folder {folder} is not writable ({error.strerror or error}). "
-                                 "Choose a folder you can write to.") from None
+        raise TrainingInputError(
+            f"Output folder {folder} is not writable ({error.strerror or error}). Choose a folder you can write to."
+        ) from None
 
 
 def torchCudaAvailable():
@@ -194,12 +205,16 @@ def checkDevice(device, cudaAvailable=torchCudaAvailable):
     if device not in ("auto", "cpu", "cuda"):
         raise TrainingInputError(f"Unknown device '{device}'. Choose auto, cpu or cuda.")
     if device == "cuda" and not cudaAvailable():
-        raise TrainingInputError("GPU was asked for, but no usable GPU was found (torch.cuda.is_available() is "
-                                 "false). Choose CPU or auto, or install a CUDA build of PyTorch (PyTorch Utils "
-                                 "module) that matches the GPU driver.")
+        raise TrainingInputError(
+            "GPU was asked for, but no usable GPU was found (torch.cuda.is_available() is "
+            "false). Choose CPU or auto, or install a CUDA build of PyTorch (PyTorch Utils "
+            "module) that matches the GPU driver."
+        )
 
 
 def checkInitModel(initModel):
     if initModel and not os.path.isfile(initModel):
-        raise TrainingInputError(f"Model to start from {initModel} does not exist. Choose an existing .pt file, "
-                                 "or start from the bundled model or from scratch.")
+        raise TrainingInputError(
+            f"Model to start from {initModel} does not exist. Choose an existing .pt file, "
+            "or start from the bundled model or from scratch."
+        )

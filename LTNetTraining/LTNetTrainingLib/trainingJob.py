@@ -93,8 +93,10 @@ class TrainingJob:
         if self.status == RUNNING:
             if not self.latestProgress:
                 return "Starting (loading data and networks)..."
-            return (f"Iteration {self.iteration}/{self.total}, elapsed "
-                    f"{formatDuration(self.latestProgress.get('elapsed_s'))}, ETA {formatDuration(self.etaSeconds)}")
+            return (
+                f"Iteration {self.iteration}/{self.total}, elapsed "
+                f"{formatDuration(self.latestProgress.get('elapsed_s'))}, ETA {formatDuration(self.etaSeconds)}"
+            )
         if self.status == COMPLETED:
             return f"Done: model saved to {self.outputModelPath}"
         if self.status == CANCELLED:

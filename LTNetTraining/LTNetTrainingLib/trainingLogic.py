@@ -82,13 +82,24 @@ class TrainingLogic:
         if initModel == START_BUNDLED:
             path = bundledModelPath()
             if not os.path.isfile(path):
-                raise TrainingInputError(f"The bundled model {path} is missing. Reinstall ltnet, or start from "
-                                         "another model or from scratch.")
+                raise TrainingInputError(
+                    f"The bundled model {path} is missing. Reinstall ltnet, or start from "
+                    "another model or from scratch."
+                )
             return path
         return str(initModel)
 
-    def checkInputs(self, atlasVolume, atlasSegmentation, cohort, outputModelPath, settings, initModel=None,
-                    resume=False, overwrite=False):
+    def checkInputs(
+        self,
+        atlasVolume,
+        atlasSegmentation,
+        cohort,
+        outputModelPath,
+        settings,
+        initModel=None,
+        resume=False,
+        overwrite=False,
+    ):
         """Run every check; returns (cohort volumes, cohort files, init model path or None)."""
         atlasGeometry = inputChecks.checkAtlasVolume(atlasVolume)
         inputChecks.checkAtlasSegmentation(atlasSegmentation, atlasVolume, atlasGeometry)
@@ -96,11 +107,15 @@ class TrainingLogic:
         inputChecks.checkCohort(cohortVolumes, cohortFiles)
         inputChecks.checkOutputWritable(outputModelPath)
         if resume and not os.path.isfile(outputModelPath):
-            raise TrainingInputError(f"Nothing to resume: {outputModelPath} does not exist yet. Start a training "
-                                     "first (Resume continues from its last checkpoint).")
+            raise TrainingInputError(
+                f"Nothing to resume: {outputModelPath} does not exist yet. Start a training "
+                "first (Resume continues from its last checkpoint)."
+            )
         if not resume and not overwrite and os.path.exists(outputModelPath):
-            raise TrainingInputError(f"Output model {outputModelPath} exists already. Resume it, choose another "
-                                     "file, or confirm overwriting it.")
+            raise TrainingInputError(
+                f"Output model {outputModelPath} exists already. Resume it, choose another "
+                "file, or confirm overwriting it."
+            )
         inputChecks.checkDevice(settings.device, self.cudaAvailable)
         initPath = None if resume else self.resolveInitModel(initModel)
         inputChecks.checkInitModel(initPath)
@@ -117,7 +132,8 @@ class TrainingLogic:
                 referenceNode, temporaryNode = self.referenceVolume(atlasVolume)
                 try:
                     atlasLabelsPath = writeSegmentationNode(
-                        atlasSegmentation, referenceNode, os.path.join(workFolder, "atlas_labels.seg.nrrd"))
+                        atlasSegmentation, referenceNode, os.path.join(workFolder, "atlas_labels.seg.nrrd")
+                    )
                 finally:
                     if temporaryNode is not None:
                         self.scene.RemoveNode(temporaryNode)
@@ -140,14 +156,27 @@ class TrainingLogic:
         import slicer
 
         ijkToRas, size, _ = inputChecks.fileGeometry(atlasVolume)
-        node = slicer.util.addVolumeFromArray(np.zeros(tuple(reversed(size)), np.uint8), ijkToRas,
-                                              "__LTNetTrainingReference__")
+        node = slicer.util.addVolumeFromArray(
+            np.zeros(tuple(reversed(size)), np.uint8), ijkToRas, "__LTNetTrainingReference__"
+        )
         return node, node
 
-    def commandArguments(self, atlasImagePath, atlasLabelsPath, imagePaths, outputModelPath, settings, initPath,
-                         resume):
-        arguments = ["train", "--atlas-image", atlasImagePath, "--atlas-labels", atlasLabelsPath,
-                     "--images", *imagePaths, "--out", str(outputModelPath), "--progress", "jsonl"]
+    def commandArguments(
+        self, atlasImagePath, atlasLabelsPath, imagePaths, outputModelPath, settings, initPath, resume
+    ):
+        arguments = [
+            "train",
+            "--atlas-image",
+            atlasImagePath,
+            "--atlas-labels",
+            atlasLabelsPath,
+            "--images",
+            *imagePaths,
+            "--out",
+            str(outputModelPath),
+            "--progress",
+            "jsonl",
+        ]
         arguments += settings.commandArguments()
         if resume:
             arguments.append("--resume")
@@ -155,8 +184,19 @@ class TrainingLogic:
             arguments += ["--init", initPath]
         return arguments
 
-    def start(self, atlasVolume, atlasSegmentation, cohort, outputModelPath, initModel=None, resume=False,
-              overwrite=False, logCallback=None, plotName="LTNet training", **settings):
+    def start(
+        self,
+        atlasVolume,
+        atlasSegmentation,
+        cohort,
+        outputModelPath,
+        initModel=None,
+        resume=False,
+        overwrite=False,
+        logCallback=None,
+        plotName="LTNet training",
+        **settings,
+    ):
         """Check everything, then start `ltnet train` in a child process; returns the `TrainingJob`.
 
         atlasVolume: scalar volume node or image file path. atlasSegmentation: segmentation node,
@@ -170,23 +210,28 @@ class TrainingLogic:
         settings = settings.pop("settings", None) or TrainingSettings.fromKeywords(**settings)
         outputModelPath = str(Path(outputModelPath).expanduser().resolve()) if outputModelPath else outputModelPath
         cohortVolumes, cohortFiles, initPath = self.checkInputs(
-            atlasVolume, atlasSegmentation, cohort, outputModelPath, settings, initModel, resume, overwrite)
+            atlasVolume, atlasSegmentation, cohort, outputModelPath, settings, initModel, resume, overwrite
+        )
         if overwrite and not resume and os.path.isfile(outputModelPath):
             os.remove(outputModelPath)
         workFolder = tempfile.mkdtemp(prefix="LTNetTraining-")
         try:
             atlasImagePath, atlasLabelsPath, imagePaths = self.writeInputs(
-                workFolder, atlasVolume, atlasSegmentation, cohortVolumes, cohortFiles)
+                workFolder, atlasVolume, atlasSegmentation, cohortVolumes, cohortFiles
+            )
         except Exception:
             shutil.rmtree(workFolder, ignore_errors=True)
             raise
-        arguments = self.commandArguments(atlasImagePath, atlasLabelsPath, imagePaths, outputModelPath, settings,
-                                          initPath, resume)
+        arguments = self.commandArguments(
+            atlasImagePath, atlasLabelsPath, imagePaths, outputModelPath, settings, initPath, resume
+        )
         lossPlot = LossPlot(self.scene, plotName)
         process = self.launcher.start(arguments)
         job = TrainingJob(process, outputModelPath, lossPlot, workFolder, logCallback or self.logCallback, arguments)
-        job.addLog(f"Started ltnet {' '.join(arguments[:1])} on {len(imagePaths)} scans "
-                   f"({'resuming' if resume else 'from ' + (initPath or 'scratch')}), process {process.pid}")
+        job.addLog(
+            f"Started ltnet {' '.join(arguments[:1])} on {len(imagePaths)} scans "
+            f"({'resuming' if resume else 'from ' + (initPath or 'scratch')}), process {process.pid}"
+        )
         return job
 
     def resume(self, *arguments, **keywords):

@@ -8,7 +8,6 @@ import os
 
 import qt
 import slicer
-
 from LTNetCommonLib.dependencies import ensureDependencies
 from LTNetCommonLib.recentModels import recentModels
 
@@ -46,17 +45,25 @@ class TrainingPanel:
         self.ui.outputModelPathLineEdit.connect("currentPathChanged(QString)", self.updateButtons)
         if not self.ui.outputModelPathLineEdit.currentPath:
             self.ui.outputModelPathLineEdit.currentPath = os.path.join(
-                slicer.app.defaultScenePath, "LTNet", "ltnet_model.pt")
+                slicer.app.defaultScenePath, "LTNet", "ltnet_model.pt"
+            )
         self.onCohortFolderChanged(self.ui.cohortFolderPathLineEdit.currentPath)
 
     def setTooltips(self):
-        for name, widget in [("iterations", self.ui.iterationsSpinBox), ("learningRate", self.ui.learningRateSpinBox),
-                             ("grid", self.ui.gridXSpinBox), ("grid", self.ui.gridYSpinBox),
-                             ("grid", self.ui.gridZSpinBox), ("lambda1", self.ui.lambda1SpinBox),
-                             ("lambda2", self.ui.lambda2SpinBox), ("adversarial", self.ui.adversarialCheckBox),
-                             ("diffeomorphic", self.ui.diffeomorphicCheckBox),
-                             ("prealign", self.ui.prealignCheckBox), ("seed", self.ui.seedSpinBox),
-                             ("checkpointEvery", self.ui.checkpointEverySpinBox)]:
+        for name, widget in [
+            ("iterations", self.ui.iterationsSpinBox),
+            ("learningRate", self.ui.learningRateSpinBox),
+            ("grid", self.ui.gridXSpinBox),
+            ("grid", self.ui.gridYSpinBox),
+            ("grid", self.ui.gridZSpinBox),
+            ("lambda1", self.ui.lambda1SpinBox),
+            ("lambda2", self.ui.lambda2SpinBox),
+            ("adversarial", self.ui.adversarialCheckBox),
+            ("diffeomorphic", self.ui.diffeomorphicCheckBox),
+            ("prealign", self.ui.prealignCheckBox),
+            ("seed", self.ui.seedSpinBox),
+            ("checkpointEvery", self.ui.checkpointEverySpinBox),
+        ]:
             widget.setToolTip(TOOLTIPS[name])
 
     # Inputs
@@ -104,16 +111,24 @@ class TrainingPanel:
 
     def updateButtons(self, *unused):
         running = self.job is not None and self.job.isRunning
-        ready = bool(self.ui.atlasVolumeSelector.currentNode() and self.ui.atlasSegmentationSelector.currentNode()
-                     and (self.cohortVolumes() or self.cohortFiles()) and self.ui.outputModelPathLineEdit.currentPath)
+        ready = bool(
+            self.ui.atlasVolumeSelector.currentNode()
+            and self.ui.atlasSegmentationSelector.currentNode()
+            and (self.cohortVolumes() or self.cohortFiles())
+            and self.ui.outputModelPathLineEdit.currentPath
+        )
         self.ui.initModelPathLineEdit.enabled = self.startFrom() == START_MODEL
         self.ui.startButton.enabled = ready and not running
-        self.ui.resumeButton.enabled = ready and not running and os.path.isfile(
-            self.ui.outputModelPathLineEdit.currentPath)
+        self.ui.resumeButton.enabled = (
+            ready and not running and os.path.isfile(self.ui.outputModelPathLineEdit.currentPath)
+        )
         self.ui.cancelButton.enabled = running
         self.ui.showPlotButton.enabled = self.job is not None
-        for widget in (self.ui.inputsCollapsibleButton, self.ui.modelCollapsibleButton,
-                       self.ui.settingsCollapsibleButton):
+        for widget in (
+            self.ui.inputsCollapsibleButton,
+            self.ui.modelCollapsibleButton,
+            self.ui.settingsCollapsibleButton,
+        ):
             widget.enabled = not running
 
     # Actions
@@ -127,17 +142,24 @@ class TrainingPanel:
             outputPath = self.ui.outputModelPathLineEdit.currentPath
             overwrite = False
             if not resume and os.path.exists(outputPath):
-                if not slicer.util.confirmYesNoDisplay(f"{outputPath} exists already. Overwrite it with a new "
-                                                       "training? (Resume continues it instead.)"):
+                if not slicer.util.confirmYesNoDisplay(
+                    f"{outputPath} exists already. Overwrite it with a new training? (Resume continues it instead.)"
+                ):
                     return
                 overwrite = True
             self.ui.outputModelPathLineEdit.addCurrentPathToHistory()
             self.ui.logTextEdit.clear()
             self.job = self.logic.start(
-                self.ui.atlasVolumeSelector.currentNode(), self.ui.atlasSegmentationSelector.currentNode(),
-                self.cohortVolumes() + self.cohortFiles(), self.ui.outputModelPathLineEdit.currentPath,
-                initModel=self.initModel(), resume=resume, overwrite=overwrite, logCallback=self.appendLog,
-                settings=self.settings())
+                self.ui.atlasVolumeSelector.currentNode(),
+                self.ui.atlasSegmentationSelector.currentNode(),
+                self.cohortVolumes() + self.cohortFiles(),
+                self.ui.outputModelPathLineEdit.currentPath,
+                initModel=self.initModel(),
+                resume=resume,
+                overwrite=overwrite,
+                logCallback=self.appendLog,
+                settings=self.settings(),
+            )
             self.ui.progressBar.value = 0
             self.ui.statusLabel.text = self.job.statusText()
             self.onShowPlot()

@@ -34,8 +34,7 @@ class ChildProcess(Protocol):
 
 
 class ProcessLauncher(Protocol):
-    def start(self, arguments, environment=None) -> ChildProcess:
-        ...
+    def start(self, arguments, environment=None) -> ChildProcess: ...
 
 
 class SubprocessChild:
@@ -90,7 +89,16 @@ class SubprocessLauncher:
 
     def start(self, arguments, environment=None):
         command = (self.command or ltnetCommand()) + list(arguments)
-        popen = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True, encoding="utf-8", errors="replace", bufsize=1,
-                                 env=childEnvironment(environment), **newSessionOptions())
+        popen = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            env=childEnvironment(environment),
+            **newSessionOptions(),
+        )
         return SubprocessChild(popen)

@@ -14,36 +14,36 @@ TOOLTIPS = {
     "iterations": "Training iterations (one atlas-scan pair each). More iterations fit the cohort better and take longer.",
     "learningRate": "Adam learning rate of all networks. Lower it (e.g. 1e-5) when fine-tuning a model.",
     "grid": "Network grid (voxels per axis) the atlas and scans are resampled to; padded to a multiple of 8. "
-            "Smaller is faster and coarser. auto (0): the atlas grid, at most 128 voxels per axis.",
+    "Smaller is faster and coarser. auto (0): the atlas grid, at most 128 voxels per axis.",
     "lambda1": "λ1: weight of the image cycle-consistency term (the atlas warped to the scan and back must "
-               "match the atlas). Paper default 10.",
+    "match the atlas). Paper default 10.",
     "lambda2": "λ2: weight of the anatomy-cycle, transformation-cycle, field-cycle and smoothness terms. "
-               "Higher gives smoother maps that agree better forward and backward. Paper default 3; for whole "
-               "brains on a coarse grid (about 4 mm) 1 was more accurate on the IBSR benchmark.",
+    "Higher gives smoother maps that agree better forward and backward. Paper default 3; for whole "
+    "brains on a coarse grid (about 4 mm) 1 was more accurate on the IBSR benchmark.",
     "adversarial": "Train the discriminator and use the adversarial (GAN) term that makes warped atlases look "
-                   "like real scans (the paper's). Off by default: on the hippocampus benchmark it made rougher, "
-                   "less accurate maps, and training is faster without it.",
+    "like real scans (the paper's). Off by default: on the hippocampus benchmark it made rougher, "
+    "less accurate maps, and training is faster without it.",
     "warmup": "Share of the iterations in which the forward network learns to register alone while the backward "
-              "network learns to invert it; the cycle terms then ramp in. 0: the paper's joint training from the start.",
+    "network learns to invert it; the cycle terms then ramp in. 0: the paper's joint training from the start.",
     "coupling": "Share of the cycle terms' gradient that reaches the forward network once ramped in. 1 is the "
-                "paper's joint training; lower keeps the cycle terms from pulling the maps toward no motion.",
+    "paper's joint training; lower keeps the cycle terms from pulling the maps toward no motion.",
     "diffeomorphic": "Integrate the velocity field (scaling and squaring) so that maps do not fold.",
     "fieldDownsize": "Average the predicted field over blocks of this many voxels per axis and upsample it: smoother "
-                     "maps. 1: off (the default); 2 is measured on the hippocampus in docs/BENCHMARKS.md.",
+    "maps. 1: off (the default); 2 is measured on the hippocampus in docs/BENCHMARKS.md.",
     "augment": "Move each scan drawn in training by a small random rotation, scaling and shift, and change its "
-               "contrast at random, so the networks see more varied scans than the cohort holds. Off by default: on "
-               "the hippocampus benchmark, where the targets are the cohort's own scans, it lowered the Dice by 0.011.",
+    "contrast at random, so the networks see more varied scans than the cohort holds. Off by default: on "
+    "the hippocampus benchmark, where the targets are the cohort's own scans, it lowered the Dice by 0.011.",
     "teach": "Fine-tuning only (a bundled or given starting model): also pull the forward network toward its own "
-             "refined map of each cohort scan (20 refinement steps, computed once per scan) where the atlas labels go, "
-             "with this weight. 0: off. "
-             "10 with 600 iterations at learning rate 1e-4 raised the mean Dice from 0.769 to 0.784 on the hippocampus "
-             "benchmark (docs/BENCHMARKS.md). Not with augmentation.",
+    "refined map of each cohort scan (20 refinement steps, computed once per scan) where the atlas labels go, "
+    "with this weight. 0: off. "
+    "10 with 600 iterations at learning rate 1e-4 raised the mean Dice from 0.769 to 0.784 on the hippocampus "
+    "benchmark (docs/BENCHMARKS.md). Not with augmentation.",
     "device": "auto: GPU when one is usable, else CPU. CPU: always CPU. GPU: CUDA only (fails early if none).",
     "prealign": "Align each scan affinely to the atlas before training, so the networks learn only the local "
-                "differences. Switch off for scans that are already aligned.",
+    "differences. Switch off for scans that are already aligned.",
     "prealignFixed": "Which image the affine alignment holds fixed: atlas (the default) or scan. scan was more "
-                     "accurate on the hippocampus benchmark (0.770 against 0.763 mean Dice) and less on whole brains "
-                     "(-0.014). The model keeps it; empty: ltnet's default (atlas), or the resumed or initial model's own.",
+    "accurate on the hippocampus benchmark (0.770 against 0.763 mean Dice) and less on whole brains "
+    "(-0.014). The model keeps it; empty: ltnet's default (atlas), or the resumed or initial model's own.",
     "seed": "Random seed: the same seed and inputs give the same training.",
     "checkpointEvery": "Save the model every this many iterations, so Cancel or a crash keeps recent work.",
 }
@@ -85,15 +85,24 @@ class TrainingSettings:
     def commandArguments(self):
         """The `ltnet train` options for these settings."""
         arguments = [
-            "--iterations", str(int(self.iterations)),
-            "--lr", repr(float(self.learningRate)),
-            "--lambda1", repr(float(self.lambda1)),
-            "--lambda2", repr(float(self.lambda2)),
-            "--warmup", repr(float(self.warmup)),
-            "--coupling", repr(float(self.coupling)),
-            "--device", self.device,
-            "--seed", str(int(self.seed)),
-            "--checkpoint-every", str(max(1, int(self.checkpointEvery))),
+            "--iterations",
+            str(int(self.iterations)),
+            "--lr",
+            repr(float(self.learningRate)),
+            "--lambda1",
+            repr(float(self.lambda1)),
+            "--lambda2",
+            repr(float(self.lambda2)),
+            "--warmup",
+            repr(float(self.warmup)),
+            "--coupling",
+            repr(float(self.coupling)),
+            "--device",
+            self.device,
+            "--seed",
+            str(int(self.seed)),
+            "--checkpoint-every",
+            str(max(1, int(self.checkpointEvery))),
         ]
         if self.grid and all(int(size) > 0 for size in self.grid):
             arguments += ["--grid", *(str(int(size)) for size in self.grid)]

@@ -31,10 +31,13 @@ def ensureDependencies(confirm, moduleTitle: str = "LTNet") -> bool:
         try:
             import PyTorchUtils
         except ImportError as error:
-            raise RuntimeError(f"{moduleTitle} needs PyTorch: install the PyTorch extension with the Extensions "
-                               "Manager, restart Slicer, then retry.") from error
-        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True,
-                                                              torchVersionRequirement=TORCH_REQUIREMENT)
+            raise RuntimeError(
+                f"{moduleTitle} needs PyTorch: install the PyTorch extension with the Extensions "
+                "Manager, restart Slicer, then retry."
+            ) from error
+        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
+            askConfirmation=True, torchVersionRequirement=TORCH_REQUIREMENT
+        )
         if torch is None:
             return False
     others = [PIP_REQUIREMENTS[name] for name in missing if name in PIP_REQUIREMENTS]

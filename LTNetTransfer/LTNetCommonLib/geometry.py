@@ -8,9 +8,8 @@ Parent transforms are not applied (harden them first).
 
 import numpy as np
 import SimpleITK as sitk
-import vtk
-
 import slicer
+import vtk
 
 #: Multiplying an LPS point or vector by this gives RAS (and back).
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -86,8 +85,9 @@ def updateVolumeNodeFromImage(volumeNode, image: sitk.Image, ijkToRas: np.ndarra
     return volumeNode
 
 
-def addVolumeNodeFromImage(scene, image: sitk.Image, name: str, className: str = "vtkMRMLScalarVolumeNode",
-                           ijkToRas: np.ndarray | None = None):
+def addVolumeNodeFromImage(
+    scene, image: sitk.Image, name: str, className: str = "vtkMRMLScalarVolumeNode", ijkToRas: np.ndarray | None = None
+):
     """A new volume node in `scene` holding `image` (see `updateVolumeNodeFromImage`), with display nodes."""
     volumeNode = scene.AddNewNodeByClass(className, name)
     updateVolumeNodeFromImage(volumeNode, image, ijkToRas)

@@ -4,9 +4,8 @@ import re
 
 import numpy as np
 import SimpleITK as sitk
-import vtk
-
 import slicer
+import vtk
 
 from .geometry import ijkToRasFromNode, imageFromArray, imageFromVolumeNode
 
@@ -53,15 +52,22 @@ def labelArrayFromSegmentationNode(segmentationNode, referenceVolumeNode):
         labelmapNode = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", EXPORT_NODE_NAME)
         try:
             exported = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
-                segmentationNode, segmentIds, labelmapNode, referenceVolumeNode,
-                slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
+                segmentationNode,
+                segmentIds,
+                labelmapNode,
+                referenceVolumeNode,
+                slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY,
+            )
             if not exported:
                 raise ValueError(f"Segment '{segment.GetName()}' could not be exported as a label map.")
             mask = slicer.util.arrayFromVolume(labelmapNode) > 0
         finally:
             displayNode = labelmapNode.GetDisplayNode()
-            if displayNode is not None and displayNode.GetColorNode() is not None \
-                    and displayNode.GetColorNode().GetName().startswith(EXPORT_NODE_NAME):
+            if (
+                displayNode is not None
+                and displayNode.GetColorNode() is not None
+                and displayNode.GetColorNode().GetName().startswith(EXPORT_NODE_NAME)
+            ):
                 scene.RemoveNode(displayNode.GetColorNode())
             scene.RemoveNode(labelmapNode)
         labels[mask] = value

@@ -9,5 +9,13 @@ from .job import Progress, TransferJob
 from .logic import TargetResult, TransferLogic
 from .process import ChildProcess, SubprocessLauncher, pythonSlicerExecutable
 
-__all__ = ["TransferLogic", "TargetResult", "TransferJob", "Progress", "TransferError",
-           "ChildProcess", "SubprocessLauncher", "pythonSlicerExecutable"]
+__all__ = [
+    "TransferLogic",
+    "TargetResult",
+    "TransferJob",
+    "Progress",
+    "TransferError",
+    "ChildProcess",
+    "SubprocessLauncher",
+    "pythonSlicerExecutable",
+]

@@ -23,6 +23,7 @@ def fileStem(index: int, nodeName: str) -> str:
 @dataclass(frozen=True)
 class TargetFiles:
     """Where the inputs and outputs of one target are in the work folder."""
+
     folder: Path
     stem: str
 
@@ -48,6 +49,7 @@ class TargetFiles:
 @dataclass(frozen=True)
 class AtlasFiles:
     """Where an atlas override (the user's atlas volume and segmentation) is written in the work folder."""
+
     folder: Path
 
     @property
@@ -63,8 +65,15 @@ class AtlasFiles:
 SUB_FOLDERS = ("inputs", "out", "qc", "extras", "atlas", "logs")
 
 
-def transferArguments(modelPath, folder: Path, targets: list, device: str = "auto", prealign: bool = True,
-                      atlas: AtlasFiles | None = None, refineSteps: int = 0) -> list[str]:
+def transferArguments(
+    modelPath,
+    folder: Path,
+    targets: list,
+    device: str = "auto",
+    prealign: bool = True,
+    atlas: AtlasFiles | None = None,
+    refineSteps: int = 0,
+) -> list[str]:
     """The arguments after `python -m ltnet` for all `targets` (TargetFiles) in one process.
 
     atlas: replaces the model's atlas (`--atlas-image`, `--atlas-labels`) when given.
@@ -75,9 +84,25 @@ def transferArguments(modelPath, folder: Path, targets: list, device: str = "aut
     if int(refineSteps) != refineSteps or refineSteps < 0:
         raise ValueError(f"refinement steps must be a whole number >= 0, got {refineSteps!r}")
     folder = Path(folder)
-    arguments = ["transfer", "--model", str(modelPath), "--target", *[str(files.target) for files in targets],
-                 "--out", str(folder / "out"), "--format", "seg.nrrd", "--qc", str(folder / "qc"),
-                 "--extras", str(folder / "extras"), "--device", device, "--progress", "jsonl"]
+    arguments = [
+        "transfer",
+        "--model",
+        str(modelPath),
+        "--target",
+        *[str(files.target) for files in targets],
+        "--out",
+        str(folder / "out"),
+        "--format",
+        "seg.nrrd",
+        "--qc",
+        str(folder / "qc"),
+        "--extras",
+        str(folder / "extras"),
+        "--device",
+        device,
+        "--progress",
+        "jsonl",
+    ]
     if atlas is not None:
         arguments += ["--atlas-image", str(atlas.image), "--atlas-labels", str(atlas.labels)]
     if not prealign:

@@ -23,8 +23,12 @@ def describeGpu(timeout: float = 5.0) -> str | None:
     if smi is None:
         return None
     try:
-        output = subprocess.run([smi, "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=timeout)
+        output = subprocess.run(
+            [smi, "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     lines = [line.strip() for line in output.stdout.splitlines() if line.strip()]

@@ -6,9 +6,8 @@ reconstructed atlas l̄ over it, atlas labels filled and l̄_s as outlines;
 Green = target with the Jacobian determinant or inverse-consistency map.
 """
 
-import vtk
-
 import slicer
+import vtk
 
 #: Value ranges shown by the color maps: Jacobian determinant (1 = volume kept) and inverse-consistency error (mm).
 JACOBIAN_RANGE = (0.0, 2.0)
@@ -53,15 +52,21 @@ def styleScalarMap(volumeNode, colorNode, valueRange, title: str):
 
 def styleJacobian(volumeNode):
     """Blue where the atlas is compressed, white where volume is kept, red where expanded; black = folded (<= 0)."""
-    colorNode = addProceduralColorNode(volumeNode.GetScene(), "LTNet Jacobian", [
-        (0.0, (0.0, 0.0, 0.0)), (0.02, (0.1, 0.2, 0.8)), (1.0, (1.0, 1.0, 1.0)), (2.0, (0.8, 0.1, 0.1))])
+    colorNode = addProceduralColorNode(
+        volumeNode.GetScene(),
+        "LTNet Jacobian",
+        [(0.0, (0.0, 0.0, 0.0)), (0.02, (0.1, 0.2, 0.8)), (1.0, (1.0, 1.0, 1.0)), (2.0, (0.8, 0.1, 0.1))],
+    )
     return styleScalarMap(volumeNode, colorNode, JACOBIAN_RANGE, "Jacobian determinant")
 
 
 def styleInverseConsistency(volumeNode):
     """Dark = consistent, yellow/white = forward and backward maps disagree (mm)."""
-    colorNode = addProceduralColorNode(volumeNode.GetScene(), "LTNet inverse consistency", [
-        (0.0, (0.05, 0.0, 0.2)), (1.0, (0.7, 0.1, 0.4)), (2.0, (1.0, 0.6, 0.0)), (3.0, (1.0, 1.0, 0.8))])
+    colorNode = addProceduralColorNode(
+        volumeNode.GetScene(),
+        "LTNet inverse consistency",
+        [(0.0, (0.05, 0.0, 0.2)), (1.0, (0.7, 0.1, 0.4)), (2.0, (1.0, 0.6, 0.0)), (3.0, (1.0, 1.0, 0.8))],
+    )
     return styleScalarMap(volumeNode, colorNode, INVERSE_CONSISTENCY_RANGE_MM, "Inverse consistency (mm)")
 
 
@@ -113,9 +118,10 @@ def showCycleConsistency(result, opacity: float = 0.5, scalarMap: str = "jacobia
     if not shown:
         return shown
     for segmentationNode, views, fill in (
-            (result.segmentationNode, targetViews, True),
-            (result.atlasSegmentationNode, atlasViews, True),
-            (result.reconstructedSegmentationNode, atlasViews, False)):
+        (result.segmentationNode, targetViews, True),
+        (result.atlasSegmentationNode, atlasViews, True),
+        (result.reconstructedSegmentationNode, atlasViews, False),
+    ):
         if segmentationNode is None:
             continue
         segmentationNode.CreateDefaultDisplayNodes()
@@ -124,8 +130,10 @@ def showCycleConsistency(result, opacity: float = 0.5, scalarMap: str = "jacobia
         displayNode.SetVisibility(True)
         displayNode.SetVisibility2DFill(fill)
         displayNode.SetVisibility2DOutline(True)
-    for mapVolume, views in ((result.jacobianNode, [green] if scalarMap == "jacobian" else []),
-                             (result.inverseConsistencyNode, [green] if scalarMap != "jacobian" else [])):
+    for mapVolume, views in (
+        (result.jacobianNode, [green] if scalarMap == "jacobian" else []),
+        (result.inverseConsistencyNode, [green] if scalarMap != "jacobian" else []),
+    ):
         if mapVolume is None:
             continue
         for index in range(mapVolume.GetNumberOfDisplayNodes()):

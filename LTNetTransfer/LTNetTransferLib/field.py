@@ -8,11 +8,9 @@ warped onto the target (as it does with ITK transform files, which are "from par
 
 import numpy as np
 import SimpleITK as sitk
+import slicer
 import vtk
 import vtk.util.numpy_support
-
-import slicer
-
 from LTNetCommonLib.geometry import LPS_TO_RAS, ijkToRasFromImage, vtkMatrixFromArray
 
 
@@ -34,8 +32,10 @@ def addGridTransformNode(scene, field: sitk.Image, name: str):
     field: 3-D image of 3-vectors (mm, LPS components), on any grid (LPS geometry).
     """
     if field.GetDimension() != 3 or field.GetNumberOfComponentsPerPixel() != 3:
-        raise ValueError(f"displacement field must be a 3-D image of 3-vectors, got {field.GetDimension()}-D "
-                         f"with {field.GetNumberOfComponentsPerPixel()} components")
+        raise ValueError(
+            f"displacement field must be a 3-D image of 3-vectors, got {field.GetDimension()}-D "
+            f"with {field.GetNumberOfComponentsPerPixel()} components"
+        )
     displacementRas = sitk.GetArrayFromImage(field).astype(np.float64) @ LPS_TO_RAS  # (k, j, i, 3), LPS -> RAS
     ijkToRas = ijkToRasFromImage(field)
     spacing = np.linalg.norm(ijkToRas[:3, :3], axis=0)
@@ -44,8 +44,7 @@ def addGridTransformNode(scene, field: sitk.Image, name: str):
     grid.SetOrigin(ijkToRas[:3, 3])
     grid.SetSpacing(spacing)
     grid.SetDimensions(field.GetSize())
-    vectors = vtk.util.numpy_support.numpy_to_vtk(displacementRas.reshape(-1, 3), deep=True,
-                                                  array_type=vtk.VTK_DOUBLE)
+    vectors = vtk.util.numpy_support.numpy_to_vtk(displacementRas.reshape(-1, 3), deep=True, array_type=vtk.VTK_DOUBLE)
     vectors.SetNumberOfComponents(3)
     grid.GetPointData().SetScalars(vectors)
 

@@ -14,22 +14,30 @@ def checkTargetVolume(volumeNode, role: str = "Target volume") -> None:
     if volumeNode is None:
         raise TransferError("No target volume: select the scan(s) to segment.")
     if not volumeNode.IsA("vtkMRMLScalarVolumeNode") or volumeNode.IsA("vtkMRMLLabelMapVolumeNode"):
-        raise TransferError(f"'{volumeNode.GetName()}' is a {volumeNode.GetClassName()}, not a scalar volume: "
-                            f"select a grayscale scan as {role.split()[0].lower()}.")
+        raise TransferError(
+            f"'{volumeNode.GetName()}' is a {volumeNode.GetClassName()}, not a scalar volume: "
+            f"select a grayscale scan as {role.split()[0].lower()}."
+        )
     imageData = volumeNode.GetImageData()
     if imageData is None or imageData.GetNumberOfPoints() == 0:
         raise TransferError(f"{role} '{volumeNode.GetName()}' has no voxels: load the scan again.")
     if imageData.GetNumberOfScalarComponents() != 1:
-        raise TransferError(f"{role} '{volumeNode.GetName()}' has {imageData.GetNumberOfScalarComponents()} "
-                            "components per voxel: select a single-channel (grayscale) scan.")
+        raise TransferError(
+            f"{role} '{volumeNode.GetName()}' has {imageData.GetNumberOfScalarComponents()} "
+            "components per voxel: select a single-channel (grayscale) scan."
+        )
     dimensions = imageData.GetDimensions()
     if min(dimensions) < MIN_SIZE:
-        raise TransferError(f"{role} '{volumeNode.GetName()}' is {dimensions[0]}x{dimensions[1]}x{dimensions[2]} "
-                            "voxels, not a 3-D scan: LTNet needs a 3-D volume.")
+        raise TransferError(
+            f"{role} '{volumeNode.GetName()}' is {dimensions[0]}x{dimensions[1]}x{dimensions[2]} "
+            "voxels, not a 3-D scan: LTNet needs a 3-D volume."
+        )
     transformNode = volumeNode.GetParentTransformNode()
     if transformNode is not None and not transformNode.IsTransformToWorldLinear():
-        raise TransferError(f"{role} '{volumeNode.GetName()}' is under the non-linear transform "
-                            f"'{transformNode.GetName()}': harden or remove it first.")
+        raise TransferError(
+            f"{role} '{volumeNode.GetName()}' is under the non-linear transform "
+            f"'{transformNode.GetName()}': harden or remove it first."
+        )
 
 
 def checkTargetVolumes(volumeNodes) -> list:
@@ -50,16 +58,20 @@ def checkModelPath(modelPath) -> Path:
         raise TransferError("No model: choose the bundled demo model or an LTNet model file.")
     path = Path(modelPath)
     if not path.is_file():
-        raise TransferError(f"Model file '{path}' does not exist: choose an LTNet model file "
-                            "(written by LTNetTraining or `ltnet train`).")
+        raise TransferError(
+            f"Model file '{path}' does not exist: choose an LTNet model file "
+            "(written by LTNetTraining or `ltnet train`)."
+        )
     return path
 
 
 def checkAtlasOverride(atlasVolumeNode, atlasSegmentationNode) -> None:
     """The atlas override needs both the image and its segmentation, or neither."""
     if (atlasVolumeNode is None) != (atlasSegmentationNode is None):
-        raise TransferError("Atlas override needs both an atlas volume and an atlas segmentation "
-                            "(or neither, to use the model's own atlas).")
+        raise TransferError(
+            "Atlas override needs both an atlas volume and an atlas segmentation "
+            "(or neither, to use the model's own atlas)."
+        )
     if atlasVolumeNode is not None:
         checkTargetVolume(atlasVolumeNode, "Atlas volume")
         if atlasSegmentationNode.GetSegmentation().GetNumberOfSegments() == 0:

@@ -18,6 +18,7 @@ ERROR_PREFIX = "ltnet: error:"
 @dataclass
 class Progress:
     """What the widget shows: `done` of `total` targets finished, and the status line `message`."""
+
     done: int = 0
     total: int = 0
     message: str = "Starting..."
@@ -35,18 +36,19 @@ class TransferJob:
     state: "running", "done", "failed" or "cancelled"; `error` is the user-facing reason of a failure,
     `details` the child's full stderr (for the log).
     """
-    launcher: object                 # process.ProcessLauncher
-    arguments: list                  # after `python -m ltnet`
+
+    launcher: object  # process.ProcessLauncher
+    arguments: list  # after `python -m ltnet`
     workFolder: Path
     targetNodes: list
-    files: list                      # command.TargetFiles, one per target
+    files: list  # command.TargetFiles, one per target
     logCallback: object = print
     state: str = "running"
     error: str = ""
     details: str = ""
     progress: Progress = field(default_factory=Progress)
     startTime: float = field(default_factory=time.monotonic)
-    process: object = None           # the running process.ChildProcess
+    process: object = None  # the running process.ChildProcess
 
     def __post_init__(self):
         self.progress.total = len(self.targetNodes)
@@ -120,8 +122,10 @@ class TransferJob:
             self.progress.total = int(event.get("total", self.progress.total))
             self.progress.done = min(int(event.get("done", self.progress.done)), self.progress.total)
             elapsed = time.monotonic() - self.startTime
-            self.logCallback(f"Transferred {self.progress.done} of {self.progress.total} target(s) "
-                             f"in {elapsed:.1f} s: {event.get('target', '')}")
+            self.logCallback(
+                f"Transferred {self.progress.done} of {self.progress.total} target(s) "
+                f"in {elapsed:.1f} s: {event.get('target', '')}"
+            )
             self._showNext()
         elif event["event"] == "done":
             self.progress.message = "Loading results..."
@@ -139,8 +143,10 @@ class TransferJob:
         self.details = stderr
         errorLines = [line for line in stderr.splitlines() if line.startswith(ERROR_PREFIX)]
         if errorLines:
-            self.error = errorLines[-1][len(ERROR_PREFIX):].strip()
+            self.error = errorLines[-1][len(ERROR_PREFIX) :].strip()
         else:
             lastLine = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
-            self.error = f"ltnet transfer stopped with exit status {returnCode}" + (f": {lastLine}" if lastLine else ".")
+            self.error = f"ltnet transfer stopped with exit status {returnCode}" + (
+                f": {lastLine}" if lastLine else "."
+            )
         self.progress.message = "Failed: " + self.error

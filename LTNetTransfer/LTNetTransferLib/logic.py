@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from LTNetCommonLib.geometry import addVolumeNodeFromImage, ijkToRasFromImage, ijkToRasFromNode, sameGrid
 from LTNetCommonLib.nodeFiles import writeSegmentationNode, writeVolumeNode
 
@@ -34,20 +33,21 @@ from .segments import addColorTableNode, addSegmentationNode, readSegmentInfos, 
 class TargetResult:
     """The nodes made for one target. Target-grid nodes share the target's IJKToRAS exactly;
     atlas-grid nodes are on the model's network grid."""
+
     targetVolumeNode: object
-    segmentationNode: object                 # transferred labels, atlas names/colors/values
-    transformNode: object                    # vtkMRMLGridTransformNode, forward field (from parent = resampling)
-    warpedAtlasNode: object                  # ū on the target grid
-    jacobianNode: object                     # Jacobian determinant, target grid
-    inverseConsistencyNode: object           # inverse-consistency error (mm), target grid
-    reconstructedAtlasNode: object           # l̄ on the atlas grid
-    reconstructedSegmentationNode: object    # l̄_s on the atlas grid
-    atlasVolumeNode: object                  # the atlas on its network grid (shared by the run's targets)
+    segmentationNode: object  # transferred labels, atlas names/colors/values
+    transformNode: object  # vtkMRMLGridTransformNode, forward field (from parent = resampling)
+    warpedAtlasNode: object  # ū on the target grid
+    jacobianNode: object  # Jacobian determinant, target grid
+    inverseConsistencyNode: object  # inverse-consistency error (mm), target grid
+    reconstructedAtlasNode: object  # l̄ on the atlas grid
+    reconstructedSegmentationNode: object  # l̄_s on the atlas grid
+    atlasVolumeNode: object  # the atlas on its network grid (shared by the run's targets)
     atlasSegmentationNode: object
-    qc: dict = field(default_factory=dict)   # same keys as `ltnet transfer --qc`
-    qcTableNode: object = None               # one row per target of the run
-    labelQcTableNode: object = None          # one row per target and label
-    colorTableNode: object = None            # atlas label value -> name, color; export with it to keep values
+    qc: dict = field(default_factory=dict)  # same keys as `ltnet transfer --qc`
+    qcTableNode: object = None  # one row per target of the run
+    labelQcTableNode: object = None  # one row per target and label
+    colorTableNode: object = None  # atlas label value -> name, color; export with it to keep values
 
     @property
     def verdict(self) -> str:
@@ -68,20 +68,46 @@ class TransferLogic:
         self.keepFiles = keepFiles
 
     # -- blocking -------------------------------------------------------------------------------
-    def transfer(self, modelPath, targetVolumeNode, device: str = "auto", prealign: bool = True,
-                 atlasVolumeNode=None, atlasSegmentationNode=None, timeout: float | None = None,
-                 refineSteps: int = 0) -> TargetResult:
+    def transfer(
+        self,
+        modelPath,
+        targetVolumeNode,
+        device: str = "auto",
+        prealign: bool = True,
+        atlasVolumeNode=None,
+        atlasSegmentationNode=None,
+        timeout: float | None = None,
+        refineSteps: int = 0,
+    ) -> TargetResult:
         """Transfer onto one target; blocks until done. Raises `TransferError` (scene unchanged) on failure."""
         if targetVolumeNode is None:
             checkTargetVolumes([])
-        return self.transferMany(modelPath, [targetVolumeNode], device, prealign,
-                                 atlasVolumeNode, atlasSegmentationNode, timeout, refineSteps)[0]
+        return self.transferMany(
+            modelPath,
+            [targetVolumeNode],
+            device,
+            prealign,
+            atlasVolumeNode,
+            atlasSegmentationNode,
+            timeout,
+            refineSteps,
+        )[0]
 
-    def transferMany(self, modelPath, targetVolumeNodes, device: str = "auto", prealign: bool = True,
-                     atlasVolumeNode=None, atlasSegmentationNode=None, timeout: float | None = None,
-                     refineSteps: int = 0):
+    def transferMany(
+        self,
+        modelPath,
+        targetVolumeNodes,
+        device: str = "auto",
+        prealign: bool = True,
+        atlasVolumeNode=None,
+        atlasSegmentationNode=None,
+        timeout: float | None = None,
+        refineSteps: int = 0,
+    ):
         """Transfer onto several targets in one child process; returns a `TargetResult` per target (in order)."""
-        job = self.start(modelPath, targetVolumeNodes, device, prealign, atlasVolumeNode, atlasSegmentationNode, refineSteps)
+        job = self.start(
+            modelPath, targetVolumeNodes, device, prealign, atlasVolumeNode, atlasSegmentationNode, refineSteps
+        )
         try:
             job.wait(timeout=timeout)
         except TransferError:
@@ -90,8 +116,16 @@ class TransferLogic:
         return self.loadResults(job)
 
     # -- non-blocking ---------------------------------------------------------------------------
-    def start(self, modelPath, targetVolumeNodes, device: str = "auto", prealign: bool = True,
-              atlasVolumeNode=None, atlasSegmentationNode=None, refineSteps: int = 0) -> TransferJob:
+    def start(
+        self,
+        modelPath,
+        targetVolumeNodes,
+        device: str = "auto",
+        prealign: bool = True,
+        atlasVolumeNode=None,
+        atlasSegmentationNode=None,
+        refineSteps: int = 0,
+    ) -> TransferJob:
         """Check the inputs, write them to a work folder and start the child. Adds nothing to the scene.
 
         atlasVolumeNode, atlasSegmentationNode: replace the model's atlas (both or neither); the
@@ -105,7 +139,9 @@ class TransferLogic:
         try:
             for sub in SUB_FOLDERS:
                 (folder / sub).mkdir()
-            files = [TargetFiles(folder, fileStem(index, node.GetName())) for index, node in enumerate(targetVolumeNodes)]
+            files = [
+                TargetFiles(folder, fileStem(index, node.GetName())) for index, node in enumerate(targetVolumeNodes)
+            ]
             for node, targetFiles in zip(targetVolumeNodes, files):
                 writeVolumeNode(node, targetFiles.target)
             atlas = None
@@ -150,8 +186,13 @@ class TransferLogic:
         colorNode = addColorTableNode(scene, segmentInfos, "LTNet atlas colors")
         atlasVolume = addVolumeNodeFromImage(scene, _read(first.extra("atlas")), "LTNet atlas")
         atlasSegmentation = addSegmentationNode(
-            scene, sitk.GetArrayFromImage(atlasLabelsImage), ijkToRasFromImage(atlasLabelsImage), segmentInfos,
-            "LTNet atlas labels", colorNode)
+            scene,
+            sitk.GetArrayFromImage(atlasLabelsImage),
+            ijkToRasFromImage(atlasLabelsImage),
+            segmentInfos,
+            "LTNet atlas labels",
+            colorNode,
+        )
 
         results = []
         for targetNode, files in zip(job.targetNodes, job.files):
@@ -161,41 +202,66 @@ class TransferLogic:
             def onTargetGrid(path, what):
                 image = _read(path)
                 if not sameGrid(image, ijkToRas):
-                    raise TransferError(f"ltnet wrote the {what} of '{name}' on another grid than the target's: "
-                                        "this is a bug in ltnet, please report it.")
+                    raise TransferError(
+                        f"ltnet wrote the {what} of '{name}' on another grid than the target's: "
+                        "this is a bug in ltnet, please report it."
+                    )
                 return image
 
             def targetVolume(kind, label):
-                node = addVolumeNodeFromImage(scene, onTargetGrid(files.extra(kind), label),
-                                                    f"{name} {label}", ijkToRas=ijkToRas)
+                node = addVolumeNodeFromImage(
+                    scene, onTargetGrid(files.extra(kind), label), f"{name} {label}", ijkToRas=ijkToRas
+                )
                 node.SetAndObserveTransformNodeID(targetNode.GetTransformNodeID())
                 return node
 
             labels = onTargetGrid(files.labels, "labels")
-            segmentation = addSegmentationNode(scene, sitk.GetArrayFromImage(labels), ijkToRas,
-                                                     segmentInfos, f"{name} LTNet segmentation", colorNode)
+            segmentation = addSegmentationNode(
+                scene, sitk.GetArrayFromImage(labels), ijkToRas, segmentInfos, f"{name} LTNet segmentation", colorNode
+            )
             segmentation.SetAndObserveTransformNodeID(targetNode.GetTransformNodeID())
-            transform = addGridTransformNode(scene, readDisplacementField(files.extra("field")),
-                                                   f"{name} LTNet transform")
+            transform = addGridTransformNode(
+                scene, readDisplacementField(files.extra("field")), f"{name} LTNet transform"
+            )
             transform.SetAndObserveTransformNodeID(targetNode.GetTransformNodeID())
             warped = targetVolume("warped_atlas", "warped atlas")
             jacobian = targetVolume("jacobian", "Jacobian determinant")
             inverseConsistency = targetVolume("inverse_consistency", "inverse-consistency error")
             display.styleJacobian(jacobian)
             display.styleInverseConsistency(inverseConsistency)
-            reconstructed = addVolumeNodeFromImage(scene, _read(files.extra("reconstructed_atlas")),
-                                                         f"{name} reconstructed atlas")
+            reconstructed = addVolumeNodeFromImage(
+                scene, _read(files.extra("reconstructed_atlas")), f"{name} reconstructed atlas"
+            )
             reconstructedLabels = _read(files.extra("reconstructed_labels"))
             reconstructedSegmentation = addSegmentationNode(
-                scene, sitk.GetArrayFromImage(reconstructedLabels), ijkToRasFromImage(reconstructedLabels), segmentInfos,
-                f"{name} reconstructed atlas labels", colorNode)
+                scene,
+                sitk.GetArrayFromImage(reconstructedLabels),
+                ijkToRasFromImage(reconstructedLabels),
+                segmentInfos,
+                f"{name} reconstructed atlas labels",
+                colorNode,
+            )
             qc = json.loads(files.qc.read_text()) if files.qc.is_file() else {}
-            results.append(TargetResult(targetNode, segmentation, transform, warped, jacobian, inverseConsistency,
-                                        reconstructed, reconstructedSegmentation, atlasVolume, atlasSegmentation, qc,
-                                        colorTableNode=colorNode))
+            results.append(
+                TargetResult(
+                    targetNode,
+                    segmentation,
+                    transform,
+                    warped,
+                    jacobian,
+                    inverseConsistency,
+                    reconstructed,
+                    reconstructedSegmentation,
+                    atlasVolume,
+                    atlasSegmentation,
+                    qc,
+                    colorTableNode=colorNode,
+                )
+            )
 
-        targetTable, labelTable = addQcTableNodes(scene, [r.targetVolumeNode.GetName() for r in results],
-                                                  [r.qc for r in results])
+        targetTable, labelTable = addQcTableNodes(
+            scene, [r.targetVolumeNode.GetName() for r in results], [r.qc for r in results]
+        )
         for result in results:
             result.qcTableNode, result.labelQcTableNode = targetTable, labelTable
         return results
@@ -203,8 +269,9 @@ class TransferLogic:
 
 def _read(path: Path) -> sitk.Image:
     if not path.is_file():
-        raise TransferError(f"ltnet transfer did not write '{path.name}': update the ltnet package "
-                            "(it must support --extras and --qc).")
+        raise TransferError(
+            f"ltnet transfer did not write '{path.name}': update the ltnet package (it must support --extras and --qc)."
+        )
     return sitk.ReadImage(str(path))
 
 

@@ -9,8 +9,13 @@ import subprocess
 from pathlib import Path
 from typing import Protocol
 
-from LTNetCommonLib.process import (childEnvironment, killProcessTree, ltnetCommand, newSessionOptions,
-                                   pythonSlicerExecutable)
+from LTNetCommonLib.process import (
+    childEnvironment,
+    killProcessTree,
+    ltnetCommand,
+    newSessionOptions,
+    pythonSlicerExecutable,
+)
 
 
 class ChildProcess(Protocol):
@@ -44,8 +49,15 @@ class SubprocessChild:
         self._stderr = open(self._stderrPath, "wb")
         self._offset = 0
         self._partial = b""
-        self._process = subprocess.Popen(command, stdout=self._stdout, stderr=self._stderr, stdin=subprocess.DEVNULL,
-                                         cwd=str(workFolder), env=env, **newSessionOptions())
+        self._process = subprocess.Popen(
+            command,
+            stdout=self._stdout,
+            stderr=self._stderr,
+            stdin=subprocess.DEVNULL,
+            cwd=str(workFolder),
+            env=env,
+            **newSessionOptions(),
+        )
 
     def readLines(self) -> list[str]:
         ended = self.returnCode() is not None  # checked first: once ended, the file holds everything
@@ -84,5 +96,6 @@ class SubprocessLauncher:
         self.extraEnvironment = dict(extraEnvironment or {})
 
     def __call__(self, arguments: list[str], workFolder: Path) -> SubprocessChild:
-        return SubprocessChild([*ltnetCommand(self.python), *arguments], workFolder,
-                               childEnvironment(self.extraEnvironment))
+        return SubprocessChild(
+            [*ltnetCommand(self.python), *arguments], workFolder, childEnvironment(self.extraEnvironment)
+        )

@@ -4,15 +4,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
-
 import slicer
-
 from LTNetCommonLib.geometry import vtkMatrixFromArray
 
 
 @dataclass(frozen=True)
 class SegmentInfo:
     """One atlas label: its value in label maps, its name, its color (r, g, b in 0..1)."""
+
     value: int
     name: str
     color: tuple
@@ -30,8 +29,11 @@ def readSegmentInfos(segNrrdPath) -> list[SegmentInfo]:
         prefix = f"Segment{index}_"
         name = reader.GetMetaData(prefix + "Name") if prefix + "Name" in keys else f"Segment_{index + 1}"
         value = int(reader.GetMetaData(prefix + "LabelValue")) if prefix + "LabelValue" in keys else index + 1
-        color = tuple(float(c) for c in reader.GetMetaData(prefix + "Color").split()) if prefix + "Color" in keys \
+        color = (
+            tuple(float(c) for c in reader.GetMetaData(prefix + "Color").split())
+            if prefix + "Color" in keys
             else (0.5, 0.5, 0.5)
+        )
         infos.append(SegmentInfo(value, name, color[:3]))
         index += 1
     return infos
@@ -40,8 +42,10 @@ def readSegmentInfos(segNrrdPath) -> list[SegmentInfo]:
 def segmentInfosFromValues(values) -> list[SegmentInfo]:
     """Generic names and colors for label values with no description (a plain label map)."""
     palette = [(0.9, 0.3, 0.2), (0.2, 0.6, 0.9), (0.3, 0.8, 0.3), (0.9, 0.8, 0.2), (0.7, 0.4, 0.9), (0.2, 0.8, 0.8)]
-    return [SegmentInfo(int(v), f"Label {int(v)}", palette[i % len(palette)])
-            for i, v in enumerate(sorted(int(v) for v in values if int(v) != 0))]
+    return [
+        SegmentInfo(int(v), f"Label {int(v)}", palette[i % len(palette)])
+        for i, v in enumerate(sorted(int(v) for v in values if int(v) != 0))
+    ]
 
 
 def addColorTableNode(scene, segmentInfos, name: str):
@@ -55,8 +59,7 @@ def addColorTableNode(scene, segmentInfos, name: str):
     return colorNode
 
 
-def addSegmentationNode(scene, labelArray: np.ndarray, ijkToRas: np.ndarray, segmentInfos, name: str,
-                        colorNode=None):
+def addSegmentationNode(scene, labelArray: np.ndarray, ijkToRas: np.ndarray, segmentInfos, name: str, colorNode=None):
     """A segmentation node from a label map array (KJI) on the grid `ijkToRas`.
 
     The reference geometry is that grid, so exporting with EXTENT_REFERENCE_GEOMETRY gives the
@@ -81,7 +84,8 @@ def addSegmentationNode(scene, labelArray: np.ndarray, ijkToRas: np.ndarray, seg
         segmentationNode.CreateDefaultDisplayNodes()
         segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(labelmapNode)
         if present and not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(
-                labelmapNode, segmentationNode):
+            labelmapNode, segmentationNode
+        ):
             raise RuntimeError(f"Slicer could not import the label map of '{name}'")
         segmentation = segmentationNode.GetSegmentation()
         byValue = {}

@@ -10,7 +10,6 @@ import logging
 
 import qt
 import slicer
-
 from LTNetCommonLib.dependencies import ensureDependencies
 
 from .display import setOverlayOpacity, showCycleConsistency
@@ -45,8 +44,9 @@ class TransferPanel:
         self.ui.showCycleButton.connect("clicked(bool)", self.onShowCycle)
         self.ui.mapComboBox.connect("currentIndexChanged(int)", self.onShowCycle)
         self.ui.resultComboBox.connect("currentIndexChanged(int)", self.onShowCycle)
-        self.ui.opacitySliderWidget.connect("valueChanged(double)",
-                                            lambda value: setOverlayOpacity(slicer.mrmlScene, value))
+        self.ui.opacitySliderWidget.connect(
+            "valueChanged(double)", lambda value: setOverlayOpacity(slicer.mrmlScene, value)
+        )
         gpu = self.logic.gpuDescription()
         self.ui.gpuLabel.text = f"GPU: {gpu}" if gpu else "No CUDA GPU found: the CPU is used."
         self.refreshRecentModels()
@@ -88,7 +88,9 @@ class TransferPanel:
             return "Check at least one target volume."
         if not self.ui.useDemoModelCheckBox.checked and not self.ui.modelPathLineEdit.currentPath:
             return "Choose a model: the bundled demo model, a recent model or a model file."
-        if (self.ui.atlasVolumeSelector.currentNode() is None) != (self.ui.atlasSegmentationSelector.currentNode() is None):
+        if (self.ui.atlasVolumeSelector.currentNode() is None) != (
+            self.ui.atlasSegmentationSelector.currentNode() is None
+        ):
             return "Atlas override: choose both an atlas volume and its segmentation, or neither."
         return ""
 
@@ -112,11 +114,15 @@ class TransferPanel:
                 return
             parameters = self.parameterNode()
             self.ui.logTextEdit.clear()
-            self.job = self.logic.start(self.modelPath(), self.ui.targetVolumesComboBox.checkedNodes(),
-                                        device=parameters.device, prealign=parameters.prealign,
-                                        refineSteps=parameters.refineSteps,
-                                        atlasVolumeNode=parameters.atlasVolume,
-                                        atlasSegmentationNode=parameters.atlasSegmentation)
+            self.job = self.logic.start(
+                self.modelPath(),
+                self.ui.targetVolumesComboBox.checkedNodes(),
+                device=parameters.device,
+                prealign=parameters.prealign,
+                refineSteps=parameters.refineSteps,
+                atlasVolumeNode=parameters.atlasVolume,
+                atlasSegmentationNode=parameters.atlasSegmentation,
+            )
             self.ui.applyButton.text = "Cancel"
             self.ui.applyButton.toolTip = "Stop the transfer (kills the ltnet process and its children)."
             self.ui.applyButton.enabled = True

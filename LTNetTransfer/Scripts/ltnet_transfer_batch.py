@@ -19,7 +19,6 @@ for folder in (HERE, HERE.parent):  # installed beside LTNetTransferLib, or in L
         sys.path.insert(0, str(folder))
 
 import slicer  # noqa: E402
-
 from LTNetTransferLib import TransferError, TransferLogic  # noqa: E402
 from LTNetTransferLib.qcTable import TARGET_COLUMNS  # noqa: E402
 
@@ -33,7 +32,9 @@ def parseArguments(argv):
     parser.add_argument("--out", required=True, help="output folder: <target>.seg.nrrd per target and qc.csv")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment")
-    parser.add_argument("--refine", type=int, default=0, metavar="N", help="test-time refinement steps per target (default 0: off)")
+    parser.add_argument(
+        "--refine", type=int, default=0, metavar="N", help="test-time refinement steps per target (default 0: off)"
+    )
     return parser.parse_args(argv)
 
 
@@ -72,8 +73,13 @@ def writeQcCsv(results, targets, path: Path) -> None:
         writer.writerow(["target", *[key for key, _ in TARGET_COLUMNS], *[f"cycle_dice {name}" for name in labelNames]])
         for result, target in zip(results, targets):
             dice = {entry["name"]: entry["dice"] for entry in result.qc.get("label_cycle_dice", [])}
-            writer.writerow([str(target), *[result.qc.get(key, "") for key, _ in TARGET_COLUMNS],
-                             *[dice.get(name, "") for name in labelNames]])
+            writer.writerow(
+                [
+                    str(target),
+                    *[result.qc.get(key, "") for key, _ in TARGET_COLUMNS],
+                    *[dice.get(name, "") for name in labelNames],
+                ]
+            )
 
 
 def run(argv) -> int:
@@ -95,7 +101,9 @@ def run(argv) -> int:
         nodes = [loadTarget(scene, target) for target in targets]
         out.mkdir(parents=True, exist_ok=True)
         logic = TransferLogic(logCallback=lambda message: print(message, file=sys.stderr, flush=True))
-        results = logic.transferMany(modelPath, nodes, device=args.device, prealign=not args.no_prealign, refineSteps=args.refine)
+        results = logic.transferMany(
+            modelPath, nodes, device=args.device, prealign=not args.no_prealign, refineSteps=args.refine
+        )
         for result, stem in zip(results, stems):
             writeSegmentation(result.segmentationNode, out / f"{stem}.seg.nrrd")
         writeQcCsv(results, targets, out / "qc.csv")

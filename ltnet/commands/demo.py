@@ -43,11 +43,24 @@ def run(args) -> int:
         reference = sitk.ReadImage(str(sample.label_path(scan_path)))
         ltnet_dice = dice_per_label(result.labels, reference, values)
         none_dice = dice_per_label(labels_without_registration(atlas_labels, reference), reference, values)
-        lines.append(f"  {name}: Dice LTNet {_fmt(ltnet_dice)}  (no registration {_fmt(none_dice)})  QC {result.qc['verdict']} ({result.qc['score']:.2f})")
+        lines.append(
+            f"  {name}: Dice LTNet {_fmt(ltnet_dice)}  (no registration {_fmt(none_dice)})  QC {result.qc['verdict']} ({result.qc['score']:.2f})"
+        )
         cycle_error = sitk.Abs(result.reconstructed_atlas - atlas_image)
-        rows.append({"atlas": atlas_image, "atlas_labels": atlas_grid_labels, "target": target, "labels": result.labels, "cycle_error": cycle_error, "title": name})
+        rows.append(
+            {
+                "atlas": atlas_image,
+                "atlas_labels": atlas_grid_labels,
+                "target": target,
+                "labels": result.labels,
+                "cycle_error": cycle_error,
+                "title": name,
+            }
+        )
     transfer_figure(out / "demo.png", rows, {label.value: label.color for label in model.labels})
-    print("ltnet demo: labels of the three held-out sample scans (Dice against their reference labels):", file=sys.stderr)
+    print(
+        "ltnet demo: labels of the three held-out sample scans (Dice against their reference labels):", file=sys.stderr
+    )
     print("\n".join(lines), file=sys.stderr)
     print(f"wrote {out}/labels/, {out}/qc/ and {out}/demo.png", file=sys.stderr)
     return 0

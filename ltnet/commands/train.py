@@ -27,55 +27,128 @@ from ltnet.training import LR_SCHEDULES, Stopped, TrainSettings, train
 
 def add_arguments(parser) -> None:
     parser.add_argument("--atlas-image", required=True, help="the atlas image (NIfTI, NRRD, MHA, DICOM folder)")
-    parser.add_argument("--atlas-labels", required=True, help="the atlas label map (integer NIfTI/NRRD or Slicer .seg.nrrd)")
+    parser.add_argument(
+        "--atlas-labels", required=True, help="the atlas label map (integer NIfTI/NRRD or Slicer .seg.nrrd)"
+    )
     parser.add_argument("--images", required=True, nargs="+", help="unlabeled scans: files, folders or globs")
     parser.add_argument("--out", required=True, help="the model file to write (also the checkpoint --resume continues)")
     parser.add_argument("--iterations", type=int, default=2000, help="total iterations (default 2000)")
-    parser.add_argument("--grid", type=int, nargs=3, metavar=("X", "Y", "Z"), help="network grid size in voxels (default: the atlas at up to 128 voxels per axis); padded to a multiple of 8")
+    parser.add_argument(
+        "--grid",
+        type=int,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        help="network grid size in voxels (default: the atlas at up to 128 voxels per axis); padded to a multiple of 8",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; CPU runs are deterministic for a seed")
-    parser.add_argument("--progress", choices=("bar", "jsonl"), default="bar", help="a bar for people or JSON lines for programs")
+    parser.add_argument(
+        "--progress", choices=("bar", "jsonl"), default="bar", help="a bar for people or JSON lines for programs"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the training held in --out")
     parser.add_argument("--init", help="fine-tune: start from the weights of this model")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
-                        help="constant, or cosine: decay the learning rate to 0 at the last iteration along half a cosine (default constant)")
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="constant",
+        help="constant, or cosine: decay the learning rate to 0 at the last iteration along half a cosine (default constant)",
+    )
     parser.add_argument("--lambda1", type=float, default=10.0, help="weight of the image cycle loss (default 10)")
-    parser.add_argument("--lambda2", type=float, help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3; 1 was more accurate for whole "
-                        "brains on a 4 mm grid; with --voxelmorph the smoothness weight, default 1)")
-    parser.add_argument("--adversarial", action="store_true",
-                        help="add the adversarial term (the paper's; off by default: on the hippocampus benchmark it made rougher, less accurate maps)")
+    parser.add_argument(
+        "--lambda2",
+        type=float,
+        help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3; 1 was more accurate for whole "
+        "brains on a 4 mm grid; with --voxelmorph the smoothness weight, default 1)",
+    )
+    parser.add_argument(
+        "--adversarial",
+        action="store_true",
+        help="add the adversarial term (the paper's; off by default: on the hippocampus benchmark it made rougher, less accurate maps)",
+    )
     parser.add_argument("--no-adversarial", action="store_true", help="leave the adversarial term out (the default)")
-    parser.add_argument("--paper", action="store_true",
-                        help="the paper's joint training: all seven terms coupled from the first iteration (--warmup 0 --coupling 1 --adversarial; "
-                        "with --no-adversarial, six)")
-    parser.add_argument("--without", nargs="+", default=[], choices=[t for t in TERMS if t != "sim"], metavar="TERM",
-                        help="switch off these loss terms (ablation): smooth, gan, cyc, trans, anatomy_cyc, diff_cyc")
-    parser.add_argument("--voxelmorph", action="store_true", help="the VoxelMorph baseline: similarity and smoothness only")
-    parser.add_argument("--diffeomorphic", action="store_true", help="integrate a velocity field (scaling and squaring)")
-    parser.add_argument("--field-downsize", type=int, default=1, metavar="K",
-                        help="average the predicted field over K³ voxel blocks and upsample it: a smoother map (default 1: off; 2 is measured in docs/BENCHMARKS.md)")
-    parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment of each scan to the atlas")
-    parser.add_argument("--prealign-fixed", choices=FIXED_IMAGES,
-                        help="the image the affine pre-alignment holds fixed while the other moves (default atlas; with --init, that "
-                        "model's): scan raised the hippocampus benchmark's Dice from 0.763 to 0.770 and lowered the IBSR brains' by "
-                        "0.014. The model keeps it, and transfer aligns scans the same way")
-    parser.add_argument("--checkpoint-every", type=int, default=100, help="write the model every N iterations (default 100)")
-    parser.add_argument("--batch-size", type=int, default=1, help="pairs per iteration on each process (default 1); under torchrun the global batch is this times the number of processes")
-    parser.add_argument("--warmup", type=float, default=0.5, metavar="F",
-                        help="for this share of the iterations the adversarial term is off and the cycle terms train G_B only; "
-                        "both then ramp up linearly to --coupling (default 0.5)")
-    parser.add_argument("--coupling", type=float, default=0.1, metavar="C",
-                        help="share of the cycle terms' gradient that reaches G_F once ramped in (default 0.1; 1 is the paper's joint "
-                        "training, 0 lets the cycle terms train G_B only)")
-    parser.add_argument("--augment", action="store_true",
-                        help="move each drawn scan by a small random affine map and change its contrast by a random gamma (off by default: "
-                        "on the hippocampus benchmark, where the targets are the cohort's own scans, it lowered the Dice by 0.011)")
-    parser.add_argument("--teach", type=float, default=0.0, metavar="W",
-                        help="fine-tuning (with --init): also pull G_F's field toward its own refined field for each cohort scan "
-                        "(20 refinement steps, computed once per scan) where the atlas labels go, with weight W (10 measured; default 0: off). On the "
-                        "hippocampus benchmark 600 iterations at --lr 1e-4 raised the network's mean Dice from 0.769 to 0.784 over three seeds (docs/BENCHMARKS.md)")
-    parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing: recompute U-Net activations in the backward pass (less GPU memory, about 30%% slower)")
+    parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's joint training: all seven terms coupled from the first iteration (--warmup 0 --coupling 1 --adversarial; "
+        "with --no-adversarial, six)",
+    )
+    parser.add_argument(
+        "--without",
+        nargs="+",
+        default=[],
+        choices=[t for t in TERMS if t != "sim"],
+        metavar="TERM",
+        help="switch off these loss terms (ablation): smooth, gan, cyc, trans, anatomy_cyc, diff_cyc",
+    )
+    parser.add_argument(
+        "--voxelmorph", action="store_true", help="the VoxelMorph baseline: similarity and smoothness only"
+    )
+    parser.add_argument(
+        "--diffeomorphic", action="store_true", help="integrate a velocity field (scaling and squaring)"
+    )
+    parser.add_argument(
+        "--field-downsize",
+        type=int,
+        default=1,
+        metavar="K",
+        help="average the predicted field over K³ voxel blocks and upsample it: a smoother map (default 1: off; 2 is measured in docs/BENCHMARKS.md)",
+    )
+    parser.add_argument(
+        "--no-prealign", action="store_true", help="skip the affine pre-alignment of each scan to the atlas"
+    )
+    parser.add_argument(
+        "--prealign-fixed",
+        choices=FIXED_IMAGES,
+        help="the image the affine pre-alignment holds fixed while the other moves (default atlas; with --init, that "
+        "model's): scan raised the hippocampus benchmark's Dice from 0.763 to 0.770 and lowered the IBSR brains' by "
+        "0.014. The model keeps it, and transfer aligns scans the same way",
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=100, help="write the model every N iterations (default 100)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="pairs per iteration on each process (default 1); under torchrun the global batch is this times the number of processes",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="for this share of the iterations the adversarial term is off and the cycle terms train G_B only; "
+        "both then ramp up linearly to --coupling (default 0.5)",
+    )
+    parser.add_argument(
+        "--coupling",
+        type=float,
+        default=0.1,
+        metavar="C",
+        help="share of the cycle terms' gradient that reaches G_F once ramped in (default 0.1; 1 is the paper's joint "
+        "training, 0 lets the cycle terms train G_B only)",
+    )
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="move each drawn scan by a small random affine map and change its contrast by a random gamma (off by default: "
+        "on the hippocampus benchmark, where the targets are the cohort's own scans, it lowered the Dice by 0.011)",
+    )
+    parser.add_argument(
+        "--teach",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="fine-tuning (with --init): also pull G_F's field toward its own refined field for each cohort scan "
+        "(20 refinement steps, computed once per scan) where the atlas labels go, with weight W (10 measured; default 0: off). On the "
+        "hippocampus benchmark 600 iterations at --lr 1e-4 raised the network's mean Dice from 0.769 to 0.784 over three seeds (docs/BENCHMARKS.md)",
+    )
+    parser.add_argument(
+        "--checkpointing",
+        action="store_true",
+        help="gradient checkpointing: recompute U-Net activations in the backward pass (less GPU memory, about 30%% slower)",
+    )
 
 
 def run(args) -> int:
@@ -98,24 +171,45 @@ def run(args) -> int:
     if args.teach < 0:
         raise LTNetError(f"--teach {args.teach}: give a weight of 0 (off) or more.")
     if args.teach > 0 and not (args.init or args.resume):
-        raise LTNetError("--teach: give the trained model to fine-tune with --init (a network learns from its own refined fields only once it registers).")
+        raise LTNetError(
+            "--teach: give the trained model to fine-tune with --init (a network learns from its own refined fields only once it registers)."
+        )
     if args.teach > 0 and args.augment:
-        raise LTNetError("--teach with --augment: a scan's refined field is kept from its first draw and would not fit its augmented copies; leave one out.")
+        raise LTNetError(
+            "--teach with --augment: a scan's refined field is kept from its first draw and would not fit its augmented copies; leave one out."
+        )
     device = pick_device(args.device, local_rank=ranks.local_rank)
     image_paths = expand_images(args.images)
     torch.manual_seed(args.seed)
     model = load_model(out) if args.resume else _new_model(args)
     if args.resume and args.prealign_fixed not in (None, model.atlas.prealign_fixed):
-        raise LTNetError(f"{out}: was trained with the {model.atlas.prealign_fixed} fixed in the pre-alignment; resume it without "
-                         f"--prealign-fixed {args.prealign_fixed} (a network keeps the alignment it learned from).")
+        raise LTNetError(
+            f"{out}: was trained with the {model.atlas.prealign_fixed} fixed in the pre-alignment; resume it without "
+            f"--prealign-fixed {args.prealign_fixed} (a network keeps the alignment it learned from)."
+        )
     if args.resume and _lacks_full_resolution_atlas(model.atlas):
         model.atlas = _with_full_resolution_atlas(model.atlas, args.atlas_labels, args.atlas_image)
     if args.resume and args.iterations <= model.iteration and ranks.is_main:
-        print(f"ltnet: {out} already has {model.iteration} iterations (--iterations {args.iterations}); nothing to do.", file=sys.stderr)
+        print(
+            f"ltnet: {out} already has {model.iteration} iterations (--iterations {args.iterations}); nothing to do.",
+            file=sys.stderr,
+        )
     needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
-    scans = [prepare_scan(read_image(path), model.atlas, not args.no_prealign, args.seed).image if i in needed else None for i, path in enumerate(image_paths)]
-    settings = TrainSettings(args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.batch_size, args.checkpointing, args.warmup,
-                             args.lr_schedule, args.augment)
+    scans = [
+        prepare_scan(read_image(path), model.atlas, not args.no_prealign, args.seed).image if i in needed else None
+        for i, path in enumerate(image_paths)
+    ]
+    settings = TrainSettings(
+        args.iterations,
+        args.lr,
+        args.seed,
+        max(1, args.checkpoint_every),
+        args.batch_size,
+        args.checkpointing,
+        args.warmup,
+        args.lr_schedule,
+        args.augment,
+    )
     progress = reporter(args.progress, "training") if ranks.is_main else None
     with distributed.session(ranks, device):
         try:
@@ -145,7 +239,9 @@ def _check_output(out: Path, resume: bool) -> None:
     if resume and not out.is_file():
         raise LTNetError(f"{out}: no model to resume; run without --resume to start a new training.")
     if not resume and out.exists():
-        raise LTNetError(f"{out}: exists already; pass --resume to continue it, or choose another --out (nothing was overwritten).")
+        raise LTNetError(
+            f"{out}: exists already; pass --resume to continue it, or choose another --out (nothing was overwritten)."
+        )
 
 
 def _lacks_full_resolution_atlas(atlas: Atlas) -> bool:
@@ -153,7 +249,10 @@ def _lacks_full_resolution_atlas(atlas: Atlas) -> bool:
     grid needs, at their own resolution (a model LTNet writes now keeps both where they serve)."""
     if atlas.channels is None:
         return True
-    return atlas.source_image is None and finest_refinement_grid(atlas.grid, min(atlas.channels.GetSpacing())) != atlas.grid
+    return (
+        atlas.source_image is None
+        and finest_refinement_grid(atlas.grid, min(atlas.channels.GetSpacing())) != atlas.grid
+    )
 
 
 def _with_full_resolution_atlas(atlas: Atlas, labels_path, image_path) -> Atlas:
@@ -165,16 +264,28 @@ def _with_full_resolution_atlas(atlas: Atlas, labels_path, image_path) -> Atlas:
     label_map = read_label_map(labels_path, image, image_path)
     on_grid = resample_labels(label_map.image, atlas.values, atlas.grid.reference())
     if on_grid.shape != atlas.one_hot.shape or np.abs(on_grid - atlas.one_hot).max() > 0.01:
-        raise LTNetError(f"{labels_path}: are not the atlas labels this model was trained with; give the same --atlas-labels to resume it.")
+        raise LTNetError(
+            f"{labels_path}: are not the atlas labels this model was trained with; give the same --atlas-labels to resume it."
+        )
     normalised = normalise(image)
     if np.abs(sitk.GetArrayFromImage(resample(normalised, atlas.grid.reference())) - atlas.image).max() > 0.01:
-        raise LTNetError(f"{image_path}: is not the atlas image this model was trained with; give the same --atlas-image to resume it.")
-    return replace(atlas, channels=channel_indices(label_map.image, atlas.values), source_image=refinement_source(normalised, atlas.grid))
+        raise LTNetError(
+            f"{image_path}: is not the atlas image this model was trained with; give the same --atlas-image to resume it."
+        )
+    return replace(
+        atlas,
+        channels=channel_indices(label_map.image, atlas.values),
+        source_image=refinement_source(normalised, atlas.grid),
+    )
 
 
 def _new_model(args) -> LTNetModel:
     init = load_model(args.init) if args.init else None
-    config = init.networks.config if init else NetworkConfig(diffeomorphic=args.diffeomorphic, field_downsize=args.field_downsize)
+    config = (
+        init.networks.config
+        if init
+        else NetworkConfig(diffeomorphic=args.diffeomorphic, field_downsize=args.field_downsize)
+    )
     atlas = Atlas.from_files(args.atlas_image, args.atlas_labels, args.grid, config.grid_multiple)
     atlas.prealign_fixed = args.prealign_fixed or (init.atlas.prealign_fixed if init else atlas.prealign_fixed)
     networks = LTNetNetworks(config)
@@ -184,5 +295,8 @@ def _new_model(args) -> LTNetModel:
         weights = LossWeights.voxelmorph(*([args.lambda2] if args.lambda2 is not None else []))
     else:
         weights = LossWeights.paper(args.lambda1, 3.0 if args.lambda2 is None else args.lambda2, args.adversarial)
-    return LTNetModel(networks, atlas, replace(weights, coupling=args.coupling, teach=args.teach, **{term: 0.0 for term in args.without}))
-
+    return LTNetModel(
+        networks,
+        atlas,
+        replace(weights, coupling=args.coupling, teach=args.teach, **{term: 0.0 for term in args.without}),
+    )

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-
 MIN_SIZE = 32  # voxels per axis: the discriminator's three stride-2 layers need at least this
 #: The most voxels test-time refinement takes a grid finer than the network's to, per device type (``ltnet.refine``).
 #: CPU: a step costs about 0.4 µs per voxel on one core, so 20 steps at 2^21 take about 16 s (IBSR at 2 mm, docs/BENCHMARKS.md);
@@ -42,7 +41,11 @@ class NetworkGrid:
         centre = np.asarray(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in image.GetSize()]))
         origin = centre - direction @ (spacing * (np.asarray(size) - 1) / 2)
         if np.allclose(image.GetSpacing(), spacing, rtol=1e-4):  # keep grid voxels on atlas voxels: no half-voxel blur
-            origin = np.asarray(image.TransformContinuousIndexToPhysicalPoint(np.round(image.TransformPhysicalPointToContinuousIndex(origin.tolist())).tolist()))
+            origin = np.asarray(
+                image.TransformContinuousIndexToPhysicalPoint(
+                    np.round(image.TransformPhysicalPointToContinuousIndex(origin.tolist())).tolist()
+                )
+            )
         return cls(size, spacing, tuple(origin.tolist()), tuple(direction.flatten().tolist()))
 
     def reference(self) -> sitk.Image:
@@ -68,13 +71,21 @@ class NetworkGrid:
         field upsampled with ``align_corners=True`` lands on it exactly (``ltnet.nn.warp.field_on_grid``
         handles any factor).
         """
-        return NetworkGrid(tuple(math.ceil((n - 1) * factor - 1e-6) + 1 for n in self.size), self.spacing / factor, self.origin, self.direction)
+        return NetworkGrid(
+            tuple(math.ceil((n - 1) * factor - 1e-6) + 1 for n in self.size),
+            self.spacing / factor,
+            self.origin,
+            self.direction,
+        )
 
     def finest_within(self, spacing: float, max_voxels: int) -> "NetworkGrid":
         """This grid made finer (``finer``) by the largest factor, in steps of ``FINER_STEP``, that keeps its
         spacing no finer than ``spacing`` (mm) and its size within ``max_voxels``; itself when none above 1 does."""
         factor = 1.0
-        while self.spacing / (factor + FINER_STEP) >= spacing * 0.99 and math.prod(self.finer(factor + FINER_STEP).size) <= max_voxels:
+        while (
+            self.spacing / (factor + FINER_STEP) >= spacing * 0.99
+            and math.prod(self.finer(factor + FINER_STEP).size) <= max_voxels
+        ):
             factor += FINER_STEP
         return self.finer(factor) if factor > 1.0 else self
 
@@ -91,7 +102,12 @@ class NetworkGrid:
         return sitk.DisplacementFieldTransform(field)
 
     def to_dict(self) -> dict:
-        return {"size": list(self.size), "spacing": self.spacing, "origin": list(self.origin), "direction": list(self.direction)}
+        return {
+            "size": list(self.size),
+            "spacing": self.spacing,
+            "origin": list(self.origin),
+            "direction": list(self.direction),
+        }
 
     @classmethod
     def from_dict(cls, values: dict) -> "NetworkGrid":
@@ -111,7 +127,9 @@ def no_finer_than(image: sitk.Image, spacing: float) -> sitk.Image:
     return sitk.BinShrink(image, factors) if max(factors) > 1 else image
 
 
-def resample(image: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None, default: float = 0.0) -> sitk.Image:
+def resample(
+    image: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None, default: float = 0.0
+) -> sitk.Image:
     """Linear resampling of ``image`` onto ``reference``'s grid; ``transform`` maps reference points to ``image`` points."""
     return sitk.Resample(image, reference, transform or sitk.Transform(), sitk.sitkLinear, default, sitk.sitkFloat32)
 
@@ -122,7 +140,9 @@ def label_values(label_image: sitk.Image) -> list[int]:
     return [0] + [int(v) for v in values if v != 0]
 
 
-def resample_labels(label_image: sitk.Image, values: list[int], reference: sitk.Image, transform: sitk.Transform | None = None) -> np.ndarray:
+def resample_labels(
+    label_image: sitk.Image, values: list[int], reference: sitk.Image, transform: sitk.Transform | None = None
+) -> np.ndarray:
     """Soft one-hot ``(K, D, H, W)`` of ``label_image`` on ``reference``: each label's mask resampled linearly.
 
     ``values[k]`` is the label value of channel ``k`` (``values[0] == 0`` is the

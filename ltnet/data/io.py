@@ -39,7 +39,9 @@ def read_image(path) -> sitk.Image:
     image = _read(path)
     _check_3d(image, path)
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise LTNetError(f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; give a scalar (grey-value) image.")
+        raise LTNetError(
+            f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; give a scalar (grey-value) image."
+        )
     image = sitk.Cast(image, sitk.sitkFloat32)
     values = sitk.GetArrayViewFromImage(image)
     if not np.isfinite(values).all():
@@ -68,7 +70,9 @@ def read_label_map(path, reference: sitk.Image | None = None, reference_path=Non
         label_map = LabelMap(image, default_labels(v for v in present if v != 0))
     values = sitk.GetArrayViewFromImage(label_map.image)
     if values.min() < 0:
-        raise LTNetError(f"{path}: holds negative label values; use 0 for background and positive values for structures.")
+        raise LTNetError(
+            f"{path}: holds negative label values; use 0 for background and positive values for structures."
+        )
     if not values.any():
         raise LTNetError(f"{path}: is empty (no voxel has a label); give the atlas's label map.")
     if reference is not None and not same_grid(label_map.image, reference):
@@ -132,7 +136,9 @@ def _read(path: Path) -> sitk.Image:
         return sitk.ReadImage(str(path))
     except RuntimeError as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
-        raise LTNetError(f"{path}: cannot be read as an image ({reason}); give a NIfTI, NRRD, MHA file or a DICOM folder.") from error
+        raise LTNetError(
+            f"{path}: cannot be read as an image ({reason}); give a NIfTI, NRRD, MHA file or a DICOM folder."
+        ) from error
 
 
 def _check_3d(image: sitk.Image, path: Path) -> None:
@@ -153,7 +159,9 @@ def _read_seg_nrrd(path: Path) -> LabelMap:
     try:
         segmentation = slicerio.read_segmentation(str(path))
     except Exception as error:  # slicerio raises several types for malformed files
-        raise LTNetError(f"{path}: cannot be read as a Slicer segmentation ({error}); save it again from Slicer.") from error
+        raise LTNetError(
+            f"{path}: cannot be read as a Slicer segmentation ({error}); save it again from Slicer."
+        ) from error
     voxels = np.asarray(segmentation["voxels"])
     if voxels.ndim != 3:
         raise LTNetError(
@@ -168,7 +176,12 @@ def _read_seg_nrrd(path: Path) -> LabelMap:
     image.SetDirection((ijk_to_lps[:3, :3] / spacing).flatten().tolist())
     _check_3d(image, path)
     labels = [
-        LabelInfo(int(s["labelValue"]), s.get("name", s.get("id", "")), tuple(s.get("color", (0.5, 0.5, 0.5))[:3]), _terminology(s))
+        LabelInfo(
+            int(s["labelValue"]),
+            s.get("name", s.get("id", "")),
+            tuple(s.get("color", (0.5, 0.5, 0.5))[:3]),
+            _terminology(s),
+        )
         for s in segmentation["segments"]
         if s.get("labelValue", 0) > 0
     ]
@@ -195,7 +208,11 @@ def _write_seg_nrrd(image: sitk.Image, path: Path, labels: list[LabelInfo]) -> N
         }
         for label in labels
     ]
-    segmentation = {"voxels": np.ascontiguousarray(voxels).astype(np.uint16 if voxels.max() > 255 else np.uint8), "ijkToLPS": ijk_to_lps(image), "segments": segments}
+    segmentation = {
+        "voxels": np.ascontiguousarray(voxels).astype(np.uint16 if voxels.max() > 255 else np.uint8),
+        "ijkToLPS": ijk_to_lps(image),
+        "segments": segments,
+    }
     slicerio.write_segmentation(str(path), segmentation)
 
 

@@ -14,7 +14,10 @@ FULL_RESOLUTION_SHARE = 0.25
 MIN_SAMPLES = 20_000
 MIN_LEVEL_SIZE = 16  # voxels along the shortest axis of a coarser level
 ITERATIONS = 50  # per level; on the data measured the optimiser's step falls below its minimum first (item 28)
-FIXED_IMAGES = ("atlas", "scan")  # which image the registration holds fixed; "atlas" is the default and what older model files used
+FIXED_IMAGES = (
+    "atlas",
+    "scan",
+)  # which image the registration holds fixed; "atlas" is the default and what older model files used
 
 
 def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0, fixed: str = "atlas") -> sitk.AffineTransform:
@@ -66,7 +69,9 @@ def _one_itk_thread():
 def _register(fixed: sitk.Image, moving: sitk.Image, seed: int) -> sitk.AffineTransform:
     """The affine map of ``fixed`` points to ``moving`` points that maximises their mutual information (see ``affine_prealign``)."""
     initial = sitk.AffineTransform(
-        sitk.CenteredTransformInitializer(fixed, moving, sitk.AffineTransform(3), sitk.CenteredTransformInitializerFilter.GEOMETRY)
+        sitk.CenteredTransformInitializer(
+            fixed, moving, sitk.AffineTransform(3), sitk.CenteredTransformInitializerFilter.GEOMETRY
+        )
     )
     registration = sitk.ImageRegistrationMethod()
     registration.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
@@ -76,7 +81,9 @@ def _register(fixed: sitk.Image, moving: sitk.Image, seed: int) -> sitk.AffineTr
     coarse = [min(1.0, SAMPLES / (voxels / f**3)) for f in shrink[:-1]]
     registration.SetMetricSamplingPercentagePerLevel([*coarse, _full_resolution_share(voxels)], seed + 1)
     registration.SetInterpolator(sitk.sitkLinear)
-    registration.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=ITERATIONS, relaxationFactor=0.6)
+    registration.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=1.0, minStep=1e-3, numberOfIterations=ITERATIONS, relaxationFactor=0.6
+    )
     registration.SetOptimizerScalesFromPhysicalShift()
     registration.SetShrinkFactorsPerLevel(shrink)
     registration.SetSmoothingSigmasPerLevel([s / 2 for s in shrink])

@@ -5,7 +5,16 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ltnet.data.grid import REFINE_MAX_VOXELS, NetworkGrid, argmax_labels, default_content_size, label_values, no_finer_than, resample, resample_labels
+from ltnet.data.grid import (
+    REFINE_MAX_VOXELS,
+    NetworkGrid,
+    argmax_labels,
+    default_content_size,
+    label_values,
+    no_finer_than,
+    resample,
+    resample_labels,
+)
 from ltnet.data.intensity import normalise
 from ltnet.data.io import LabelMap, read_image, read_label_map
 from ltnet.data.labels import LabelInfo
@@ -49,7 +58,15 @@ class Atlas:
         one_hot = resample_labels(label_map.image, values, reference).astype(np.float16).astype(np.float32)
         normalised = normalise(image)
         image_on_grid = sitk.GetArrayFromImage(resample(normalised, reference))
-        return cls(grid, image_on_grid, one_hot, values, labels, channel_indices(label_map.image, values), refinement_source(normalised, grid))
+        return cls(
+            grid,
+            image_on_grid,
+            one_hot,
+            values,
+            labels,
+            channel_indices(label_map.image, values),
+            refinement_source(normalised, grid),
+        )
 
     @classmethod
     def from_files(cls, image_path, labels_path, content_size, multiple: int) -> "Atlas":

@@ -68,7 +68,12 @@ def run_cycle(
 
 
 def generator_terms(
-    nets: LTNetNetworks, cycle: Cycle, atlas: torch.Tensor, atlas_labels: torch.Tensor, scan: torch.Tensor, weights: losses.LossWeights
+    nets: LTNetNetworks,
+    cycle: Cycle,
+    atlas: torch.Tensor,
+    atlas_labels: torch.Tensor,
+    scan: torch.Tensor,
+    weights: losses.LossWeights,
 ) -> dict[str, torch.Tensor]:
     """Each loss term with a non-zero weight (unweighted), keyed by ``losses.TERMS`` names."""
     terms = {"sim": losses.similarity(scan, cycle.warped)}
@@ -78,7 +83,9 @@ def generator_terms(
         terms["cyc"] = losses.image_cycle(atlas, cycle.reconstructed)
         terms["trans"] = losses.transformation_cycle(cycle.round_trip)
         terms["anatomy_cyc"] = losses.soft_dice_loss(atlas_labels, cycle.reconstructed_labels)
-        terms["diff_cyc"] = losses.difference_cycle(atlas_labels, cycle.coupled(cycle.warped_labels), cycle.reconstructed_labels)
+        terms["diff_cyc"] = losses.difference_cycle(
+            atlas_labels, cycle.coupled(cycle.warped_labels), cycle.reconstructed_labels
+        )
     terms["smooth"] = smooth
     if weights.gan > 0:
         terms["gan"] = losses.lsgan_generator(nets.discriminate(cycle.warped))

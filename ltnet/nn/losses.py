@@ -118,7 +118,9 @@ def transformation_cycle(round_trip: torch.Tensor) -> torch.Tensor:
     ``G_F`` stays at the identity, where the round trip is trivially zero
     (docs/BENCHMARKS.md, "Tuning LT-Net").
     """
-    half_extent = torch.tensor([(n - 1) / 2 for n in round_trip.shape[2:]], dtype=round_trip.dtype, device=round_trip.device)
+    half_extent = torch.tensor(
+        [(n - 1) / 2 for n in round_trip.shape[2:]], dtype=round_trip.dtype, device=round_trip.device
+    )
     return charbonnier(round_trip / half_extent.view(1, 3, 1, 1, 1)).mean()
 
 
@@ -129,7 +131,9 @@ def soft_dice_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @in_float32
-def difference_cycle(atlas_labels: torch.Tensor, warped_labels: torch.Tensor, reconstructed_labels: torch.Tensor) -> torch.Tensor:
+def difference_cycle(
+    atlas_labels: torch.Tensor, warped_labels: torch.Tensor, reconstructed_labels: torch.Tensor
+) -> torch.Tensor:
     """``L_diff_cyc``: mean ``ρ(|l_s - ū_s| - |ū_s - l̄_s|)``."""
     return charbonnier((atlas_labels - warped_labels).abs() - (warped_labels - reconstructed_labels).abs()).mean()
 

@@ -21,7 +21,9 @@ class NetworkConfig:
     unet_channels: tuple[int, ...] = (16, 32, 32, 32, 32, 32)
     final_channels: tuple[int, ...] = (16, 16)
     diffeomorphic: bool = False
-    field_downsize: int = 1  # the U-Net's field averaged over blocks of this many voxels per axis, then upsampled (1: as predicted)
+    field_downsize: int = (
+        1  # the U-Net's field averaged over blocks of this many voxels per axis, then upsampled (1: as predicted)
+    )
     discriminator_channels: int = 16
     discriminator_layers: int = 3
 

@@ -67,7 +67,9 @@ def _check_field(image: torch.Tensor, displacement: torch.Tensor) -> None:
             f"expected image (B, C, D, H, W) and displacement (B, 3, D, H, W), got {tuple(image.shape)} and {tuple(displacement.shape)}"
         )
     if image.shape[2:] != displacement.shape[2:] or image.shape[0] != displacement.shape[0]:
-        raise ValueError(f"image {tuple(image.shape)} and displacement {tuple(displacement.shape)} differ in batch or grid")
+        raise ValueError(
+            f"image {tuple(image.shape)} and displacement {tuple(displacement.shape)} differ in batch or grid"
+        )
 
 
 def field_on_grid(displacement: torch.Tensor, factor: float, size: tuple[int, int, int]) -> torch.Tensor:
@@ -77,9 +79,13 @@ def field_on_grid(displacement: torch.Tensor, factor: float, size: tuple[int, in
     beyond it), and expressed in the new grid's voxels (times ``factor``). A factor below 1 goes coarser.
     """
     old = displacement.shape[2:]
-    axes = [torch.arange(n, dtype=torch.float32, device=displacement.device) / factor * 2.0 / max(o - 1, 1) - 1.0
-            for n, o in zip(size, old)]
+    axes = [
+        torch.arange(n, dtype=torch.float32, device=displacement.device) / factor * 2.0 / max(o - 1, 1) - 1.0
+        for n, o in zip(size, old)
+    ]
     z, y, x = torch.meshgrid(*axes, indexing="ij")
     grid = torch.stack([x, y, z], dim=-1)[None].expand(displacement.shape[0], -1, -1, -1, -1)
-    sampled = torch.nn.functional.grid_sample(displacement.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
+    sampled = torch.nn.functional.grid_sample(
+        displacement.float(), grid, mode="bilinear", padding_mode="border", align_corners=True
+    )
     return factor * sampled

@@ -42,8 +42,10 @@ def install():
     appLogic = slicer.vtkSlicerApplicationLogic()
     appLogic.SetMRMLScene(scene)
     logics = {}
-    for name, cls in (("Colors", slicer.vtkSlicerColorLogic),
-                      ("Segmentations", slicer.vtkSlicerSegmentationsModuleLogic)):
+    for name, cls in (
+        ("Colors", slicer.vtkSlicerColorLogic),
+        ("Segmentations", slicer.vtkSlicerSegmentationsModuleLogic),
+    ):
         logic = cls()
         logic.SetMRMLApplicationLogic(appLogic)
         logic.SetMRMLScene(scene)
@@ -53,8 +55,12 @@ def install():
     scene.keepAlive = (appLogic, logics)
 
     framework = types.ModuleType("slicer.ScriptedLoadableModule")
-    for cls in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic,
-                ScriptedLoadableModuleTest):
+    for cls in (
+        ScriptedLoadableModule,
+        ScriptedLoadableModuleWidget,
+        ScriptedLoadableModuleLogic,
+        ScriptedLoadableModuleTest,
+    ):
         setattr(framework, cls.__name__, cls)
     sys.modules["slicer.ScriptedLoadableModule"] = framework
     wrapper = types.ModuleType("slicer.parameterNodeWrapper")
@@ -65,10 +71,12 @@ def install():
     slicer.util.VTKObservationMixin = type("VTKObservationMixin", (), {})
     slicer.app = types.SimpleNamespace(processEvents=lambda: None)
     slicer.modules = types.SimpleNamespace(segmentations=types.SimpleNamespace(logic=lambda: logics["Segmentations"]))
-    slicer.util.loadVolume = lambda path: read(scene, path, "vtkMRMLScalarVolumeNode",
-                                               "vtkMRMLVolumeArchetypeStorageNode")
-    slicer.util.loadSegmentation = lambda path: read(scene, path, "vtkMRMLSegmentationNode",
-                                                     "vtkMRMLSegmentationStorageNode")
+    slicer.util.loadVolume = lambda path: read(
+        scene, path, "vtkMRMLScalarVolumeNode", "vtkMRMLVolumeArchetypeStorageNode"
+    )
+    slicer.util.loadSegmentation = lambda path: read(
+        scene, path, "vtkMRMLSegmentationNode", "vtkMRMLSegmentationStorageNode"
+    )
     return scene
 
 

@@ -6,8 +6,15 @@ import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer")
 
-from LTNetCommonLib.geometry import (addVolumeNodeFromImage, ijkToRasFromImage, ijkToRasFromNode,  # noqa: E402
-                                     imageFromVolumeNode, lpsFromIjkToRas, sameGrid)
+from LTNetCommonLib.geometry import (
+    addVolumeNodeFromImage,
+    ijkToRasFromImage,
+    ijkToRasFromNode,  # noqa: E402
+    imageFromVolumeNode,
+    lpsFromIjkToRas,
+    sameGrid,
+)
+
 
 def obliqueIjkToRas():
     """Rotated about all three axes, spacing 0.9 x 1.3 x 1.1 mm, off-centre origin."""

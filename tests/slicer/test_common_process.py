@@ -6,7 +6,6 @@ import time
 import types
 
 import psutil
-
 from LTNetCommonLib import process
 
 
@@ -34,14 +33,17 @@ def test_the_child_finds_ltnet_and_writes_unbuffered(monkeypatch):
 
 
 def start(script):
-    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            **process.newSessionOptions())
+    return subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, **process.newSessionOptions()
+    )
 
 
-GRANDCHILD = ("import subprocess, sys, time\n"
-              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
-              "print(child.pid, flush=True)\n"
-              "time.sleep(120)\n")
+GRANDCHILD = (
+    "import subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+    "print(child.pid, flush=True)\n"
+    "time.sleep(120)\n"
+)
 
 
 def gone(pid, timeout=10.0):
@@ -68,8 +70,10 @@ def test_kill_ends_the_child_and_its_children_and_keeps_the_exit_status():
 
 
 def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout():
-    popen = start("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
-                  "time.sleep(120)")
+    popen = start(
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
+        "time.sleep(120)"
+    )
     popen.stdout.readline()
     process.killProcessTree(popen.pid, timeout=1, popen=popen)
     assert popen.poll() == -9

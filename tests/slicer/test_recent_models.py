@@ -4,7 +4,6 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from LTNetCommonLib import recentModels as recent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,8 +65,12 @@ def test_a_finished_training_is_offered_by_the_transfer_module(scene, tmp_path):
         pid = 0
 
         def drainLines(self):
-            lines, self.lines = getattr(self, "lines", [("stdout", json.dumps(
-                {"event": "done", "model": str(model), "iteration": 1}))]), []
+            lines, self.lines = (
+                getattr(
+                    self, "lines", [("stdout", json.dumps({"event": "done", "model": str(model), "iteration": 1}))]
+                ),
+                [],
+            )
             return lines
 
         def returnCode(self):
@@ -86,15 +89,23 @@ def test_the_transfer_model_selector_reads_the_shared_list():
     """LTNetTransferLogic.recentModelChoices (it fills the widget's Recent models box; the module file
     needs Slicer's Qt to import, so its source is read) is the shared implementation."""
     tree = ast.parse((REPO / "LTNetTransfer" / "LTNetTransfer.py").read_text(encoding="utf-8"))
-    method = next(node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
-                  and node.name == "recentModelChoices")
-    imports = [(node.module, [alias.name for alias in node.names]) for node in ast.walk(method)
-               if isinstance(node, ast.ImportFrom)]
+    method = next(
+        node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == "recentModelChoices"
+    )
+    imports = [
+        (node.module, [alias.name for alias in node.names])
+        for node in ast.walk(method)
+        if isinstance(node, ast.ImportFrom)
+    ]
     assert imports == [("LTNetCommonLib.recentModels", ["recentModelChoices"])]
 
 
 def test_both_modules_use_the_one_shared_list():
-    for path in [REPO / "LTNetTraining" / "LTNetTrainingLib" / "trainingJob.py",
-                 REPO / "LTNetTraining" / "LTNetTrainingLib" / "trainingPanel.py"]:
+    for path in [
+        REPO / "LTNetTraining" / "LTNetTrainingLib" / "trainingJob.py",
+        REPO / "LTNetTraining" / "LTNetTrainingLib" / "trainingPanel.py",
+    ]:
         assert "from LTNetCommonLib.recentModels import" in path.read_text(encoding="utf-8"), path
-    assert list(REPO.glob("LTNet*/*/recentModels.py")) == [REPO / "LTNetTransfer" / "LTNetCommonLib" / "recentModels.py"]
+    assert list(REPO.glob("LTNet*/*/recentModels.py")) == [
+        REPO / "LTNetTransfer" / "LTNetCommonLib" / "recentModels.py"
+    ]

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import slicer
-
-from LTNetTrainingLib import TrainingInputError, TrainingLogic, scanCohortFolder
 from LTNetCommonLib.geometry import ijkToRasFromNode
 from LTNetCommonLib.nodeFiles import writeSegmentationNode, writeVolumeNode
+from LTNetTrainingLib import TrainingInputError, TrainingLogic, scanCohortFolder
 
 # An oblique, anisotropic grid: rotation about an oblique axis, spacing (0.7, 1.1, 2.5) mm.
 ANGLE = np.deg2rad(25)
-ROTATION = np.array([[np.cos(ANGLE), -np.sin(ANGLE), 0], [np.sin(ANGLE), np.cos(ANGLE), 0], [0, 0, 1]]) @ \
-    np.array([[1, 0, 0], [0, np.cos(ANGLE / 2), -np.sin(ANGLE / 2)], [0, np.sin(ANGLE / 2), np.cos(ANGLE / 2)]])
+ROTATION = np.array([[np.cos(ANGLE), -np.sin(ANGLE), 0], [np.sin(ANGLE), np.cos(ANGLE), 0], [0, 0, 1]]) @ np.array(
+    [[1, 0, 0], [0, np.cos(ANGLE / 2), -np.sin(ANGLE / 2)], [0, np.sin(ANGLE / 2), np.cos(ANGLE / 2)]]
+)
 IJK_TO_RAS = np.eye(4)
 IJK_TO_RAS[:3, :3] = ROTATION @ np.diag([0.7, 1.1, 2.5])
 IJK_TO_RAS[:3, 3] = [12.5, -40.0, 7.25]
@@ -157,11 +157,13 @@ def test_existing_output_resume_without_checkpoint_and_missing_init(logic, launc
     with pytest.raises(TrainingInputError, match="Nothing to resume"):
         logic.resume(volume, segmentation, [cohortVolume], tmp_path / "missing.pt", device="cpu")
     with pytest.raises(TrainingInputError, match="does not exist"):
-        logic.start(volume, segmentation, [cohortVolume], tmp_path / "m.pt", initModel=str(tmp_path / "x.pt"),
-                    device="cpu")
+        logic.start(
+            volume, segmentation, [cohortVolume], tmp_path / "m.pt", initModel=str(tmp_path / "x.pt"), device="cpu"
+        )
     with pytest.raises(TrainingInputError, match="does not exist"):
-        logic.start(volume, segmentation, [cohortVolume, str(tmp_path / "gone.nii.gz")], tmp_path / "m.pt",
-                    device="cpu")
+        logic.start(
+            volume, segmentation, [cohortVolume, str(tmp_path / "gone.nii.gz")], tmp_path / "m.pt", device="cpu"
+        )
     assert launcher.started == []
     assert existing.read_bytes() == b"a model"
 

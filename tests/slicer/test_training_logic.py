@@ -15,7 +15,6 @@ import numpy as np
 import psutil
 import pytest
 import slicer
-
 from LTNetCommonLib.recentModels import recentModels
 from LTNetTrainingLib import CANCELLED, COMPLETED, SubprocessLauncher, TrainingJob, TrainingLogic
 from LTNetTrainingLib.lossPlot import ITERATION_COLUMN, LossPlot
@@ -123,9 +122,25 @@ def test_short_training_writes_a_model_that_transfer_accepts(shortTraining, tmp_
     names = [segments.GetNthSegment(index).GetName() for index in range(segments.GetNumberOfSegments())]
     assert [label.name for label in model.labels] == names and names[0] == RENAMED
     out = tmp_path / "transferred.seg.nrrd"
-    result = subprocess.run([sys.executable, "-m", "ltnet", "transfer", "--model", str(outputPath), "--target",
-                             scans[1], "--out", str(out), "--device", "cpu"], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ltnet",
+            "transfer",
+            "--model",
+            str(outputPath),
+            "--target",
+            scans[1],
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert out.is_file()
 
@@ -176,8 +191,16 @@ def test_blocking_train_for_batch_scripts_and_fine_tuning(shortTraining, scene, 
 
     seen = []
     modelPath = TrainingLogic(RecordingLauncher()).train(
-        atlas, segmentation, scans, tmp_path / "tuned.pt", initModel="bundled", iterations=1,
-        progressCallback=seen.append, pollInterval=0.1, **SMALL)
+        atlas,
+        segmentation,
+        scans,
+        tmp_path / "tuned.pt",
+        initModel="bundled",
+        iterations=1,
+        progressCallback=seen.append,
+        pollInterval=0.1,
+        **SMALL,
+    )
     assert started[0][started[0].index("--init") + 1] == bundled
     assert modelPath == str((tmp_path / "tuned.pt").resolve())
     assert {event["iteration"] for event in seen} == {1}  # fine-tuning starts a new count
@@ -185,33 +208,85 @@ def test_blocking_train_for_batch_scripts_and_fine_tuning(shortTraining, scene, 
 
 
 def test_settings_become_options_that_ltnet_train_accepts(tmp_path):
-    from ltnet.cli import build_parser
-
     from LTNetTrainingLib import TrainingSettings
 
-    settings = TrainingSettings(iterations=7, learningRate=2e-5, grid=(32, 40, 48), lambda1=5.0, lambda2=1.5,
-                                adversarial=False, diffeomorphic=True, fieldDownsize=2, augment=True, teach=10.0, prealign=False, prealignFixed="scan", device="cpu", seed=3,
-                                checkpointEvery=2)
-    arguments = TrainingLogic().commandArguments("a.nii.gz", "a.seg.nrrd", ["s1.nii.gz", "s2.nii.gz"], "m.pt",
-                                                 settings, initPath="init.pt", resume=False)
+    from ltnet.cli import build_parser
+
+    settings = TrainingSettings(
+        iterations=7,
+        learningRate=2e-5,
+        grid=(32, 40, 48),
+        lambda1=5.0,
+        lambda2=1.5,
+        adversarial=False,
+        diffeomorphic=True,
+        fieldDownsize=2,
+        augment=True,
+        teach=10.0,
+        prealign=False,
+        prealignFixed="scan",
+        device="cpu",
+        seed=3,
+        checkpointEvery=2,
+    )
+    arguments = TrainingLogic().commandArguments(
+        "a.nii.gz", "a.seg.nrrd", ["s1.nii.gz", "s2.nii.gz"], "m.pt", settings, initPath="init.pt", resume=False
+    )
     parsed = build_parser().parse_args(arguments)
-    assert (parsed.iterations, parsed.lr, parsed.grid, parsed.lambda1, parsed.lambda2) == (7, 2e-5, [32, 40, 48],
-                                                                                          5.0, 1.5)
-    assert (parsed.adversarial, parsed.diffeomorphic, parsed.field_downsize, parsed.augment, parsed.no_prealign) == (False, True, 2, True, True)
+    assert (parsed.iterations, parsed.lr, parsed.grid, parsed.lambda1, parsed.lambda2) == (
+        7,
+        2e-5,
+        [32, 40, 48],
+        5.0,
+        1.5,
+    )
+    assert (parsed.adversarial, parsed.diffeomorphic, parsed.field_downsize, parsed.augment, parsed.no_prealign) == (
+        False,
+        True,
+        2,
+        True,
+        True,
+    )
     assert parsed.prealign_fixed == "scan" and parsed.teach == 10.0
     assert (parsed.device, parsed.seed, parsed.checkpoint_every, parsed.progress) == ("cpu", 3, 2, "jsonl")
     assert (parsed.init, parsed.resume, parsed.images) == ("init.pt", False, ["s1.nii.gz", "s2.nii.gz"])
-    defaults = build_parser().parse_args(TrainingLogic().commandArguments(
-        "a", "b", ["c"], "m.pt", TrainingSettings(), initPath=None, resume=True))
+    defaults = build_parser().parse_args(
+        TrainingLogic().commandArguments("a", "b", ["c"], "m.pt", TrainingSettings(), initPath=None, resume=True)
+    )
     assert defaults.grid is None and defaults.resume and defaults.init is None  # grid auto: ltnet's default
-    assert defaults.field_downsize == 1 and not defaults.augment and defaults.teach == 0 and defaults.prealign_fixed is None  # on resume: the model's own
-    core = build_parser().parse_args(["train", "--atlas-image", "a", "--atlas-labels", "b", "--images", "c",
-                                      "--out", "m.pt"])  # the panel's defaults are ltnet's
+    assert (
+        defaults.field_downsize == 1
+        and not defaults.augment
+        and defaults.teach == 0
+        and defaults.prealign_fixed is None
+    )  # on resume: the model's own
+    core = build_parser().parse_args(
+        ["train", "--atlas-image", "a", "--atlas-labels", "b", "--images", "c", "--out", "m.pt"]
+    )  # the panel's defaults are ltnet's
     coreLambda2 = 3.0 if core.lambda2 is None else core.lambda2  # None: ltnet's LT-Net default, 3
-    assert (defaults.iterations, defaults.lr, defaults.lambda1, defaults.lambda2, defaults.checkpoint_every,
-            defaults.seed, defaults.device, defaults.warmup, defaults.coupling, defaults.adversarial) == \
-        (core.iterations, core.lr, core.lambda1, coreLambda2, core.checkpoint_every, core.seed, core.device,
-         core.warmup, core.coupling, core.adversarial)
+    assert (
+        defaults.iterations,
+        defaults.lr,
+        defaults.lambda1,
+        defaults.lambda2,
+        defaults.checkpoint_every,
+        defaults.seed,
+        defaults.device,
+        defaults.warmup,
+        defaults.coupling,
+        defaults.adversarial,
+    ) == (
+        core.iterations,
+        core.lr,
+        core.lambda1,
+        coreLambda2,
+        core.checkpoint_every,
+        core.seed,
+        core.device,
+        core.warmup,
+        core.coupling,
+        core.adversarial,
+    )
 
 
 class ScriptedProcess:
@@ -238,14 +313,29 @@ class ScriptedProcess:
 
 
 def progressLine(iteration, **losses):
-    return ("stdout", json.dumps({"event": "progress", "iteration": iteration, "total": 3, "losses": losses,
-                                  "elapsed_s": iteration * 1.0, "eta_s": (3 - iteration) * 1.0}))
+    return (
+        "stdout",
+        json.dumps(
+            {
+                "event": "progress",
+                "iteration": iteration,
+                "total": 3,
+                "losses": losses,
+                "elapsed_s": iteration * 1.0,
+                "eta_s": (3 - iteration) * 1.0,
+            }
+        ),
+    )
 
 
 def test_progress_lines_become_table_rows_and_log(scene, tmp_path):
-    lines = [("stdout", "some text that is not JSON"), progressLine(1, sim=-0.5, smooth=0.1),
-             ("stderr", "a warning"), progressLine(2, sim=-0.6, smooth=0.09, gan=0.7),
-             ("stdout", json.dumps({"event": "done", "model": str(tmp_path / "m.pt"), "iteration": 2}))]
+    lines = [
+        ("stdout", "some text that is not JSON"),
+        progressLine(1, sim=-0.5, smooth=0.1),
+        ("stderr", "a warning"),
+        progressLine(2, sim=-0.6, smooth=0.09, gan=0.7),
+        ("stdout", json.dumps({"event": "done", "model": str(tmp_path / "m.pt"), "iteration": 2})),
+    ]
     (tmp_path / "m.pt").write_bytes(b"model")
     logged = []
     job = TrainingJob(ScriptedProcess(lines), tmp_path / "m.pt", LossPlot(scene), logCallback=logged.append)

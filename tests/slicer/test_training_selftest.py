@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 MODULE = Path(__file__).resolve().parents[2] / "LTNetTraining"
 COMMON = Path(__file__).resolve().parents[2] / "LTNetTransfer"  # holds LTNetCommonLib
 
-SCRIPT = r'''
+SCRIPT = r"""
 import os
 import sys
 
@@ -32,13 +32,16 @@ test = LTNetTraining.LTNetTrainingTest()
 test.setUp = lambda: scene.Clear(0)
 test.runTest()
 print("SELFTEST OK")
-'''
+"""
 
 
 def test_slicer_self_test_passes_against_slicer_core(tmp_path):
     script = tmp_path / "self_test.py"
     script.write_text(SCRIPT, encoding="utf-8")
-    result = subprocess.run([sys.executable, str(script), str(MODULE), str(tmp_path / "recent.json"), str(COMMON),
-                             str(HERE)],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, str(script), str(MODULE), str(tmp_path / "recent.json"), str(COMMON), str(HERE)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0 and "SELFTEST OK" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]

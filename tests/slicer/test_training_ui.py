@@ -35,8 +35,9 @@ def test_every_widget_name_used_in_python_exists_in_the_ui():
 
 def test_parameter_names_of_the_ui_are_fields_of_the_parameter_node():
     tree = ast.parse((MODULE / "LTNetTraining.py").read_text(encoding="utf-8"))
-    parameterClass = next(node for node in tree.body
-                          if isinstance(node, ast.ClassDef) and node.name == "LTNetTrainingParameterNode")
+    parameterClass = next(
+        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "LTNetTrainingParameterNode"
+    )
     fields = {statement.target.id for statement in parameterClass.body if isinstance(statement, ast.AnnAssign)}
     assert parameterNames() == fields
 
@@ -44,11 +45,22 @@ def test_parameter_names_of_the_ui_are_fields_of_the_parameter_node():
 def test_ui_declares_its_custom_widgets_and_node_selectors_get_the_scene():
     root = ElementTree.parse(UI_FILE).getroot()
     declared = {custom.find("class").text for custom in root.iter("customwidget")}
-    qtClasses = {"QLabel", "QComboBox", "QSpinBox", "QDoubleSpinBox", "QCheckBox", "QPushButton", "QProgressBar",
-                 "QPlainTextEdit"}
+    qtClasses = {
+        "QLabel",
+        "QComboBox",
+        "QSpinBox",
+        "QDoubleSpinBox",
+        "QCheckBox",
+        "QPushButton",
+        "QProgressBar",
+        "QPlainTextEdit",
+    }
     assert set(uiWidgets().values()) - qtClasses <= declared
-    receivers = {connection.find("receiver").text for connection in root.iter("connection")
-                 if connection.find("signal").text == "mrmlSceneChanged(vtkMRMLScene*)"}
+    receivers = {
+        connection.find("receiver").text
+        for connection in root.iter("connection")
+        if connection.find("signal").text == "mrmlSceneChanged(vtkMRMLScene*)"
+    }
     selectors = {name for name, cls in uiWidgets().items() if cls.startswith("qMRML") and cls != "qMRMLWidget"}
     assert selectors == receivers
 
@@ -72,8 +84,9 @@ def test_torch_is_never_imported_when_the_module_loads():
     for path in [MODULE / "LTNetTraining.py", MODULE / "LTNetTrainingLib" / "__init__.py"]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         topLevel = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
-        names = {alias.name for node in topLevel for alias in node.names} | \
-                {node.module for node in topLevel if isinstance(node, ast.ImportFrom)}
+        names = {alias.name for node in topLevel for alias in node.names} | {
+            node.module for node in topLevel if isinstance(node, ast.ImportFrom)
+        }
         assert not any(name and name.split(".")[0] in ("torch", "ltnet", "qt") for name in names), path
 
 
@@ -81,8 +94,11 @@ def test_the_qt_free_package_imports_without_torch_ltnet_or_qt():
     import subprocess
     import sys
 
-    code = ("import sys; sys.path[:0] = sys.argv[1:]; import LTNetTrainingLib; "
-            "bad = {'torch', 'ltnet', 'qt'} & set(sys.modules); assert not bad, bad")
-    result = subprocess.run([sys.executable, "-c", code, str(MODULE), str(MODULE.parent / "LTNetTransfer")],
-                            capture_output=True, text=True)
+    code = (
+        "import sys; sys.path[:0] = sys.argv[1:]; import LTNetTrainingLib; "
+        "bad = {'torch', 'ltnet', 'qt'} & set(sys.modules); assert not bad, bad"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(MODULE), str(MODULE.parent / "LTNetTransfer")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr

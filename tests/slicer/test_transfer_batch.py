@@ -22,15 +22,18 @@ def model_path() -> Path:
 
 
 def run_batch(*arguments):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, arguments)], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, arguments)], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_batch_writes_a_segmentation_per_target_and_a_qc_csv(tmp_path):
     import slicerio
 
     targets = ltnet_sample.held_out_scan_paths()[:2]
-    done = run_batch("--model", model_path(), "--targets", *targets, "--out", tmp_path, "--device", "cpu", "--refine", "3")
+    done = run_batch(
+        "--model", model_path(), "--targets", *targets, "--out", tmp_path, "--device", "cpu", "--refine", "3"
+    )
     assert done.returncode == 0, done.stderr
     for target in targets:
         stem = target.name.split(".")[0]

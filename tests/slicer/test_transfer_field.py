@@ -15,8 +15,8 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 def oblique_field() -> sitk.Image:
     rng = np.random.default_rng(1)
     vectors = rng.normal(0.0, 4.0, size=(7, 9, 11, 3))  # (k, j, i, xyz), LPS mm
-    vectors[..., 0] += 5.0   # a clear shift along L ...
-    vectors[..., 1] -= 3.0   # ... and P, whose signs flip in RAS
+    vectors[..., 0] += 5.0  # a clear shift along L ...
+    vectors[..., 1] -= 3.0  # ... and P, whose signs flip in RAS
     field = sitk.GetImageFromArray(vectors, isVector=True)
     field.SetSpacing((0.9, 1.3, 1.1))
     field.SetOrigin((10.0, -20.0, 5.0))

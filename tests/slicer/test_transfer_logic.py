@@ -63,7 +63,8 @@ def export_labels(scene, segmentation_node, reference_node, color_node):
     ids = vtk.vtkStringArray()
     segmentation_node.GetSegmentation().GetSegmentIDs(ids)
     ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
-        segmentation_node, ids, labelmap, reference_node, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY, color_node)
+        segmentation_node, ids, labelmap, reference_node, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY, color_node
+    )
     assert ok
     return labelmap
 
@@ -99,8 +100,10 @@ def transferred_all(module_scene, tmp_path_factory):
     """(scene, target nodes, results, work files, log, launcher) of one transfer onto two targets through the
     logic (one child process), work folder kept."""
     scene = module_scene
-    targets = [add_oblique_target(scene),
-               add_sample_scan(scene, ltnet_sample.held_out_scan_paths()[1], "second target")]
+    targets = [
+        add_oblique_target(scene),
+        add_sample_scan(scene, ltnet_sample.held_out_scan_paths()[1], "second target"),
+    ]
     log = []
     launcher = CountingLauncher()
     logic = TransferLogic(launcher, logCallback=log.append, keepFiles=True)
@@ -133,9 +136,28 @@ def test_segmentation_lies_on_the_target_grid_and_matches_the_command_line(trans
     storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
     storage.SetFileName(str(tmp_path / "target.nrrd"))
     assert storage.WriteData(target)
-    subprocess.run([sys.executable, "-m", "ltnet", "transfer", "--model", str(model_path()),
-                    "--target", str(tmp_path / "target.nrrd"), "--out", str(tmp_path / "labels.nrrd"),
-                    "--device", "cpu", "--no-prealign", "--progress", "jsonl"], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ltnet",
+            "transfer",
+            "--model",
+            str(model_path()),
+            "--target",
+            str(tmp_path / "target.nrrd"),
+            "--out",
+            str(tmp_path / "labels.nrrd"),
+            "--device",
+            "cpu",
+            "--no-prealign",
+            "--progress",
+            "jsonl",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     reference = sitk.ReadImage(str(tmp_path / "labels.nrrd"))
     np.testing.assert_allclose(ijk_to_ras_of_image(reference), ijk_to_ras(target), atol=1e-5)
     np.testing.assert_array_equal(ours, sitk.GetArrayFromImage(reference))
@@ -151,6 +173,7 @@ def ijk_to_ras_of_image(image) -> np.ndarray:
 def test_segments_have_the_atlas_names_colors_and_label_values(transferred):
     _, target, result, _, _ = transferred
     import slicerio
+
     atlas = slicerio.read_segmentation(str(ltnet_sample.atlas_labels_path()), skip_voxels=True)
     expected = {s["labelValue"]: (s["name"], tuple(s["color"][:3])) for s in atlas["segments"]}
     segmentation = result.segmentationNode.GetSegmentation()
@@ -168,8 +191,11 @@ def test_segments_have_the_atlas_names_colors_and_label_values(transferred):
 def test_grid_transform_moves_points_as_the_field_says(transferred):
     _, target, result, files, _ = transferred
     field_transform = sitk.ReadTransform(str(files.extra("field")))
-    field = sitk.DisplacementFieldTransform(field_transform.GetNthTransform(0)) \
-        if field_transform.GetName() == "CompositeTransform" else sitk.DisplacementFieldTransform(field_transform)
+    field = (
+        sitk.DisplacementFieldTransform(field_transform.GetNthTransform(0))
+        if field_transform.GetName() == "CompositeTransform"
+        else sitk.DisplacementFieldTransform(field_transform)
+    )
     image = field.GetDisplacementField()
     from_parent = result.transformNode.GetTransformFromParent()
     assert result.transformNode.IsA("vtkMRMLGridTransformNode")
@@ -191,8 +217,9 @@ def test_overlays_and_qc_tables_exist_on_the_right_grids(transferred):
         assert slicer.util.arrayFromVolume(node).shape == slicer.util.arrayFromVolume(target).shape
     atlas_grid = ijk_to_ras(result.atlasVolumeNode)
     np.testing.assert_allclose(ijk_to_ras(result.reconstructedAtlasNode), atlas_grid, atol=1e-6)
-    reconstructed = export_labels(scene, result.reconstructedSegmentationNode, result.atlasVolumeNode,
-                                  result.colorTableNode)
+    reconstructed = export_labels(
+        scene, result.reconstructedSegmentationNode, result.atlasVolumeNode, result.colorTableNode
+    )
     assert set(np.unique(slicer.util.arrayFromVolume(reconstructed))) <= {0, 1, 2}
     jacobian = slicer.util.arrayFromVolume(result.jacobianNode)
     assert 0.2 < np.median(jacobian) < 5
@@ -208,7 +235,9 @@ def test_overlays_and_qc_tables_exist_on_the_right_grids(transferred):
     assert targets.GetColumnByName("Target").GetValue(0) == target.GetName()
     labels = result.labelQcTableNode.GetTable()
     assert labels.GetNumberOfRows() == 2 * len(result.qc["label_cycle_dice"]) == 4
-    assert labels.GetColumnByName("Label cycle Dice").GetValue(0) == pytest.approx(result.qc["label_cycle_dice"][0]["dice"])
+    assert labels.GetColumnByName("Label cycle Dice").GetValue(0) == pytest.approx(
+        result.qc["label_cycle_dice"][0]["dice"]
+    )
 
 
 def test_cycle_consistency_view_puts_each_image_in_its_view(transferred):
@@ -219,8 +248,12 @@ def test_cycle_consistency_view_puts_each_image_in_its_view(transferred):
         composite = scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
         composite.SetLayoutName(name)
     assert showCycleConsistency(result, opacity=0.3) == ["Red", "Yellow", "Green"]
-    composites = {scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode").GetLayoutName():
-                  scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode") for i in range(3)}
+    composites = {
+        scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode").GetLayoutName(): scene.GetNthNodeByClass(
+            i, "vtkMRMLSliceCompositeNode"
+        )
+        for i in range(3)
+    }
     assert composites["Red"].GetForegroundVolumeID() == result.warpedAtlasNode.GetID()
     assert composites["Yellow"].GetBackgroundVolumeID() == result.atlasVolumeNode.GetID()
     assert composites["Yellow"].GetForegroundVolumeID() == result.reconstructedAtlasNode.GetID()
@@ -253,8 +286,11 @@ def test_atlas_override_replaces_the_model_atlas(scene):
     scan = ltnet_sample.training_scan_paths()[0]
     atlas = add_sample_scan(scene, scan, "override atlas")
     labels = sitk.ReadImage(str(ltnet_sample.label_path(scan)))
-    labelmap = slicer.util.addVolumeFromArray(sitk.GetArrayFromImage(labels).astype(np.int16),
-                                              nodeClassName="vtkMRMLLabelMapVolumeNode", name="override labels")
+    labelmap = slicer.util.addVolumeFromArray(
+        sitk.GetArrayFromImage(labels).astype(np.int16),
+        nodeClassName="vtkMRMLLabelMapVolumeNode",
+        name="override labels",
+    )
     labelmap.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras_of_image(labels)))
     segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "override segmentation")
     assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
@@ -266,9 +302,16 @@ def test_atlas_override_replaces_the_model_atlas(scene):
     target = add_oblique_target(scene)
 
     launcher = CountingLauncher()
-    result = TransferLogic(launcher).transfer(model_path(), target, device="cpu", prealign=False,
-                                              atlasVolumeNode=atlas, atlasSegmentationNode=segmentation,
-                                              timeout=300, refineSteps=5)
+    result = TransferLogic(launcher).transfer(
+        model_path(),
+        target,
+        device="cpu",
+        prealign=False,
+        atlasVolumeNode=atlas,
+        atlasSegmentationNode=segmentation,
+        timeout=300,
+        refineSteps=5,
+    )
     arguments = launcher.started[0]
     assert "--atlas-image" in arguments and "--atlas-labels" in arguments
     assert arguments[arguments.index("--refine") + 1] == "5"
@@ -279,8 +322,9 @@ def test_atlas_override_replaces_the_model_atlas(scene):
     assert {value: name for value, (name, _) in found.items()} == names
     np.testing.assert_allclose(found[2][1], (0.1, 0.4, 0.9), atol=1e-6)
     atlasSegments = result.atlasSegmentationNode.GetSegmentation()
-    assert {atlasSegments.GetNthSegment(i).GetName() for i in range(atlasSegments.GetNumberOfSegments())} == \
-        set(names.values())
+    assert {atlasSegments.GetNthSegment(i).GetName() for i in range(atlasSegments.GetNumberOfSegments())} == set(
+        names.values()
+    )
     assert {entry["name"] for entry in result.qc["label_cycle_dice"]} == set(names.values())
 
 
@@ -297,6 +341,7 @@ def test_atlas_override_needs_both_nodes(scene):
 
 
 # -- bad inputs: a clear error, nothing added to the scene -------------------------------------------------
+
 
 def test_no_target_is_a_clear_error(scene):
     before = node_count(scene)
@@ -316,8 +361,9 @@ def test_2d_volume_is_a_clear_error(scene):
 
 
 def test_label_map_as_target_is_a_clear_error(scene):
-    labels = slicer.util.addVolumeFromArray(np.zeros((8, 8, 8), dtype=np.int16), name="labels",
-                                            nodeClassName="vtkMRMLLabelMapVolumeNode")
+    labels = slicer.util.addVolumeFromArray(
+        np.zeros((8, 8, 8), dtype=np.int16), name="labels", nodeClassName="vtkMRMLLabelMapVolumeNode"
+    )
     before = node_count(scene)
     with pytest.raises(TransferError, match="not a scalar volume"):
         TransferLogic().transfer(model_path(), labels)

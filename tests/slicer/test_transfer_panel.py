@@ -20,7 +20,14 @@ class FakeWidget:
     def __init__(self, **properties):
         self.slots, self.items, self.lines = {}, [], []
         self.enabled, self.checked, self.currentPath, self.text, self.toolTip = True, False, "", "", ""
-        self.visible, self.value, self.maximum, self.currentIndex, self.node, self.checked_nodes = True, 0, 100, 0, None, []
+        self.visible, self.value, self.maximum, self.currentIndex, self.node, self.checked_nodes = (
+            True,
+            0,
+            100,
+            0,
+            None,
+            [],
+        )
         self.__dict__.update(properties)
 
     def connect(self, signal, slot):
@@ -99,8 +106,14 @@ class FakeLogic:
 
     def start(self, modelPath, targets, **options):
         self.started.append((modelPath, targets, options))
-        return TransferJob(lambda arguments, folder: self.child, ["transfer"], self.folder, targets,
-                           [None] * len(targets), lambda message: None)
+        return TransferJob(
+            lambda arguments, folder: self.child,
+            ["transfer"],
+            self.folder,
+            targets,
+            [None] * len(targets),
+            lambda message: None,
+        )
 
     def loadResults(self, job):
         job.raiseIfFailed()
@@ -115,13 +128,21 @@ def panelClass(monkeypatch):
     fakeQt = types.ModuleType("qt")
     fakeQt.QTimer = FakeTimer
     fakeQt.Qt = types.SimpleNamespace(WaitCursor=3)
-    fakeQt.QApplication = types.SimpleNamespace(setOverrideCursor=lambda cursor: None,
-                                                restoreOverrideCursor=lambda: None)
+    fakeQt.QApplication = types.SimpleNamespace(
+        setOverrideCursor=lambda cursor: None, restoreOverrideCursor=lambda: None
+    )
     monkeypatch.setitem(sys.modules, "qt", fakeQt)
-    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(
-        setOverrideCursor=lambda cursor: None, restoreOverrideCursor=lambda: None, testingEnabled=lambda: False,
-        processEvents=lambda: None),
-        raising=False)
+    monkeypatch.setattr(
+        slicer,
+        "app",
+        types.SimpleNamespace(
+            setOverrideCursor=lambda cursor: None,
+            restoreOverrideCursor=lambda: None,
+            testingEnabled=lambda: False,
+            processEvents=lambda: None,
+        ),
+        raising=False,
+    )
     errors = []
     monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, **keywords: errors.append(text))
     sys.modules.pop("LTNetTransferLib.transferPanel", None)
@@ -132,14 +153,31 @@ def panelClass(monkeypatch):
 
 def makePanel(panelClass, logic, scene, tmp_path):
     target = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "scan")
-    names = ["progressBar", "applyButton", "targetVolumesComboBox", "modelPathLineEdit", "useDemoModelCheckBox",
-             "atlasVolumeSelector", "atlasSegmentationSelector", "recentModelsComboBox", "showCycleButton",
-             "mapComboBox", "resultComboBox", "opacitySliderWidget", "gpuLabel", "statusLabel", "logTextEdit",
-             "qualityCollapsibleButton", "qcTableView"]
+    names = [
+        "progressBar",
+        "applyButton",
+        "targetVolumesComboBox",
+        "modelPathLineEdit",
+        "useDemoModelCheckBox",
+        "atlasVolumeSelector",
+        "atlasSegmentationSelector",
+        "recentModelsComboBox",
+        "showCycleButton",
+        "mapComboBox",
+        "resultComboBox",
+        "opacitySliderWidget",
+        "gpuLabel",
+        "statusLabel",
+        "logTextEdit",
+        "qualityCollapsibleButton",
+        "qcTableView",
+    ]
     ui = types.SimpleNamespace(**{name: FakeWidget() for name in names})
     ui.useDemoModelCheckBox.checked = True
     ui.targetVolumesComboBox.checked_nodes = [target, scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "b")]
-    parameters = types.SimpleNamespace(device="cpu", prealign=False, refineSteps=20, atlasVolume=None, atlasSegmentation=None)
+    parameters = types.SimpleNamespace(
+        device="cpu", prealign=False, refineSteps=20, atlasVolume=None, atlasSegmentation=None
+    )
     logic.folder = tmp_path
     return panelClass(ui, logic, lambda: parameters), ui
 

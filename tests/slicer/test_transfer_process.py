@@ -21,15 +21,22 @@ def make_job(child, tmp_path, log, names=("a", "b")):
         started.append(arguments)
         return child
 
-    job = TransferJob(launcher, ["transfer", *names], tmp_path, [FakeNode(name) for name in names],
-                      [None] * len(names), log.append)
+    job = TransferJob(
+        launcher, ["transfer", *names], tmp_path, [FakeNode(name) for name in names], [None] * len(names), log.append
+    )
     return job, started
 
 
 def test_one_child_for_all_targets_with_progress_from_its_jsonl_lines(tmp_path):
     log = []
-    child = FakeChild(['{"event": "progress", "done": 1, "total": 2, "target": "a"}', "some log line",
-                       '{"event": "progress", "done": 2, "total": 2, "target": "b"}', '{"event": "done"}'])
+    child = FakeChild(
+        [
+            '{"event": "progress", "done": 1, "total": 2, "target": "a"}',
+            "some log line",
+            '{"event": "progress", "done": 2, "total": 2, "target": "b"}',
+            '{"event": "done"}',
+        ]
+    )
     job, started = make_job(child, tmp_path, log)
     assert job.progress.total == 2 and job.progress.done == 0 and job.progress.message == "Target 1 of 2: a..."
     seen = []
@@ -72,13 +79,22 @@ def test_arguments_are_those_ltnet_transfer_accepts(tmp_path):
     from ltnet.cli import build_parser
 
     files = [TargetFiles(tmp_path, fileStem(index, name)) for index, name in enumerate(["scan one", "scan/2"])]
-    arguments = transferArguments("m.pt", tmp_path, files, "cpu", prealign=False, atlas=AtlasFiles(tmp_path), refineSteps=20)
+    arguments = transferArguments(
+        "m.pt", tmp_path, files, "cpu", prealign=False, atlas=AtlasFiles(tmp_path), refineSteps=20
+    )
     parsed = build_parser().parse_args(arguments)
     assert parsed.refine == 20
     assert parsed.target == [str(tmp_path / "inputs" / "01_scan_one.nrrd"), str(tmp_path / "inputs" / "02_scan_2.nrrd")]
     assert (parsed.out, parsed.format, parsed.qc, parsed.extras) == (
-        str(tmp_path / "out"), "seg.nrrd", str(tmp_path / "qc"), str(tmp_path / "extras"))
-    assert (parsed.atlas_image, parsed.atlas_labels) == (str(AtlasFiles(tmp_path).image), str(AtlasFiles(tmp_path).labels))
+        str(tmp_path / "out"),
+        "seg.nrrd",
+        str(tmp_path / "qc"),
+        str(tmp_path / "extras"),
+    )
+    assert (parsed.atlas_image, parsed.atlas_labels) == (
+        str(AtlasFiles(tmp_path).image),
+        str(AtlasFiles(tmp_path).labels),
+    )
     assert (parsed.device, parsed.no_prealign, parsed.progress) == ("cpu", True, "jsonl")
     defaults = build_parser().parse_args(transferArguments("m.pt", tmp_path, files))
     assert defaults.atlas_image is None and defaults.refine == 0
@@ -90,10 +106,12 @@ def test_arguments_are_those_ltnet_transfer_accepts(tmp_path):
 
 
 def test_cancel_kills_the_whole_process_tree(tmp_path):
-    script = ("import subprocess, sys, time\n"
-              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
-              "print(child.pid, flush=True)\n"
-              "time.sleep(120)\n")
+    script = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
     process = SubprocessChild([sys.executable, "-c", script], tmp_path)
     deadline = time.monotonic() + 30
     lines = []

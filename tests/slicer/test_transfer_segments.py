@@ -20,8 +20,10 @@ def test_segments_keep_atlas_values_and_absent_labels_stay_as_empty_segments(sce
     added = [scene.GetNthNode(i).GetClassName() for i in range(before, scene.GetNumberOfNodes())]
     assert sorted(added) == ["vtkMRMLSegmentationDisplayNode", "vtkMRMLSegmentationNode"]
     segmentation = node.GetSegmentation()
-    found = {segmentation.GetNthSegment(i).GetLabelValue(): segmentation.GetNthSegment(i)
-             for i in range(segmentation.GetNumberOfSegments())}
+    found = {
+        segmentation.GetNthSegment(i).GetLabelValue(): segmentation.GetNthSegment(i)
+        for i in range(segmentation.GetNumberOfSegments())
+    }
     assert found.keys() == {2, 7}
     assert found[7].GetName() == "Anterior" and found[2].GetName() == "Posterior"
     np.testing.assert_allclose(found[7].GetColor(), (0.9, 0.4, 0.25))
@@ -32,5 +34,6 @@ def test_segments_keep_atlas_values_and_absent_labels_stay_as_empty_segments(sce
     segmentation.GetSegmentIDs(ids)
     reference = slicer.util.addVolumeFromArray(labels.astype(np.float32), ijkToRAS=ijk_to_ras)
     assert slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
-        node, ids, exported, reference, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY, colors)
+        node, ids, exported, reference, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY, colors
+    )
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(exported), labels)

@@ -38,18 +38,21 @@ def test_the_qt_free_packages_import_without_torch_ltnet_or_qt():
     import subprocess
     import sys
 
-    code = ("import sys; sys.path[:0] = sys.argv[1:]; import LTNetCommonLib.geometry, LTNetCommonLib.nodeFiles, "
-            "LTNetCommonLib.process, LTNetCommonLib.dependencies, LTNetCommonLib.recentModels, "
-            "LTNetCommonLib.moduleWidget, LTNetTransferLib, "
-            "LTNetTransferLib.display; bad = {'torch', 'ltnet', 'qt'} & set(sys.modules); assert not bad, bad")
+    code = (
+        "import sys; sys.path[:0] = sys.argv[1:]; import LTNetCommonLib.geometry, LTNetCommonLib.nodeFiles, "
+        "LTNetCommonLib.process, LTNetCommonLib.dependencies, LTNetCommonLib.recentModels, "
+        "LTNetCommonLib.moduleWidget, LTNetTransferLib, "
+        "LTNetTransferLib.display; bad = {'torch', 'ltnet', 'qt'} & set(sys.modules); assert not bad, bad"
+    )
     result = subprocess.run([sys.executable, "-c", code, str(MODULE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
 def test_parameter_node_fields_are_bound_in_the_ui():
     tree = ast.parse((MODULE / "LTNetTransfer.py").read_text())
-    wrapper = next(node for node in ast.walk(tree)
-                   if isinstance(node, ast.ClassDef) and node.name == "LTNetTransferParameterNode")
+    wrapper = next(
+        node for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and node.name == "LTNetTransferParameterNode"
+    )
     fields = {statement.target.id for statement in wrapper.body if isinstance(statement, ast.AnnAssign)}
     bound = set()
     for widget in ui_widgets().values():
