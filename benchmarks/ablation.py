@@ -130,16 +130,20 @@ def main() -> None:
     write_csv(rows, OUT / "ablation_hippocampus.csv")
     recipe = {r["target"]: r["mean_dice"] for r in rows if r["method"] == "recipe"}
     changes = [
-        f"- {label}: {np.mean([r['mean_dice'] - recipe[r['target']] for r in rows if r['method'] == label]):+.3f} mean Dice "
-        f"(better on {sum(r['mean_dice'] > recipe[r['target']] for r in rows if r['method'] == label)} of {len(recipe)} targets)"
+        f"- {label}: {np.mean([r['mean_dice'] - recipe[r['target']] for r in rows if r['method'] == label]):+.3f} "
+        "mean Dice (better on "
+        f"{sum(r['mean_dice'] > recipe[r['target']] for r in rows if r['method'] == label)} of {len(recipe)} targets)"
         for label in models
         if label != "recipe"
     ]
+    recipe_options = args.recipe or "(defaults: --warmup 0.5 --coupling 0.1, six terms)"
     text = f"""## Ablation, one-shot, MSD hippocampus (`benchmarks/ablation.py`)
 
 LT-Net with one loss term switched off at a time (`ltnet train --without TERM`), or the adversarial term the recipe
-leaves out switched on, every variant trained with the same budget and seed: {args.iterations} iterations, Adam lr {args.lr:g},
-batch 1, cohort `{cohort}` ({len(list(cohort.iterdir()))} scans), recipe `ltnet train {args.recipe or "(defaults: --warmup 0.5 --coupling 0.1, six terms)"}`. Atlas `{ATLAS}`; {len(scans)} targets scored on their own grids
+leaves out switched on, every variant trained with the same budget and seed: {args.iterations} iterations, \
+Adam lr {args.lr:g},
+batch 1, cohort `{cohort}` ({len(list(cohort.iterdir()))} scans), recipe `ltnet train {recipe_options}`. \
+Atlas `{ATLAS}`; {len(scans)} targets scored on their own grids
 (Dice mean ± std over targets; HD95 and the rest as in the accuracy table; per-target rows in
 [`ablation_hippocampus.csv`](benchmarks/ablation_hippocampus.csv)). Machine: {machine()}.
 

@@ -104,7 +104,8 @@ def train_command(
 
 
 def link_cohort(scans: list[Path], folder: Path) -> Path:
-    """``folder`` holding a link to each scan (the unlabeled cohort ``ltnet train --images`` reads); existing links are kept."""
+    """``folder`` holding a link to each scan (the unlabeled cohort ``ltnet train --images`` reads); existing links are
+    kept."""
     folder.mkdir(parents=True, exist_ok=True)
     for scan in scans:
         if not (folder / scan.name).exists():
@@ -232,9 +233,9 @@ def main() -> None:
                 qc_columns = (
                     {"qc_score": qc["score"], "qc_verdict": qc["verdict"]} if qc else {"qc_score": "", "qc_verdict": ""}
                 )
-                rows.append(
-                    {**score(warped, atlas, name, reference, dataset, method, threads), "seed": seed, **qc_columns}
-                )
+                # called only within this iteration, so the pair it scores is always the current one
+                scored_row = score(warped, atlas, name, reference, dataset, method, threads)  # noqa: B023
+                rows.append({**scored_row, "seed": seed, **qc_columns})
 
             with Timer() as t:
                 warped_labels = labels_without_registration(atlas_labels, reference)
@@ -300,8 +301,10 @@ def main() -> None:
 (Dice mean ± std over pairs; HD95 = 95th-percentile symmetric surface distance, mean over labels).
 Learned models trained by `ltnet train` on the same cohort with the same budget: {iterations} iterations,
 Adam lr {args.lr:g}, batch 1, network grid {grid.size} at {grid.spacing:.2f} mm, affine pre-alignment on.
-Seconds per scan, wall (CPU): pre-alignment, inference, the QC and mapping the labels back (not reading the file, not the `--extras` images).
-The elastix and ANTs rows are the same pairs from `benchmarks/classical.py` ([`classical_{args.data}.csv`](benchmarks/classical_{args.data}.csv),
+Seconds per scan, wall (CPU): pre-alignment, inference, the QC and mapping the labels back (not reading the file, \
+not the `--extras` images).
+The elastix and ANTs rows are the same pairs from `benchmarks/classical.py` \
+([`classical_{args.data}.csv`](benchmarks/classical_{args.data}.csv),
 timed there on a shared machine: their CPU seconds are the fairer cost); every other row was measured in this run.
 {args.note}
 Per-pair results: [`accuracy_{args.data}.csv`](benchmarks/accuracy_{args.data}.csv). Machine: {machine()}.
@@ -323,7 +326,8 @@ Per-pair results: [`accuracy_{args.data}.csv`](benchmarks/accuracy_{args.data}.c
 
 
 def mean_over_seeds(rows: list[dict]) -> list[dict]:
-    """One row per (target, method): each number the mean over the method's seeds (models trained with different seeds)."""
+    """One row per (target, method): each number the mean over the method's seeds (models trained with different
+    seeds)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["atlas"], row["target"], row["method"]), []).append(row)
@@ -343,7 +347,8 @@ def seed_table(rows: list[dict], methods: list[str]) -> str:
         return ""
     seeds = sorted({r["seed"] for r in rows if r["method"] in methods})
     lines = [
-        "Training seeds: mean Dice over the targets of each model, and the mean ± std over seeds (the rows above average each",
+        "Training seeds: mean Dice over the targets of each model, and the mean ± std over seeds "
+        "(the rows above average each",
         "target over the seeds; the QC validation below uses seed 0).",
         "",
         "| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std over seeds |",
@@ -358,7 +363,8 @@ def seed_table(rows: list[dict], methods: list[str]) -> str:
 
 
 def classical_rows(data: str, scored: set[tuple[str, str]]) -> list[dict]:
-    """The elastix and ANTs rows of ``benchmarks/classical.py`` for these (atlas, target) pairs (none if it has not been run)."""
+    """The elastix and ANTs rows of ``benchmarks/classical.py`` for these (atlas, target) pairs (none if it has not
+    been run)."""
     path = OUT / f"classical_{data}.csv"
     if not path.exists():
         return []
@@ -381,9 +387,10 @@ def paired_comparison(rows: list[dict], method: str, others: list[str]) -> str:
         if not common:
             continue
         difference = np.array([float(mine[t]["mean_dice"]) - float(theirs[t]["mean_dice"]) for t in common])
-        seconds = lambda rs: np.mean([float(rs[t]["seconds_cpu"]) for t in common])  # noqa: E731
+        seconds = lambda rs, common=common: np.mean([float(rs[t]["seconds_cpu"]) for t in common])  # noqa: E731
         lines.append(
-            f"| {other} | {len(common)} | {difference.mean():+.3f} | {int((difference > 0).sum())} of {len(common)} | {seconds(theirs) / seconds(mine):.2f} |"
+            f"| {other} | {len(common)} | {difference.mean():+.3f} | {int((difference > 0).sum())} of {len(common)} "
+            f"| {seconds(theirs) / seconds(mine):.2f} |"
         )
     return "\n".join(lines)
 
@@ -407,35 +414,41 @@ def qc_validation(rows, held_out_halves: bool) -> str:
     }
     lines = ["| QC measure | Spearman with true Dice |", "|---|---|"]
     lines += [f"| {name} | {spearman(values, true):+.2f} |" for name, values in measures.items()]
-    # the image match over the labels was chosen (session 3) on the even-numbered hippocampus targets; the odd ones are held out
+    # the image match over the labels was chosen as the score on the even-numbered hippocampus targets (Spearman 0.55
+    # there, docs/TUNING.md); the odd ones are held out
     held_out = (
-        f"{spearman(measures['score'][1::2], true[1::2]):+.2f} over the {len(true[1::2])} held-out (odd-numbered) targets"
+        f"{spearman(measures['score'][1::2], true[1::2]):+.2f} "
+        f"over the {len(true[1::2])} held-out (odd-numbered) targets"
         if held_out_halves
         else "chosen on hippocampus targets, so every pair here is held out"
     )
     worst = np.argsort(true)[: max(1, len(true) // 10)]
     flagged = sum(rows[i][0]["verdict"] != "OK" for i in worst)
     verdicts = {v: sum(q["verdict"] == v for q, _ in rows) for v in ("OK", "check", "likely failed")}
+    worst_text = (
+        f"Of the worst 10 % by true Dice ({len(worst)} transfer{'s' if len(worst) > 1 else ''}, "
+        f"Dice {np.max([true[i] for i in worst]):.2f} or less), the verdict flags {flagged} (check or likely failed)."
+    )
     return (
         "QC validation (LT-Net transfers): Spearman correlation between each measure and the true mean Dice, over all "
-        f"{len(rows)} pairs (score: {held_out}).\n\n"
-        + "\n".join(lines)
-        + f"\n\nVerdicts: {verdicts}. Of the worst 10 % by true Dice ({len(worst)} transfer{'s' if len(worst) > 1 else ''}, "
-        f"Dice {np.max([true[i] for i in worst]):.2f} or less), the verdict flags {flagged} (check or likely failed)."
+        f"{len(rows)} pairs (score: {held_out}).\n\n" + "\n".join(lines) + f"\n\nVerdicts: {verdicts}. {worst_text}"
     )
 
 
 def refined_qc_validation(rows_by_method: dict[str, list]) -> str:
-    """One line per refined row (seed 0): how its score, which reads G_F's own match (ltnet.qc), ranks and flags them."""
+    """One line per refined row (seed 0): how its score, which reads G_F's own match (ltnet.qc), ranks and flags
+    them."""
     lines = []
     for method, rows in rows_by_method.items():
         true = [d for _, d in rows]
         worst = np.argsort(true)[: max(1, len(true) // 10)]
         verdicts = {v: sum(q["verdict"] == v for q, _ in rows) for v in ("OK", "check", "likely failed")}
         lines.append(
-            f"- {method}, seed 0: Spearman {spearman([q['score'] for q, _ in rows], true):+.2f} between the score and the true "
-            f"mean Dice (the refined field's own LNCC over the labels: {spearman([q['label_lncc'] for q, _ in rows], true):+.2f}); "
-            f"verdicts {verdicts}; of the worst {len(worst)} by true Dice, {sum(rows[i][0]['verdict'] != 'OK' for i in worst)} flagged."
+            f"- {method}, seed 0: Spearman {spearman([q['score'] for q, _ in rows], true):+.2f} "
+            "between the score and the true mean Dice (the refined field's own LNCC over the labels: "
+            f"{spearman([q['label_lncc'] for q, _ in rows], true):+.2f}); "
+            f"verdicts {verdicts}; of the worst {len(worst)} by true Dice, "
+            f"{sum(rows[i][0]['verdict'] != 'OK' for i in worst)} flagged."
         )
     return "QC of the refined transfers:\n" + "\n".join(lines) if lines else ""
 

@@ -1,6 +1,7 @@
 """ANTs SyN for one atlas -> target pair; run by ``classical.py`` in the benchmark venv that holds ``antspyx``.
 
-    .venv-bench/bin/python benchmarks/ants_pair.py FIXED MOVING MOVING_LABELS OUT_LABELS OUT_JSON [--transform SyN] [--options JSON]
+    .venv-bench/bin/python benchmarks/ants_pair.py FIXED MOVING MOVING_LABELS OUT_LABELS OUT_JSON \\
+        [--transform SyN] [--options JSON]
 
 FIXED is the target image, MOVING the atlas image. Writes the atlas labels warped onto the
 target grid (genericLabel interpolation) and a JSON with the wall and CPU seconds of
@@ -30,7 +31,8 @@ def register(fixed, moving, moving_labels, transform: str, seed: int, options: d
 
 
 def folded_fraction(fixed, transforms) -> float:
-    """Share of fixed-grid voxels where the deformable warp's Jacobian determinant is <= 0 (the affine part has det > 0)."""
+    """Share of fixed-grid voxels where the deformable warp's Jacobian determinant is <= 0 (the affine part has
+    det > 0)."""
     warp = next(t for t in transforms if t.endswith((".nii.gz", ".nii")))
     determinant = ants.create_jacobian_determinant_image(fixed, warp, do_log=False).numpy()
     return float(np.mean(determinant <= 0))

@@ -1,6 +1,7 @@
-"""Train the accuracy benchmark's models side by side on one device, each for as many iterations as fit a wall-clock budget.
+"""Train the accuracy benchmark's models side by side on one device, each for as many iterations as fit a wall-clock
+budget.
 
-For a GPU session of fixed length: every job first runs ``--calibrate`` iterations, all
+For GPU time of fixed length: every job first runs ``--calibrate`` iterations, all
 side by side as the real runs will be, which measures each job's start-up seconds and
 seconds per iteration under that load; each job then trains afresh with
 ``floor((budget - start-up) / seconds per iteration * --margin)`` iterations, so the

@@ -4,10 +4,10 @@ The cohort is every hippocampus scan except the atlas and the three bundled
 held-out scans (`ltnet.sample.HELD_OUT`), so tests and `ltnet demo` score the
 model on scans it never saw. Two stages, each an ``ltnet train`` run that can be resumed:
 
-1. ``ltnet train``'s defaults (the schedule of docs/BENCHMARKS.md, "Tuning LT-Net") with the scan held
-   fixed in the pre-alignment (item 25), 1500 iterations at lr 3e-4;
-2. that model taught by its own refinement (``--init ... --teach 10 --iterations 600 --lr 1e-4``, items 31 and 34),
-   which raised the mean Dice over the 59 benchmark targets from 0.768 to 0.782 (``--teach 0`` skips it).
+1. ``ltnet train``'s defaults (the schedule measured in docs/TUNING.md) with the scan held
+   fixed in the pre-alignment (``--prealign-fixed scan``), 1500 iterations at lr 3e-4;
+2. that model taught by its own refinement, weighted toward the labels (``--init ... --teach 10 --iterations 600
+   --lr 1e-4``), which raised the mean Dice over the 59 benchmark targets from 0.768 to 0.782 (``--teach 0`` skips it).
 
 The training state (optimizer moments) is dropped from the bundled file to keep it small; `--init`
 fine-tunes from it.
@@ -83,12 +83,14 @@ def main() -> None:
     model.reference_lncc, model.reference_label_lncc = reference_lncc(model.networks.eval(), atlas, atlas_labels, scans)
     save_model(model, sample.demo_model_path())
     print(
-        f"wrote {sample.demo_model_path()} ({sample.demo_model_path().stat().st_size / 1e6:.1f} MB, {model.iteration} iterations)"
+        f"wrote {sample.demo_model_path()} "
+        f"({sample.demo_model_path().stat().st_size / 1e6:.1f} MB, {model.iteration} iterations)"
     )
 
 
 def train(out: Path, cohort: Path, *arguments: str) -> None:
-    """``ltnet train`` on the sample atlas and ``cohort`` into ``out`` with ``arguments``, resuming ``out`` if it exists."""
+    """``ltnet train`` on the sample atlas and ``cohort`` into ``out`` with ``arguments``, resuming ``out`` if it
+    exists."""
     command = [
         sys.executable,
         "-m",

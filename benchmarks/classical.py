@@ -94,7 +94,8 @@ DATASETS = {
             "NumberOfSpatialSamples": 4096,
             "FinalGridSpacingInPhysicalUnits": 10.0,
         },
-        # Defaults (2100/1200/1200/10 affine iterations) took > 5 CPU minutes per brain pair here; affine cut to fit the budget.
+        # Defaults (2100/1200/1200/10 affine iterations) took > 5 CPU minutes per brain pair here; affine cut to fit the
+        # budget.
         {"aff_iterations": [200, 100, 50, 0]},
     ),
 }
@@ -349,7 +350,8 @@ def available_methods() -> dict:
         methods["ANTs SyN (antspyx)"] = ants_syn
     else:
         print(
-            f"{ANTS_PYTHON} not found: ANTs skipped (python3 -m venv .venv-bench && .venv-bench/bin/pip install antspyx)",
+            f"{ANTS_PYTHON} not found: ANTs skipped "
+            "(python3 -m venv .venv-bench && .venv-bench/bin/pip install antspyx)",
             file=sys.stderr,
         )
     return methods
@@ -395,7 +397,7 @@ def table(rows: list[dict], dataset: Dataset, methods: list[str]) -> str:
     ]
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
-        column = lambda key: [float(r[key]) for r in mine]  # noqa: E731
+        column = lambda key, mine=mine: [float(r[key]) for r in mine]  # noqa: E731
         folded = [float(r["folded_fraction"]) for r in mine if r["folded_fraction"] != ""]
         folded_text = f"{100 * np.mean(folded):.3f} % (max {100 * np.max(folded):.3f} %)" if folded else "0 (no field)"
         threads = sorted({r["threads"] for r in mine})
@@ -403,7 +405,8 @@ def table(rows: list[dict], dataset: Dataset, methods: list[str]) -> str:
             f"| {method} | "
             + " | ".join(mean_std(column(f"dice_{n}")) for n in names)
             + f" | {mean_std(column('mean_dice'))} | {mean_std(column('hd95_mm'))} | {folded_text}"
-            + f" | {np.mean(column('seconds_wall')):.2f} ({np.mean(column('seconds_cpu')):.2f}) | {', '.join(map(str, threads))} |"
+            + f" | {np.mean(column('seconds_wall')):.2f} ({np.mean(column('seconds_cpu')):.2f})"
+            + f" | {', '.join(map(str, threads))} |"
         )
     return "\n".join(lines)
 
@@ -438,7 +441,9 @@ def section(
     protocol = describe_pairs(dataset, sorted({(r["atlas"], r["target"]) for r in rows}), every)
     parameters = ", ".join(f"[`{p.name}`](benchmarks/{p.name})" for p in parameter_files)
     plot = f"\n![mean Dice per target](benchmarks/{figure.name})\n" if figure else ""
-    return f"""## Classical baselines, one-shot, {dataset.folder} (`benchmarks/classical.py --data {data}{f" --every {every}" if every > 1 else ""}`)
+    command = f"benchmarks/classical.py --data {data}" + (f" --every {every}" if every > 1 else "")
+    ants_options = "".join(f", {k}={tuple(v)}" for k, v in dataset.ants.items())
+    return f"""## Classical baselines, one-shot, {dataset.folder} (`{command}`)
 
 {protocol}; fixed = target, moving = atlas; warped atlas labels scored on each target's own grid
 against its reference labels (Dice mean ± std over pairs; HD95 = 95th-percentile symmetric surface
@@ -446,18 +451,23 @@ distance, mean over labels). Folded voxels: share of target-grid voxels with Jac
 (elastix: `transformix -jac all`; ANTs: `create_jacobian_determinant_image` of the SyN warp), mean and worst pair.
 Seconds per scan: registration + label warp (not Jacobian or scoring), wall clock and CPU (user + system);
 the machine may have been shared with other jobs (the notes below each table say how busy), so wall seconds can be
-inflated and CPU seconds are the fairer cost; ANTs seconds are taken inside its worker, without Python start-up and antspyx import.
+inflated and CPU seconds are the fairer cost; ANTs seconds are taken inside its worker, without Python start-up and \
+antspyx import.
 Per-pair results: [`classical_{data}.csv`](benchmarks/classical_{data}.csv).
 
 - No registration: atlas labels at the same physical points. Affine only: `ltnet.data.prealign.affine_prealign`
   (Mattes MI, multi-resolution, the atlas fixed: its default) on `normalise`d images.
 - elastix {elastix_version()}: affine then B-spline, adaptive stochastic gradient descent, Mattes MI (32 bins),
-  random sampling, smoothing pyramid; affine: {settings(dataset.elastix_affine)}; B-spline: {settings(dataset.elastix_bspline)};
+  random sampling, smoothing pyramid; affine: {settings(dataset.elastix_affine)}; \
+B-spline: {settings(dataset.elastix_bspline)};
   labels by transformix with FinalBSplineInterpolationOrder 0. Parameter files: {parameters}.
-- ANTs: antspyx {ants_version()} `ants.registration(type_of_transform="SyN", random_seed=1{"".join(f", {k}={tuple(v)}" for k, v in dataset.ants.items())})`, otherwise defaults
-  (affine then SyN, Mattes MI, SyN iterations 40/20/0 at shrink 4/2/1); labels by `apply_transforms(interpolator="genericLabel")`.
+- ANTs: antspyx {ants_version()} `ants.registration(type_of_transform="SyN", random_seed=1{ants_options})`, \
+otherwise defaults
+  (affine then SyN, Mattes MI, SyN iterations 40/20/0 at shrink 4/2/1); labels by \
+`apply_transforms(interpolator="genericLabel")`.
 - Inputs: images `normalise`d to [0, 1] (ltnet.data.intensity), the same for every method.
-- Benchmark-only dependencies: `apt-get install -y elastix`; `python3 -m venv .venv-bench && .venv-bench/bin/pip install antspyx`
+- Benchmark-only dependencies: `apt-get install -y elastix`; \
+`python3 -m venv .venv-bench && .venv-bench/bin/pip install antspyx`
   (separate venv: antspyx 0.6.3 pins numpy < 2.4).
 - Machine: {machine()}, {os.cpu_count()} cores.
 
@@ -523,7 +533,8 @@ def merged_rows(csv_path: Path, parts: list[Path]) -> list[dict]:
 def run_pairs(
     todo: list[tuple[str, str]], dataset: Dataset, threads: int, keep: list[dict], out_csv: Path | None
 ) -> list[dict]:
-    """Every method on every pair; the CSV (``keep`` + new rows) is rewritten after each pair so work survives a stop."""
+    """Every method on every pair; the CSV (``keep`` + new rows) is rewritten after each pair so work survives a
+    stop."""
     methods = available_methods()
     rows = []
     with tempfile.TemporaryDirectory(prefix="classical_") as temporary:

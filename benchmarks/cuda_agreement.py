@@ -1,4 +1,4 @@
-"""Does a transfer on a GPU give the labels a CPU gives? The bundled model on every bundled sample scan, on both devices.
+"""Does a transfer on a GPU give the labels a CPU gives? The bundled model on each bundled sample scan, on both devices.
 
 Per scan: the share of voxels whose label agrees between the CPU and the CUDA transfer
 (the GPU runs the networks in bfloat16, so a few boundary voxels may differ), the mean
@@ -73,13 +73,15 @@ def main() -> None:
     for steps in (0, args.refine_steps):
         rows = np.array([a[1:] for a in agreements if a[0] == steps])
         summary.append(
-            f"- {steps} refinement steps: voxels agreeing {rows[:, 0].min():.4f} at worst, {rows[:, 0].mean():.4f} on average; "
+            f"- {steps} refinement steps: "
+            f"voxels agreeing {rows[:, 0].min():.4f} at worst, {rows[:, 0].mean():.4f} on average; "
             f"mean Dice CPU {rows[:, 1].mean():.3f}, CUDA {rows[:, 2].mean():.3f}."
         )
     section = "\n\n".join(
         [
             "## CUDA against CPU (`benchmarks/cuda_agreement.py`)",
-            f"The bundled demo model on the {len(sample.scan_paths())} bundled sample scans, transferred on the CPU (float32) and on "
+            f"The bundled demo model on the {len(sample.scan_paths())} bundled sample scans, "
+            "transferred on the CPU (float32) and on "
             f"the GPU (bfloat16 networks), with and without test-time refinement. Device: {machine()}.",
             "\n".join(summary),
             "\n".join(lines),

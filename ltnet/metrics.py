@@ -23,7 +23,8 @@ def labels_without_registration(atlas_labels: sitk.Image, target: sitk.Image) ->
 
 
 def labels_with_transform(atlas_labels: sitk.Image, target: sitk.Image, to_atlas: sitk.Transform) -> sitk.Image:
-    """The atlas labels resampled onto the target through ``to_atlas`` (target points -> atlas points), nearest neighbour."""
+    """The atlas labels resampled onto the target through ``to_atlas`` (target points -> atlas points), nearest
+    neighbour."""
     return sitk.Resample(atlas_labels, target, to_atlas, sitk.sitkNearestNeighbor, 0, atlas_labels.GetPixelID())
 
 
@@ -38,7 +39,8 @@ def hausdorff95_mm(result: sitk.Image, reference: sitk.Image, value: int) -> flo
         return float("nan")
     distances = []
     for surface_of, distance_to in ((a, b), (b, a)):
-        # GetArrayFromImage (a copy): a view of a temporary image dangles once the image is freed (segfault on large grids).
+        # GetArrayFromImage (a copy): a view of a temporary image dangles once the image is freed (segfault on large
+        # grids).
         surface = sitk.GetArrayFromImage(sitk.LabelContour(surface_of)) > 0
         distance = sitk.GetArrayFromImage(
             sitk.Abs(sitk.SignedMaurerDistanceMap(distance_to, squaredDistance=False, useImageSpacing=True))

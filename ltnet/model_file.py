@@ -121,13 +121,15 @@ def load_model(path, device="cpu") -> LTNetModel:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for foreign or truncated files
         raise LTNetError(
-            f"{path}: is not an LTNet model or is damaged ({type(error).__name__}); give a model written by `ltnet train`."
+            f"{path}: is not an LTNet model or is damaged ({type(error).__name__}); "
+            "give a model written by `ltnet train`."
         ) from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise LTNetError(f"{path}: is a torch file but not an LTNet model; give a model written by `ltnet train`.")
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise LTNetError(
-            f"{path}: was written by a newer LTNet (format {state['format_version']}, ltnet {state['versions'].get('ltnet')}); update LTNet."
+            f"{path}: was written by a newer LTNet "
+            f"(format {state['format_version']}, ltnet {state['versions'].get('ltnet')}); update LTNet."
         )
     try:
         networks = LTNetNetworks(NetworkConfig.from_dict(state["network"]))

@@ -22,7 +22,7 @@ raises the very match the score reads, so scored on the refined field every one 
 the 59 hippocampus targets was ``OK`` after 3 or 20 steps (median score 1.10 and
 1.14), the worst ones too. The network's match ranks the refined results better
 (Spearman 0.56 against 0.50 with the refined Dice, 3 steps) and flags 4 of their
-5 worst (docs/BENCHMARKS.md, "Tuning LT-Net", item 30). The refined field's own
+5 worst (docs/TUNING.md, "The QC of a refined transfer"). The refined field's own
 match is kept beside it, and its folding and cycle still count.
 
 Verdict thresholds (documented for users in the README and the Slicer help):
@@ -39,7 +39,9 @@ from ltnet.nn import losses
 from ltnet.nn.cycle import Cycle
 from ltnet.nn.warp import compose, jacobian_determinant, warp
 
-OK_THRESHOLD = 0.95  # 5 % below the model's typical match: on the hippocampus benchmark it flags 4 of the 5 worst of 59 (docs/BENCHMARKS.md)
+#: 5 % below the model's typical match: on the hippocampus benchmark it flags 4 of the 5 worst of 59
+#: (docs/BENCHMARKS.md).
+OK_THRESHOLD = 0.95
 CHECK_THRESHOLD = 0.60
 CYCLE_DICE_GATE = 0.80  # below it a transfer is never OK
 FOLDING_TOLERANCE = 0.01  # share of folded voxels above which the score is penalised
@@ -130,7 +132,8 @@ def reference_lncc(
     nets, atlas: torch.Tensor, atlas_one_hot: torch.Tensor, scans: list[torch.Tensor], limit: int = 8
 ) -> tuple[float, float]:
     """The model's typical image match ``(whole grid, label region)``: medians of ``image_match`` of the atlas and its
-    labels ``(1, K, D, H, W)`` warped by ``G_F`` onto (up to ``limit``, evenly spread) training scans ``(1, 1, D, H, W)``.
+    labels ``(1, K, D, H, W)`` warped by ``G_F`` onto (up to ``limit``, evenly spread) training scans
+    ``(1, 1, D, H, W)``.
 
     ``scans`` may live on another device than ``atlas``: only the chosen ones are moved.
     """

@@ -11,10 +11,10 @@ raises the refined one, see ``ltnet.qc``).
 
 Adam's first steps move every coefficient of the update by about the step size, so
 a few steps take most of the gain: on the 59 hippocampus targets 3 steps raised the
-mean Dice from 0.769 to 0.786, 20 steps to 0.794 (docs/BENCHMARKS.md, "Tuning
-LT-Net", item 29).
+mean Dice from 0.769 to 0.786, 20 steps to 0.794 (docs/TUNING.md, "A few
+refinement steps").
 
-Measured on 20 hippocampus targets (docs/BENCHMARKS.md has the full benchmark),
+Measured on 20 hippocampus targets (docs/TUNING.md has the full comparison),
 20 steps: the half-resolution update gained 0.021 mean Dice (0.86 % folded voxels,
 0.37 % before) in about 0.6 s per scan; a full-resolution update gained 0.016 and
 folded 1.5 %; fine-tuning the weights of ``G_F`` and ``G_B`` instead gained 0.003 in
@@ -44,7 +44,8 @@ from ltnet.nn.losses import LossWeights
 from ltnet.nn.networks import RegistrationNet
 from ltnet.nn.warp import field_on_grid, warp
 
-#: Adam step size in voxels of the grid the fit runs on (measured, 20 steps: 0.5 gained 0.021, 1.0 gained 0.023 but folded more).
+#: Adam step size in voxels of the grid the fit runs on (measured, 20 steps: 0.5 gained 0.021, 1.0 gained 0.023 but
+#: folded more).
 STEP_SIZE = 0.5
 
 
@@ -66,13 +67,16 @@ def refine(
     step_size: float = STEP_SIZE,
     finer: tuple[torch.Tensor, torch.Tensor, float] | None = None,
     start: torch.Tensor | None = None,
+    on_step=None,
 ) -> torch.Tensor:
     """The forward displacement ``(1, 3, D, H, W)`` (voxels) for ``atlas`` -> ``scan`` (both ``(1, 1, D, H, W)`` on the
-    network grid) after ``steps`` Adam steps on ``weights.sim·L_sim + weights.smooth·L_smooth``, starting from ``G_F``'s.
+    network grid) after ``steps`` Adam steps on ``weights.sim·L_sim + weights.smooth·L_smooth``, starting from
+    ``G_F``'s.
 
     ``finer``: the atlas and the scan on ``NetworkGrid.finer(f)`` (``(1, 1, D', H', W')`` each), and ``f``; ``G_F``'s
     field is resampled there, the fit runs there, and the result lies there, in its voxels. ``start``: ``G_F``'s
-    field (``unet_field``) for the pair when the caller has it already.
+    field (``unet_field``) for the pair when the caller has it already. ``on_step(k)``: called as step ``k`` (from 1)
+    begins, for progress reports.
     """
     with torch.no_grad():
         start = (g_forward.unet_field(atlas, scan) if start is None else start).float()
@@ -83,7 +87,9 @@ def refine(
     update = torch.zeros(1, 3, *[max(1, n // 2) for n in size], device=start.device, requires_grad=True)
     field = lambda: start + F.interpolate(update, size=size, mode="trilinear", align_corners=True)  # noqa: E731
     optimizer = torch.optim.Adam([update], lr=step_size)
-    for _ in range(steps):
+    for step in range(1, steps + 1):
+        if on_step is not None:
+            on_step(step)
         displacement = g_forward.displacement(field())
         loss = weights.sim * losses.similarity(scan, warp(atlas, displacement)) + weights.smooth * losses.smoothness(
             displacement

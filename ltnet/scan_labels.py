@@ -100,7 +100,8 @@ def with_background_border(channels: torch.Tensor) -> torch.Tensor:
 
 
 def trilinear_votes(padded: torch.Tensor, index_xyz: torch.Tensor, count: int) -> torch.Tensor:
-    """Each channel's mask interpolated trilinearly at ``index_xyz`` ``(N, 3)`` (indices of the unpadded volume): ``(N, count)``.
+    """Each channel's mask interpolated trilinearly at ``index_xyz`` ``(N, 3)`` (indices of the unpadded volume):
+    ``(N, count)``.
 
     ``padded`` is the channel-index volume with its background border (``with_background_border``):
     corners outside the volume land on it, so the background is 1 outside the atlas and every row sums to 1.
@@ -126,7 +127,8 @@ def trilinear_votes(padded: torch.Tensor, index_xyz: torch.Tensor, count: int) -
 
 
 def _sample(volume: torch.Tensor, index_xyz: torch.Tensor, size_xyz: torch.Tensor) -> torch.Tensor:
-    """Trilinear samples of ``volume`` ``(C, D, H, W)`` at continuous indices ``(..., 3)`` (x, y, z), zero outside: ``(C, ...)``."""
+    """Trilinear samples of ``volume`` ``(C, D, H, W)`` at continuous indices ``(..., 3)`` (x, y, z), zero outside:
+    ``(C, ...)``."""
     normalised = (2.0 * index_xyz / (size_xyz - 1) - 1.0).float()
     spatial = index_xyz.shape[:-1]
     sampled = F.grid_sample(

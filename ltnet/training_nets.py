@@ -56,6 +56,7 @@ class TrainingNets:
         return self.nets.discriminate(image)
 
     def discriminator_loss(self, scan: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
-        """Least-squares loss of ``D`` on real scans ``u`` and detached warped atlases ``ū``, both ``(B, 1, D, H, W)``."""
+        """Least-squares loss of ``D`` on real scans ``u`` and detached warped atlases ``ū``, both
+        ``(B, 1, D, H, W)``."""
         scores = self.discriminator(torch.cat([scan, warped.detach()]))[-1]
         return losses.lsgan_discriminator(scores[: len(scan)], scores[len(scan) :])

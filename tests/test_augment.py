@@ -1,4 +1,5 @@
-"""Training-scan augmentation: the identity leaves a scan alone, shifts and rotations are in voxel units, gamma acts on values."""
+"""Training-scan augmentation: the identity leaves a scan alone, shifts and rotations are in voxel units, gamma acts
+on values."""
 
 import math
 

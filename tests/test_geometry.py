@@ -21,7 +21,8 @@ from ltnet.transfer import transfer
 
 
 def identity_model(atlas_image, atlas_labels, content_size=None) -> LTNetModel:
-    """A model whose forward network outputs exactly zero displacement (grid: the atlas's voxels, or ``content_size``)."""
+    """A model whose forward network outputs exactly zero displacement (grid: the atlas's voxels, or
+    ``content_size``)."""
     torch.manual_seed(0)
     networks = LTNetNetworks(NetworkConfig())
     for net in (networks.g_forward, networks.g_backward):
@@ -63,7 +64,7 @@ def test_a_grid_finer_by_a_factor_that_is_not_whole_covers_the_box_and_at_most_o
             coarse.TransformIndexToPhysicalPoint(index), fine.TransformIndexToPhysicalPoint([i * 3 // 2 for i in index])
         )
     last = fine.TransformPhysicalPointToContinuousIndex(coarse.TransformIndexToPhysicalPoint([31, 39, 47]))
-    assert np.allclose(last, [46.5, 58.5, 70.5]) and all(l <= n - 1 for l, n in zip(last, finer.size))
+    assert np.allclose(last, [46.5, 58.5, 70.5]) and all(i <= n - 1 for i, n in zip(last, finer.size))
 
 
 @pytest.mark.parametrize("factor", [2.0, 1.5, 0.5])
@@ -96,7 +97,8 @@ def test_physical_displacement_follows_direction_and_spacing():
 
 @pytest.mark.parametrize("finer_by", [None, 2.0, 1.5])
 def test_oblique_anisotropic_target_gets_labels_on_its_own_grid(atlas_image, atlas_labels, finer_by, monkeypatch):
-    # refined: a 2.2 mm network grid, refined on a 1.1 mm one (ltnet.refine.refinement_grid), or on 1.47 mm within a smaller budget
+    # refined: a 2.2 mm network grid, refined on a 1.1 mm one (ltnet.refine.refinement_grid), or on 1.47 mm within a
+    # smaller budget
     refine_on_a_finer_grid = finer_by is not None
     model = identity_model(atlas_image, atlas_labels, (18, 24, 18) if refine_on_a_finer_grid else None)
     if finer_by == 1.5:

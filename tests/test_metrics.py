@@ -1,4 +1,5 @@
-"""Scoring helpers on grids large enough that a dangling array view would crash (regression: HD95 segfaulted on brains)."""
+"""Scoring helpers on grids large enough that a dangling array view would crash (regression: HD95 segfaulted on
+brains)."""
 
 import numpy as np
 import SimpleITK as sitk

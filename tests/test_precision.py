@@ -1,4 +1,5 @@
-"""The precision the networks transfer labels in: bfloat16 where the hardware computes it natively, float32 elsewhere."""
+"""The precision the networks transfer labels in: bfloat16 where the hardware computes it natively, float32
+elsewhere."""
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def test_labels_and_qc_transferred_in_bfloat16_agree_with_float32(monkeypatch):
     model, target = load_model(sample.demo_model_path()), read_image(sample.held_out_scan_paths()[0])
     results = {}
     for native in (False, True):
-        monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: native)
+        monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda native=native: native)
         results[native] = transfer(model, target, "cpu", extras=False)
     exact, fast = (sitk.GetArrayFromImage(results[native].labels) for native in (False, True))
     assert exact.any()

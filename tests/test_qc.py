@@ -80,8 +80,9 @@ def test_a_flipped_scan_is_flagged(model):
 
 
 def test_a_refined_transfer_is_scored_on_the_networks_own_match(model):
-    # the fit raises the match the score reads (every hippocampus target was OK after it: docs/BENCHMARKS.md, item 30),
-    # so a refined transfer is scored as its unrefined one, and a broken one stays flagged
+    # the fit raises the match the score reads (scored on the refined field, every one of the 59 hippocampus targets
+    # was OK after 3 or 20 steps: docs/TUNING.md), so a refined transfer is scored as its unrefined one, and a broken
+    # one stays flagged
     scan = read_image(sample.held_out_scan_paths()[0])
     plain, refined = transfer(model, scan, extras=False).qc, transfer(model, scan, refine_steps=3, extras=False).qc
     assert refined["network_label_lncc"] == pytest.approx(plain["label_lncc"], abs=1e-3)
@@ -105,7 +106,8 @@ def test_a_wrong_atlas_is_flagged():
     right = load_model(sample.demo_model_path())
     good_scores = [transfer(right, target, extras=False).qc["score"] for target in targets]
     # a model that registers well deforms even a noise atlas toward the scan, so the whole-grid match is
-    # not zero (about 0.4); where the labels went it is low (about 0.1), and the score lies far below every right transfer's
+    # not zero (about 0.4); where the labels went it is low (about 0.1), and the score lies far below every right
+    # transfer's
     assert wrong_qc["verdict"] == "likely failed", wrong_qc
     assert wrong_qc["label_lncc"] < wrong_qc["lncc"], wrong_qc
     assert wrong_qc["score"] < min(good_scores) - 0.5, (wrong_qc, good_scores)

@@ -76,7 +76,8 @@ def test_labels_on_scan_match_simpleitk_along_the_composite_transform():
 
 
 def test_a_coarse_grid_keeps_one_voxel_thin_atlas_labels():
-    """With a zero field and no pre-alignment, transfer onto the atlas's own grid gives back its labels exactly, though the grid is 3-5 times coarser."""
+    """With a zero field and no pre-alignment, transfer onto the atlas's own grid gives back its labels exactly,
+    though the grid is 3-5 times coarser."""
     atlas = sitk.Image([40, 36, 32], sitk.sitkUInt8)
     atlas.SetSpacing([1.0, 0.8, 1.4])
     atlas.SetDirection(oblique_direction(30.0))

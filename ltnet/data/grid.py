@@ -14,11 +14,13 @@ import SimpleITK as sitk
 
 MIN_SIZE = 32  # voxels per axis: the discriminator's three stride-2 layers need at least this
 #: The most voxels test-time refinement takes a grid finer than the network's to, per device type (``ltnet.refine``).
-#: CPU: a step costs about 0.4 µs per voxel on one core, so 20 steps at 2^21 take about 16 s (IBSR at 2 mm, docs/BENCHMARKS.md);
+#: CPU: a step costs about 0.4 µs per voxel on one core, so 20 steps at 2^21 take about 16 s
+#: (IBSR at 2 mm, docs/BENCHMARKS.md);
 #: CUDA: 20 steps at 160x192x224 (6.9 million voxels) took 2.0 s in 4.5 GiB on an H100; an IBSR scan refined at
 #: 190x142x190 (5.1 million) took about 2.6 s on an H200, pre-alignment included.
 REFINE_MAX_VOXELS = {"cpu": 2**21, "cuda": 2**23}
-#: Steps between the factors ``NetworkGrid.finest_within`` tries: a 3 mm grid refines at 2 mm (x1.5) within the CPU budget.
+#: Steps between the factors ``NetworkGrid.finest_within`` tries: a 3 mm grid refines at 2 mm (x1.5) within the CPU
+#: budget.
 FINER_STEP = 0.5
 
 
@@ -33,7 +35,8 @@ class NetworkGrid:
 
     @classmethod
     def around(cls, image: sitk.Image, content_size, multiple: int) -> "NetworkGrid":
-        """A grid holding all of ``image`` in ``content_size`` voxels (x, y, z), padded to ``multiple`` and at least 32."""
+        """A grid holding all of ``image`` in ``content_size`` voxels (x, y, z), padded to ``multiple`` and at least
+        32."""
         extent = np.asarray(image.GetSize()) * np.asarray(image.GetSpacing())
         spacing = float(max(extent / np.asarray(content_size, dtype=float)))
         size = tuple(max(MIN_SIZE, int(math.ceil(c / multiple) * multiple)) for c in content_size)
@@ -115,7 +118,8 @@ class NetworkGrid:
 
 
 def default_content_size(image: sitk.Image, max_voxels: int = 128) -> tuple[int, int, int]:
-    """Network grid content (x, y, z voxels): the image at its finest spacing, coarsened until no axis exceeds ``max_voxels``."""
+    """Network grid content (x, y, z voxels): the image at its finest spacing, coarsened until no axis exceeds
+    ``max_voxels``."""
     extent = [n * s for n, s in zip(image.GetSize(), image.GetSpacing())]
     spacing = max(min(image.GetSpacing()), max(extent) / max_voxels)
     return tuple(max(8, round(e / spacing)) for e in extent)
@@ -130,7 +134,8 @@ def no_finer_than(image: sitk.Image, spacing: float) -> sitk.Image:
 def resample(
     image: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None, default: float = 0.0
 ) -> sitk.Image:
-    """Linear resampling of ``image`` onto ``reference``'s grid; ``transform`` maps reference points to ``image`` points."""
+    """Linear resampling of ``image`` onto ``reference``'s grid; ``transform`` maps reference points to ``image``
+    points."""
     return sitk.Resample(image, reference, transform or sitk.Transform(), sitk.sitkLinear, default, sitk.sitkFloat32)
 
 

@@ -112,7 +112,8 @@ def refinement_source(normalised: sitk.Image, grid: NetworkGrid) -> sitk.Image |
 
 
 def channel_indices(label_image: sitk.Image, values: list[int]) -> sitk.Image:
-    """``label_image`` with each label value replaced by its index in ``values`` (uint8, int16 past 256 labels); same geometry."""
+    """``label_image`` with each label value replaced by its index in ``values`` (uint8, int16 past 256 labels); same
+    geometry."""
     array = sitk.GetArrayViewFromImage(label_image)
     channels = np.zeros(array.shape, np.uint8 if len(values) <= 256 else np.int16)
     for k, value in enumerate(values):

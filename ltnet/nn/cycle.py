@@ -52,7 +52,7 @@ def run_cycle(
     round trip, not twice (``ū`` along ``Δ_B``) (ours): both are ``l ∘ Δ_F ∘ Δ_B``, but
     each trilinear resampling blurs, and only a zero (or whole-voxel) field is
     resampled without loss, so the two-step version rewards ``G_F`` for staying at the
-    identity whatever ``G_B`` does (measured in docs/BENCHMARKS.md).
+    identity whatever ``G_B`` does (measured in docs/TUNING.md).
 
     ``forward`` replaces ``G_F``'s prediction (a field refined for this scan, ``ltnet.refine``).
     """

@@ -82,7 +82,8 @@ def similarity(fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
 
 @in_float32
 def local_ncc(fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
-    """The local (9³) normalised cross-correlation per voxel, ``(B, 1, D, H, W)`` in [-1, 1]; ``-similarity`` is its mean."""
+    """The local (9³) normalised cross-correlation per voxel, ``(B, 1, D, H, W)`` in [-1, 1]; ``-similarity`` is its
+    mean."""
     return -_LNCC_MAP(warped, fixed)
 
 
@@ -116,7 +117,7 @@ def transformation_cycle(round_trip: torch.Tensor) -> torch.Tensor:
     grid, as in spatial transformers built on ``grid_sample``. In voxels, ``ρ``'s
     near-L1 slope (γ = 0.45, ε = 0.001) at weight λ2 outweighs the image match, and
     ``G_F`` stays at the identity, where the round trip is trivially zero
-    (docs/BENCHMARKS.md, "Tuning LT-Net").
+    (docs/TUNING.md).
     """
     half_extent = torch.tensor(
         [(n - 1) / 2 for n in round_trip.shape[2:]], dtype=round_trip.dtype, device=round_trip.device

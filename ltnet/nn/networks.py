@@ -84,7 +84,8 @@ class RegistrationNet(nn.Module):
         return self.displacement(self.unet_field(moving, fixed))
 
     def unet_field(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
-        """What the U-Net predicts, ``(B, 3, D, H, W)`` voxels: the displacement, or the velocity of a diffeomorphic net."""
+        """What the U-Net predicts, ``(B, 3, D, H, W)`` voxels: the displacement, or the velocity of a diffeomorphic
+        net."""
         field = self.unet(torch.cat([moving, fixed], dim=1))
         if self.field_downsize == 1:
             return field

@@ -44,7 +44,8 @@ def compose(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
 
 
 def integrate(velocity: torch.Tensor) -> torch.Tensor:
-    """Scaling and squaring (7 steps) of a stationary velocity field ``(B, 3, D, H, W)`` into a displacement (voxels)."""
+    """Scaling and squaring (7 steps) of a stationary velocity field ``(B, 3, D, H, W)`` into a displacement
+    (voxels)."""
     _check_field(velocity, velocity)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -64,7 +65,8 @@ def jacobian_determinant(displacement: torch.Tensor) -> torch.Tensor:
 def _check_field(image: torch.Tensor, displacement: torch.Tensor) -> None:
     if image.dim() != 5 or displacement.dim() != 5 or displacement.shape[1] != 3:
         raise ValueError(
-            f"expected image (B, C, D, H, W) and displacement (B, 3, D, H, W), got {tuple(image.shape)} and {tuple(displacement.shape)}"
+            "expected image (B, C, D, H, W) and displacement (B, 3, D, H, W), "
+            f"got {tuple(image.shape)} and {tuple(displacement.shape)}"
         )
     if image.shape[2:] != displacement.shape[2:] or image.shape[0] != displacement.shape[0]:
         raise ValueError(
