@@ -1,4 +1,8 @@
-"""``ltnet demo``: label the bundled held-out sample scans with the bundled model, score them, draw a figure."""
+"""``ltnet demo``: label the bundled held-out sample scans with the bundled model, score them, draw a figure.
+
+The figure needs matplotlib (``pip install 'ltnet[figure]'``); without it the demo writes the labels and the QC
+and says in one line how to get the figure.
+"""
 
 import json
 import sys
@@ -10,7 +14,7 @@ import SimpleITK as sitk
 from ltnet import sample
 from ltnet.data.io import read_image, read_label_map, write_label_map
 from ltnet.device import pick_device
-from ltnet.figure import transfer_figure
+from ltnet.figure import missing_figure_support, transfer_figure
 from ltnet.metrics import dice_per_label, labels_without_registration
 from ltnet.model_file import load_model
 from ltnet.paths import stem
@@ -24,9 +28,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     for sub in ("labels", "qc"):
-        (out / sub).mkdir(exist_ok=True)
+        (out / sub).mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
     model = load_model(sample.demo_model_path(), device)
     atlas_labels = read_label_map(sample.atlas_labels_path()).image
@@ -44,25 +47,32 @@ def run(args) -> int:
         ltnet_dice = dice_per_label(result.labels, reference, values)
         none_dice = dice_per_label(labels_without_registration(atlas_labels, reference), reference, values)
         lines.append(
-            f"  {name}: Dice LTNet {_fmt(ltnet_dice)}  (no registration {_fmt(none_dice)})  QC {result.qc['verdict']} ({result.qc['score']:.2f})"
+            f"  {name}: Dice LTNet {_fmt(ltnet_dice)}  (no registration {_fmt(none_dice)})"
+            f"  QC {result.qc['verdict']} ({result.qc['score']:.2f})"
         )
-        cycle_error = sitk.Abs(result.reconstructed_atlas - atlas_image)
         rows.append(
             {
                 "atlas": atlas_image,
                 "atlas_labels": atlas_grid_labels,
                 "target": target,
                 "labels": result.labels,
-                "cycle_error": cycle_error,
-                "title": name,
+                "cycle_error": sitk.Abs(result.reconstructed_atlas - atlas_image),
+                "name": name,
+                "dice": ltnet_dice,
+                "qc": result.qc,
             }
         )
-    transfer_figure(out / "demo.png", rows, {label.value: label.color for label in model.labels})
     print(
         "ltnet demo: labels of the three held-out sample scans (Dice against their reference labels):", file=sys.stderr
     )
     print("\n".join(lines), file=sys.stderr)
-    print(f"wrote {out}/labels/, {out}/qc/ and {out}/demo.png", file=sys.stderr)
+    missing = missing_figure_support()
+    if missing:
+        print(f"ltnet demo: {missing}", file=sys.stderr)
+        print(f"wrote {out}/labels/ and {out}/qc/", file=sys.stderr)
+    else:
+        transfer_figure(out / "demo.png", rows, model.labels)
+        print(f"wrote {out}/labels/, {out}/qc/ and {out}/demo.png", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,124 @@
+"""The results table of the README and of docs/BENCHMARKS.md's summary, computed from the benchmark CSVs.
+
+Usage: ``python benchmarks/summary.py`` (rewrites both tables; ``--check`` only says whether they are current).
+Every number in the table comes from the per-pair CSVs in docs/benchmarks/ that ``benchmarks/accuracy.py`` and
+``benchmarks/classical.py`` write, so the README cannot drift from the benchmark pages.
+"""
+
+import argparse
+import csv
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CSV_DIR = ROOT / "docs" / "benchmarks"
+README = ROOT / "README.md"
+BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+SECTION = "results"  # docs/BENCHMARKS.md: <!-- results --> ... <!-- /results -->, as benchmarks/report.py writes
+
+# (data set heading, CSV stem of benchmarks/accuracy.py, of benchmarks/classical.py)
+DATASETS = (
+    ("MSD hippocampus, 59 scans", "accuracy_hippocampus", "classical_hippocampus"),
+    ("IBSR brains, 12 pairs", "accuracy_ibsr18", "classical_ibsr18"),
+)
+# (row label, method name in the CSVs per data set, in the order of DATASETS)
+ROWS = (
+    ("elastix affine + B-spline", ("elastix affine + B-spline", "elastix affine + B-spline")),
+    ("ANTs SyN", ("ANTs SyN (antspyx)", "ANTs SyN (antspyx)")),
+    ("VoxelMorph (same training)", ("VoxelMorph (λ 1, --prealign-fixed scan)", "VoxelMorph (L_sim + L_smooth)")),
+    ("**LTNet**", ("LT-Net (--prealign-fixed scan, --teach 10)", "LT-Net (--lambda2 1)")),
+    (
+        "**LTNet `--refine 3`**",
+        (
+            "LT-Net (--prealign-fixed scan, --teach 10) + refinement (3 steps)",
+            "LT-Net (--lambda2 1) + refinement (3 steps)",
+        ),
+    ),
+)
+NOTE = (
+    "Mean Dice over the targets against their reference labels (one labeled atlas each; the learned models never "
+    "saw a label of their cohort) and CPU seconds per scan (user + system), pre-alignment and LTNet's QC included. "
+    "LTNet and VoxelMorph: hippocampus `--prealign-fixed scan`, LTNet also `--teach 10` (the bundled model's "
+    "recipe), averaged over 3 training seeds; IBSR a 4 mm grid, LTNet `--lambda2 1`. Details: "
+)
+
+
+def read_rows(path: Path) -> dict[str, list[dict]]:
+    """The CSV's rows grouped by method."""
+    by_method = defaultdict(list)
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            by_method[row["method"]].append(row)
+    return by_method
+
+
+def score(rows: list[dict]) -> tuple[float, float]:
+    """(mean Dice, mean CPU seconds per scan): each target averaged over its seeds first, then over targets."""
+    per_target = defaultdict(list)
+    for row in rows:
+        per_target[(row["atlas"], row["target"])].append(row)
+    dice = [sum(float(r["mean_dice"]) for r in rs) / len(rs) for rs in per_target.values()]
+    cpu = [sum(float(r["seconds_cpu"]) for r in rs) / len(rs) for rs in per_target.values()]
+    return sum(dice) / len(dice), sum(cpu) / len(cpu)
+
+
+def results_table(csv_dir: Path = CSV_DIR, details: str = "[docs/BENCHMARKS.md](docs/BENCHMARKS.md)") -> str:
+    """The Markdown table (and its note) of mean Dice and CPU seconds per scan for each data set and method."""
+    methods = []
+    for _, accuracy, classical in DATASETS:
+        merged = read_rows(csv_dir / f"{classical}.csv")
+        merged.update(read_rows(csv_dir / f"{accuracy}.csv"))
+        methods.append(merged)
+    header = "| method | " + " | ".join(f"{name}: Dice | CPU s" for name, _, _ in DATASETS) + " |"
+    lines = [header, "|---|" + "---:|---:|" * len(DATASETS)]
+    for label, names in ROWS:
+        cells = []
+        for merged, name in zip(methods, names):
+            if name not in merged:
+                raise SystemExit(f"benchmarks/summary.py: no rows for {name!r} in the CSVs of {csv_dir}")
+            dice, cpu = score(merged[name])
+            cells += [f"{dice:.3f}", f"{cpu:.3g}"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n" + NOTE + details + "."
+
+
+def replace_block(text: str, begin: str, end: str, block: str) -> str:
+    """``text`` with everything between the ``begin`` and ``end`` markers replaced by ``block``."""
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"benchmarks/summary.py: markers {begin} ... {end} not found")
+    return pattern.sub(lambda _: f"{begin}\n{block}\n{end}", text)
+
+
+def readme_text(readme: str, csv_dir: Path = CSV_DIR) -> str:
+    return replace_block(readme, README_BEGIN, README_END, results_table(csv_dir))
+
+
+def benchmarks_text(benchmarks: str, csv_dir: Path = CSV_DIR) -> str:
+    block = results_table(csv_dir, "the accuracy and classical-baseline sections below")
+    return replace_block(benchmarks, f"<!-- {SECTION} -->", f"<!-- /{SECTION} -->", block)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a table differs from the CSVs")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, rewrite in ((README, readme_text), (BENCHMARKS_MD, benchmarks_text)):
+        text = path.read_text()
+        new = rewrite(text)
+        if new != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print("out of date: " + ", ".join(str(p.relative_to(ROOT)) for p in stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The README's and BENCHMARKS.md's results tables are what benchmarks/summary.py computes from the benchmark CSVs."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_summary():
+    spec = importlib.util.spec_from_file_location("summary", ROOT / "benchmarks" / "summary.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_and_benchmarks_tables_match_the_csvs():
+    summary = load_summary()
+    readme, benchmarks = (ROOT / "README.md").read_text(), (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    assert summary.readme_text(readme) == readme, "README results table is stale: run python benchmarks/summary.py"
+    assert summary.benchmarks_text(benchmarks) == benchmarks, (
+        "BENCHMARKS.md summary is stale: run benchmarks/summary.py"
+    )
+    assert "| **LTNet** | 0." in readme
+
+
+def test_table_follows_the_csvs(tmp_path):
+    summary = load_summary()
+    csv_dir = tmp_path / "benchmarks"
+    shutil.copytree(ROOT / "docs" / "benchmarks", csv_dir)
+    before = summary.results_table(csv_dir)
+    path = csv_dir / "classical_hippocampus.csv"
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    column = header.index("mean_dice")
+    edited = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        if cells[header.index("method")] == "elastix affine + B-spline":
+            cells[column] = "0.5"
+        edited.append(",".join(cells))
+    path.write_text("\n".join(edited) + "\n")
+    after = summary.results_table(csv_dir)
+    assert "| elastix affine + B-spline | 0.500 |" in after and after != before
+    readme = (ROOT / "README.md").read_text()
+    assert summary.readme_text(readme, csv_dir) != readme
+
+
+def test_missing_method_is_one_clear_error(tmp_path):
+    summary = load_summary()
+    csv_dir = tmp_path / "benchmarks"
+    shutil.copytree(ROOT / "docs" / "benchmarks", csv_dir)
+    path = csv_dir / "accuracy_ibsr18.csv"
+    path.write_text("\n".join(line for line in path.read_text().splitlines() if "(3 steps)" not in line) + "\n")
+    with pytest.raises(SystemExit, match="no rows for 'LT-Net \\(--lambda2 1\\) \\+ refinement \\(3 steps\\)'"):
+        summary.results_table(csv_dir)
