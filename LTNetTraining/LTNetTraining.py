@@ -15,7 +15,7 @@ import slicer
 from LTNetCommonLib.moduleWidget import LTNetModuleWidgetMixin
 from LTNetTrainingLib import COMPLETED, TrainingLogic
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
-from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -24,20 +24,37 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+try:
+    from slicer.i18n import tr as _
+    from slicer.i18n import translate
+except ImportError:  # slicer-core (the tests outside Slicer) has no translation machinery: keep the English text
+
+    def _(text):
+        return text
+
+    def translate(context, text):
+        return text
+
+
+DOCUMENTATION_URL = "https://github.com/ltnet/SlicerLTNet/blob/main/docs/SLICER_TRAINING.md"
+
 
 class LTNetTraining(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "LTNet Training"
-        self.parent.categories = ["Segmentation"]
+        self.parent.title = _("LTNet Training")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
         self.parent.dependencies = []
-        self.parent.contributors = ["LTNet contributors"]
-        self.parent.helpText = (
+        self.parent.contributors = ["LTNet team (LTNet)"]
+        self.parent.helpText = _(
             "Train LT-Net (one-shot segmentation by label transfer, CVPR 2020) from one labeled atlas and a cohort "
             "of unlabeled scans. The training runs in a background process with a live loss plot; Cancel keeps "
             "the last checkpoint and Resume continues from it. The new model appears in LTNet Transfer."
         )
-        self.parent.acknowledgementText = (
+        self.parent.helpText += "<br><br>" + _("Documentation, settings and measured training times: {url}").format(
+            url=f'<a href="{DOCUMENTATION_URL}">{DOCUMENTATION_URL}</a>'
+        )
+        self.parent.acknowledgementText = _(
             "Method: Wang et al., LT-Net: Label Transfer by Learning Reversible Voxel-wise Correspondence for "
             "One-shot Medical Image Segmentation, CVPR 2020."
         )
@@ -49,7 +66,7 @@ class LTNetTrainingParameterNode:
 
     atlasVolume: vtkMRMLScalarVolumeNode
     atlasSegmentation: vtkMRMLSegmentationNode
-    iterations: Annotated[int, WithinRange(1, 1000000)] = 2000
+    iterations: Annotated[int, WithinRange(1, 1000000)] = 600  # the fine-tuning recipe
     learningRate: Annotated[float, WithinRange(1e-6, 1e-2)] = 1e-4
     gridX: Annotated[int, WithinRange(0, 512)] = 0  # 0: auto
     gridY: Annotated[int, WithinRange(0, 512)] = 0  # 0: auto
@@ -59,6 +76,13 @@ class LTNetTrainingParameterNode:
     adversarial: bool = False
     diffeomorphic: bool = False
     prealign: bool = True
+    prealignFixed: Annotated[str, Choice(["", "scan", "atlas"])] = ""  # "": the starting model's own, else atlas
+    teach: Annotated[float, WithinRange(0, 1000)] = 10.0
+    warmup: Annotated[float, WithinRange(0, 1)] = 0.5
+    coupling: Annotated[float, WithinRange(0, 1)] = 0.1
+    augment: bool = False
+    fieldDownsize: Annotated[int, WithinRange(1, 8)] = 1
+    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     checkpointEvery: Annotated[int, WithinRange(1, 100000)] = 100
 
@@ -95,7 +119,9 @@ class LTNetTrainingLogic(ScriptedLoadableModuleLogic, TrainingLogic):
 
 
 class LTNetTrainingTest(ScriptedLoadableModuleTest):
-    """Inside Slicer: a short real training on the bundled sample, cancel, resume, and the loss plot."""
+    """Inside Slicer: a short real training on the bundled sample, cancel, resume, and the loss plot. The training
+    needs PyTorch, monai, slicerio and tqdm: without them (a build machine) it is skipped with a message; the test
+    never installs anything nor asks."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -115,6 +141,15 @@ class LTNetTrainingTest(ScriptedLoadableModuleTest):
         return atlas, segmentation, scans
 
     def test_TrainCancelResume(self):
+        from LTNetCommonLib.dependencies import missingPackages
+
+        missing = missingPackages()
+        if missing:
+            self.delayDisplay(
+                f"Skipped the training test: {', '.join(missing)} not installed (press Start in LTNet Training "
+                "once to install them)"
+            )
+            return
         self.delayDisplay("Training on two bundled scans")
         atlas, segmentation, scans = self.loadSample()
         outputPath = os.path.join(tempfile.mkdtemp(prefix="LTNetTrainingTest-"), "model.pt")
