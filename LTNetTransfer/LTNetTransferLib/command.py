@@ -110,3 +110,15 @@ def transferArguments(
     if refineSteps:
         arguments += ["--refine", str(int(refineSteps))]
     return arguments
+
+
+#: Refinement steps the panel starts with, per device the run will use (docs/SLICER.md): 3 steps gave most of the
+#: gain on the benchmarks at under a second per hippocampus target on a CPU; 20 steps (the larger gain) took 2.0 s
+#: at a 160x192x224 grid on an H100 against 168 s on a CPU (docs/BENCHMARKS.md).
+RECOMMENDED_REFINE_STEPS = {"cpu": 3, "cuda": 20}
+
+
+def recommendedRefineSteps(device: str, gpuFound: bool) -> int:
+    """The refinement steps to offer for a device choice ("auto", "cpu", "cuda"); "auto" uses the GPU if found."""
+    runsOn = "cuda" if device == "cuda" or (device == "auto" and gpuFound) else "cpu"
+    return RECOMMENDED_REFINE_STEPS[runsOn]

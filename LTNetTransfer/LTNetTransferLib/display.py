@@ -104,7 +104,7 @@ def showCycleConsistency(result, opacity: float = 0.5, scalarMap: str = "jacobia
     shown = []
     for viewName, (background, foreground) in layers.items():
         composite = composites.get(viewName)
-        if composite is None:
+        if composite is None or background is None:  # no atlas without QC volumes: that view is left alone
             continue
         composite.SetLinkedControl(False)
         composite.SetBackgroundVolumeID(background.GetID() if background else None)
@@ -141,6 +141,44 @@ def showCycleConsistency(result, opacity: float = 0.5, scalarMap: str = "jacobia
             if displayNode.IsA("vtkMRMLColorLegendDisplayNode"):
                 showOnlyIn(displayNode, [view for view in views if view is not None])
                 displayNode.SetVisibility(bool(views and views[0] is not None))
+    return shown
+
+
+def resultNodes(result) -> list:
+    """The nodes of one result that the views show as overlays (None skipped; the shared atlas excluded)."""
+    nodes = (
+        result.segmentationNode,
+        result.reconstructedSegmentationNode,
+        result.warpedAtlasNode,
+        result.jacobianNode,
+        result.inverseConsistencyNode,
+        result.reconstructedAtlasNode,
+    )
+    return [node for node in nodes if node is not None]
+
+
+def hideResult(result) -> None:
+    """Hide one result's segmentations (2-D and 3-D) and the legends of its maps, in every view."""
+    for node in resultNodes(result):
+        for index in range(node.GetNumberOfDisplayNodes()):
+            displayNode = node.GetNthDisplayNode(index)
+            if displayNode is not None and (
+                node.IsA("vtkMRMLSegmentationNode") or displayNode.IsA("vtkMRMLColorLegendDisplayNode")
+            ):
+                displayNode.SetVisibility(False)
+
+
+def showResult(results, index: int, opacity: float = 0.5, scalarMap: str = "jacobian") -> list[str]:
+    """Show exactly `results[index]`: every other result of the list is hidden first, then the chosen one is
+    laid out as `showCycleConsistency` does. Returns the layout names of the views set up."""
+    chosen = results[index]
+    for result in results:
+        if result is not chosen and result.segmentationNode is not chosen.segmentationNode:
+            hideResult(result)
+    shown = showCycleConsistency(chosen, opacity, scalarMap)
+    if not shown and chosen.segmentationNode is not None:  # no slice views (batch): still the only one visible
+        chosen.segmentationNode.CreateDefaultDisplayNodes()
+        chosen.segmentationNode.GetDisplayNode().SetVisibility(True)
     return shown
 
 

@@ -76,3 +76,16 @@ def checkAtlasOverride(atlasVolumeNode, atlasSegmentationNode) -> None:
         checkTargetVolume(atlasVolumeNode, "Atlas volume")
         if atlasSegmentationNode.GetSegmentation().GetNumberOfSegments() == 0:
             raise TransferError(f"Atlas segmentation '{atlasSegmentationNode.GetName()}' has no segments.")
+
+
+def checkOutputSegmentation(segmentationNode, targetVolumeNodes) -> None:
+    """An existing output segmentation takes the result of one target only."""
+    if segmentationNode is None:
+        return
+    if not segmentationNode.IsA("vtkMRMLSegmentationNode"):
+        raise TransferError(f"Output '{segmentationNode.GetName()}' is not a segmentation: choose one or Create new.")
+    if len(targetVolumeNodes) > 1:
+        raise TransferError(
+            f"Output segmentation '{segmentationNode.GetName()}' can take one target's result, not "
+            f"{len(targetVolumeNodes)}: choose Create new to segment several targets."
+        )

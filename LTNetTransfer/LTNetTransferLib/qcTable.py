@@ -2,20 +2,38 @@
 
 import vtk
 
-#: Per-target columns: (QC JSON key, column title). The verdict's thresholds are defined by `ltnet.qc`.
+#: Per-target columns: (QC JSON key, short column title). The verdict's thresholds are defined by `ltnet.qc`.
 TARGET_COLUMNS = [
     ("verdict", "Verdict"),
     ("score", "Score"),
-    ("label_cycle_dice_mean", "Label cycle Dice (mean)"),
-    ("image_cycle_error", "Image cycle error"),
-    ("inverse_consistency_mm", "Inverse consistency (mm)"),
-    ("folded_fraction", "Folded fraction"),
-    ("label_lncc", "LNCC in labels"),
-    ("network_label_lncc", "Network's LNCC in labels (refined: what the score reads)"),
-    ("reference_label_lncc", "Reference LNCC in labels"),
+    ("label_cycle_dice_mean", "Cycle Dice"),
+    ("image_cycle_error", "Img cycle err"),
+    ("inverse_consistency_mm", "Inv cons mm"),
+    ("folded_fraction", "Folded"),
+    ("label_lncc", "LNCC lab"),
+    ("network_label_lncc", "Net LNCC lab"),
+    ("reference_label_lncc", "Ref LNCC lab"),
     ("lncc", "LNCC"),
-    ("reference_lncc", "Reference LNCC"),
+    ("reference_lncc", "Ref LNCC"),
 ]
+
+#: What each short title means: the column's description (Slicer's table views show it as the header's tooltip).
+COLUMN_DESCRIPTIONS = {
+    "verdict": "OK, check or likely failed, from the score",
+    "score": "Image match where the labels went, relative to the model's reference (about 1 when good), "
+    "minus 10 times the share of folded voxels beyond 1%",
+    "label_cycle_dice_mean": "Label cycle Dice (mean over the labels): how well the atlas labels survive "
+    "atlas -> target -> atlas",
+    "image_cycle_error": "Image cycle error: mean absolute difference between the atlas and its round trip",
+    "inverse_consistency_mm": "Inverse consistency (mm): mean distance a point moves after forward then backward map",
+    "folded_fraction": "Folded fraction: share of voxels where the forward map folds (Jacobian determinant <= 0)",
+    "label_lncc": "LNCC in labels: local correlation of the target and the warped atlas where the labels went",
+    "network_label_lncc": "Network's LNCC in labels: the same for the network's own prediction; with refinement "
+    "steps this is what the score reads",
+    "reference_label_lncc": "Reference LNCC in labels: median of the same measure over the model's training scans",
+    "lncc": "LNCC of the target and the warped atlas over the whole grid",
+    "reference_lncc": "Reference LNCC: median of the same measure over the model's training scans",
+}
 
 
 def _addColumn(tableNode, title: str, numeric: bool):
@@ -32,6 +50,8 @@ def addQcTableNodes(scene, targetNames: list[str], qcs: list[dict], name: str = 
     targetTable.SetUseColumnTitleAsColumnHeader(True)
     targetColumn = _addColumn(targetTable, "Target", numeric=False)
     columns = {key: _addColumn(targetTable, title, numeric=key != "verdict") for key, title in TARGET_COLUMNS}
+    for key, title in TARGET_COLUMNS:
+        targetTable.SetColumnDescription(title, COLUMN_DESCRIPTIONS[key])
 
     labelTable = scene.AddNewNodeByClass("vtkMRMLTableNode", name + " per label")
     labelTable.SetUseColumnTitleAsColumnHeader(True)

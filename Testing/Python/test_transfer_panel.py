@@ -1,6 +1,8 @@
 """The Qt side of LTNetTransfer (LTNetTransferLib.transferPanel) driven with stand-ins for Qt widgets:
 Apply turns into Cancel while a job runs, the timer polls, Cancel kills the child and brings Apply back,
-a failure is shown in a message, and an incomplete atlas override keeps Apply disabled."""
+a failure is shown in a message (and leaves no work folder), an incomplete atlas override keeps Apply disabled,
+progress moves within a target, the results list is worst first and choosing a row shows exactly that result,
+and the refinement steps follow the device."""
 
 import importlib
 import sys
@@ -10,7 +12,9 @@ import pytest
 
 slicer = pytest.importorskip("slicer")
 
-from fakes import FakeChild  # noqa: E402
+import numpy as np  # noqa: E402
+from fakes import FakeChild, FakeTransferLauncher  # noqa: E402
+from LTNetTransferLib import TransferLogic  # noqa: E402
 from LTNetTransferLib.job import TransferJob  # noqa: E402
 
 
@@ -20,6 +24,7 @@ class FakeWidget:
     def __init__(self, **properties):
         self.slots, self.items, self.lines = {}, [], []
         self.enabled, self.checked, self.currentPath, self.text, self.toolTip = True, False, "", "", ""
+        self.currentText, self.collapsed, self.cells, self.headers, self.rowCount = "auto", True, {}, [], 0
         self.visible, self.value, self.maximum, self.currentIndex, self.node, self.checked_nodes = (
             True,
             0,
@@ -66,6 +71,48 @@ class FakeWidget:
 
     def setMRMLTableNode(self, node):
         self.tableNode = node
+
+    # QTableWidget
+    def setColumnCount(self, count):
+        self.headers = [FakeItem("") for _ in range(count)]
+
+    def setRowCount(self, count):
+        self.rowCount, self.cells = count, {}
+
+    def setHorizontalHeaderLabels(self, labels):
+        for item, label in zip(self.headers, labels):
+            item.text = label
+
+    def horizontalHeaderItem(self, column):
+        return self.headers[column]
+
+    def setItem(self, row, column, item):
+        self.cells[row, column] = item
+
+    def setCurrentCell(self, row, column):
+        self.currentRow = row
+
+
+class FakeItem:
+    """A QTableWidgetItem: text, tooltip, background color."""
+
+    def __init__(self, text):
+        self.text, self.toolTip, self.background = text, "", None
+
+    def setToolTip(self, text):
+        self.toolTip = text
+
+    def setFlags(self, flags):
+        pass
+
+    def setBackground(self, brush):
+        self.background = brush
+
+
+class FakeLayoutManager:
+    def sliceWidget(self, name):
+        logic = types.SimpleNamespace(FitSliceToAll=lambda: None)
+        return types.SimpleNamespace(sliceLogic=lambda: logic)
 
 
 class FakeTimer:
@@ -127,7 +174,10 @@ class FakeLogic:
 def panelClass(monkeypatch):
     fakeQt = types.ModuleType("qt")
     fakeQt.QTimer = FakeTimer
-    fakeQt.Qt = types.SimpleNamespace(WaitCursor=3)
+    fakeQt.QTableWidgetItem = FakeItem
+    fakeQt.QColor = lambda *rgb: tuple(rgb)
+    fakeQt.QBrush = lambda color: color
+    fakeQt.Qt = types.SimpleNamespace(WaitCursor=3, ItemIsSelectable=1, ItemIsEnabled=32)
     fakeQt.QApplication = types.SimpleNamespace(
         setOverrideCursor=lambda cursor: None, restoreOverrideCursor=lambda: None
     )
@@ -140,6 +190,7 @@ def panelClass(monkeypatch):
             restoreOverrideCursor=lambda: None,
             testingEnabled=lambda: False,
             processEvents=lambda: None,
+            layoutManager=lambda: FakeLayoutManager(),
         ),
         raising=False,
     )
@@ -164,7 +215,15 @@ def makePanel(panelClass, logic, scene, tmp_path):
         "recentModelsComboBox",
         "showCycleButton",
         "mapComboBox",
-        "resultComboBox",
+        "resultsTableWidget",
+        "labelDiceTableWidget",
+        "outputSegmentationSelector",
+        "qcVolumesCheckBox",
+        "show3DCheckBox",
+        "exportLabelMapButton",
+        "childLabel",
+        "deviceComboBox",
+        "refineStepsSpinBox",
         "opacitySliderWidget",
         "gpuLabel",
         "statusLabel",
@@ -174,6 +233,8 @@ def makePanel(panelClass, logic, scene, tmp_path):
     ]
     ui = types.SimpleNamespace(**{name: FakeWidget() for name in names})
     ui.useDemoModelCheckBox.checked = True
+    ui.refineStepsSpinBox.value = 3
+    ui.opacitySliderWidget.value = 0.5
     ui.targetVolumesComboBox.checked_nodes = [target, scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "b")]
     parameters = types.SimpleNamespace(
         device="cpu", prealign=False, refineSteps=20, atlasVolume=None, atlasSegmentation=None
@@ -233,3 +294,138 @@ def test_incomplete_inputs_keep_apply_disabled_with_the_reason(panelClass, scene
     ui.targetVolumesComboBox.checked_nodes = []
     panel.updateButtons()
     assert not ui.applyButton.enabled and "target volume" in ui.applyButton.toolTip
+
+
+def test_progress_moves_within_a_target_and_the_child_report_is_shown(panelClass, scene, tmp_path):
+    TransferPanel, _ = panelClass
+    lines = [
+        '{"event": "start", "torch": "2.13.0+cpu", "cuda": null, "device": "cpu", "precision": "float32"}',
+        '{"event": "stage", "target": "x", "index": 1, "total": 2, "stage": "prealign", "step": 1, "steps": 1}',
+        '{"event": "stage", "target": "x", "index": 1, "total": 2, "stage": "refine", "step": 3, "steps": 5}',
+        '{"event": "progress", "done": 1, "total": 2, "target": "x"}',
+        '{"event": "stage", "target": "y", "index": 2, "total": 2, "stage": "network", "step": 1, "steps": 1}',
+    ]
+    logic = FakeLogic(FakeChild(lines, code=None))
+    panel, ui = makePanel(TransferPanel, logic, scene, tmp_path)
+    ui.applyButton.emit("clicked(bool)", False)
+    seen = []
+    for _ in lines:
+        panel.timer.fire()
+        seen.append((ui.progressBar.value, ui.statusLabel.text))
+    assert ui.childLabel.text.startswith("Running on CPU") and "torch 2.13.0+cpu" in ui.childLabel.text
+    assert panel.job.childReport["precision"] == "float32"
+    assert seen[1] == (0, "Target 1 of 2 (scan): affine pre-alignment...")
+    assert seen[2] == (26, "Target 1 of 2 (scan): refinement step 3 of 5...")  # (0.35 + 0.45 * 2/5) / 2
+    assert seen[3][0] == 50 and seen[4] == (57, "Target 2 of 2 (b): network...")
+    assert [value for value, _ in seen] == sorted(value for value, _ in seen)
+
+
+class RealLogic(TransferLogic):
+    """The real Qt-free logic with the module logic's extra surface, and a stand-in child (fakes.py)."""
+
+    def demoModelPath(self):
+        return str(self.model)
+
+    def gpuDescription(self):
+        return None
+
+    def recentModelChoices(self):
+        return []
+
+
+def realPanel(panelClass, scene, tmp_path, launcher, names=("first", "second")):
+    TransferPanel, errors = panelClass
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"stand-in")
+    logic = RealLogic(launcher)
+    logic.model = model
+    panel, ui = makePanel(TransferPanel, FakeLogic(None), scene, tmp_path)
+    panel.logic = logic
+    ui.targetVolumesComboBox.checked_nodes = [
+        slicer.util.addVolumeFromArray(np.random.default_rng(1).random((10, 12, 14)).astype(np.float32), name=name)
+        for name in names
+    ]
+    return panel, ui, errors
+
+
+def runToEnd(panel, ui):
+    ui.applyButton.emit("clicked(bool)", False)
+    job = panel.job
+    for _ in range(100):
+        if panel.job is None:
+            break
+        panel.timer.fire()
+    return job
+
+
+def test_a_failed_child_leaves_no_work_folder(panelClass, scene, tmp_path):
+    launcher = FakeTransferLauncher(code=2, stderr="ltnet: error: model.pt: not an LTNet model.\n")
+    panel, ui, errors = realPanel(panelClass, scene, tmp_path, launcher)
+    job = runToEnd(panel, ui)
+    assert errors == ["Transfer failed: model.pt: not an LTNet model."]
+    assert not job.workFolder.exists()
+
+
+def add_slice_views(scene):
+    for name in ("Red", "Yellow", "Green"):
+        scene.AddNewNodeByClass("vtkMRMLSliceNode").SetLayoutName(name)
+        scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode").SetLayoutName(name)
+
+
+def composite(scene, name):
+    for index in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
+        node = scene.GetNthNodeByClass(index, "vtkMRMLSliceCompositeNode")
+        if node.GetLayoutName() == name:
+            return node
+
+
+def visible(segmentationNode):
+    return bool(segmentationNode.GetDisplayNode().GetVisibility())
+
+
+def test_results_are_listed_worst_first_and_choosing_one_shows_exactly_it(panelClass, scene, tmp_path):
+    add_slice_views(scene)
+    panel, ui, errors = realPanel(panelClass, scene, tmp_path, FakeTransferLauncher(scores=(0.97, 0.5)))
+    ui.qcVolumesCheckBox.checked = True
+    job = runToEnd(panel, ui)
+    assert not errors and not job.workFolder.exists()
+    first, second = panel.results
+    table = ui.resultsTableWidget
+    assert [table.cells[row, 0].text for row in range(2)] == ["second", "first"]  # likely failed before OK
+    assert table.cells[0, 1].text == "likely failed" and table.cells[0, 1].background == (220, 60, 50)
+    assert table.cells[1, 1].background == (60, 170, 75)
+    assert [header.text for header in table.headers] == ["Target", "Verdict", "Score", "Cycle Dice"]
+    assert all(header.toolTip for header in table.headers)
+    assert visible(second.segmentationNode) and composite(scene, "Red").GetForegroundVolumeID() == (
+        second.warpedAtlasNode.GetID()
+    )
+    assert ui.labelDiceTableWidget.cells[0, 0].text == "Posterior hippocampus (2)"  # lowest cycle Dice first
+
+    table.emit("currentCellChanged(int,int,int,int)", 1, 0, 0, 0)  # the user picks "first"
+    assert visible(first.segmentationNode) and visible(first.reconstructedSegmentationNode)
+    assert not visible(second.segmentationNode) and not visible(second.reconstructedSegmentationNode)
+    assert composite(scene, "Red").GetForegroundVolumeID() == first.warpedAtlasNode.GetID()
+    assert composite(scene, "Green").GetForegroundVolumeID() == first.jacobianNode.GetID()
+
+    ui.show3DCheckBox.checked = True
+    ui.show3DCheckBox.emit("toggled(bool)", True)
+    assert first.segmentationNode.GetDisplayNode().GetVisibility3D()
+    ui.exportLabelMapButton.emit("clicked(bool)", False)
+    labelMaps = scene.GetNodesByClass("vtkMRMLLabelMapVolumeNode")
+    assert labelMaps.GetNumberOfItems() == 1 and labelMaps.GetItemAsObject(0).GetName() == "first LTNet label map"
+
+
+def test_refinement_steps_follow_the_device_unless_the_user_chose_them(panelClass, scene, tmp_path):
+    TransferPanel, _ = panelClass
+    panel, ui = makePanel(TransferPanel, FakeLogic(FakeChild(code=None)), scene, tmp_path)
+    assert ui.refineStepsSpinBox.value == 3  # auto without a GPU: the CPU's
+    ui.deviceComboBox.currentText = "cuda"
+    ui.deviceComboBox.emit("currentIndexChanged(int)", 2)
+    assert ui.refineStepsSpinBox.value == 20
+    ui.deviceComboBox.currentText = "cpu"
+    ui.deviceComboBox.emit("currentIndexChanged(int)", 1)
+    assert ui.refineStepsSpinBox.value == 3
+    ui.refineStepsSpinBox.value = 7
+    ui.deviceComboBox.currentText = "cuda"
+    ui.deviceComboBox.emit("currentIndexChanged(int)", 2)
+    assert ui.refineStepsSpinBox.value == 7
