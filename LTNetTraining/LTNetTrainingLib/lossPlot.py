@@ -2,6 +2,10 @@
 
 Table columns: `iteration`, then one column per loss name in the order they first
 appear. A loss that appears later gets NaN in earlier rows.
+
+The nodes can leave the scene while a training runs (the scene is closed, or the user
+deletes one): rows are then only kept in memory, nothing is written into the removed
+nodes, and `showInScene()` makes new nodes holding every row so far.
 """
 
 import math
@@ -30,14 +34,36 @@ class LossPlot:
         import slicer
 
         self.scene = scene
-        self.tableNode = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{name} losses")
-        self.chartNode = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", f"{name} losses")
-        self.chartNode.SetTitle(f"{name}: losses")
+        self.name = name
+        self.plotSeriesClass = slicer.vtkMRMLPlotSeriesNode
+        self.events = []  # every progress event so far, also those that arrived while the nodes were gone
+        self.makeNodes()
+
+    def makeNodes(self):
+        """New table and chart nodes in `scene` (series come with the loss columns)."""
+        self.tableNode = self.scene.AddNewNodeByClass("vtkMRMLTableNode", f"{self.name} losses")
+        self.chartNode = self.scene.AddNewNodeByClass("vtkMRMLPlotChartNode", f"{self.name} losses")
+        self.chartNode.SetTitle(f"{self.name}: losses")
         self.chartNode.SetXAxisTitle("iteration")
         self.chartNode.SetYAxisTitle("loss")
         self.seriesNodes = {}
-        self.plotSeriesClass = slicer.vtkMRMLPlotSeriesNode
         self.addColumn(ITERATION_COLUMN)
+
+    def nodes(self):
+        return [self.tableNode, self.chartNode, *self.seriesNodes.values()]
+
+    @property
+    def inScene(self):
+        """False once any node of the plot has left the scene (scene closed, node deleted)."""
+        return all(node.GetScene() is self.scene for node in self.nodes())
+
+    def showInScene(self):
+        """The chart node, first made anew with every row so far if the plot's nodes left the scene."""
+        if not self.inScene:
+            self.removeNodes()
+            self.makeNodes()
+            self.writeRows(self.events)
+        return self.chartNode
 
     def columnNames(self):
         table = self.tableNode.GetTable()
@@ -67,9 +93,17 @@ class LossPlot:
         self.seriesNodes[lossName] = seriesNode
 
     def addRows(self, progressEvents):
-        """Append one row per progress event ({"iteration": i, "losses": {...}}); one Modified at the end."""
+        """Append one row per progress event ({"iteration": i, "losses": {...}}); one Modified at the end.
+
+        Nodes that left the scene are not written to: the rows are kept for `showInScene()`.
+        """
         if not progressEvents:
             return
+        self.events.extend(progressEvents)
+        if self.inScene:
+            self.writeRows(progressEvents)
+
+    def writeRows(self, progressEvents):
         table = self.tableNode.GetTable()
         for event in progressEvents:
             losses = event.get("losses") or {}
@@ -87,6 +121,7 @@ class LossPlot:
         self.tableNode.Modified()
 
     def removeNodes(self):
+        """Remove the plot's nodes that are still in the scene."""
         for node in [*self.seriesNodes.values(), self.chartNode, self.tableNode]:
-            if node is not None and node.GetScene() is not None:
+            if node is not None and node.GetScene() is self.scene:
                 self.scene.RemoveNode(node)

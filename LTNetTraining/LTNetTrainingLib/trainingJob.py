@@ -10,27 +10,15 @@ import shutil
 import time
 
 from LTNetCommonLib.recentModels import addRecentModel
+from LTNetCommonLib.torchReport import describeTorchStart
 
 from .trainingProcess import STDERR
+from .trainingTime import formatDuration, secondsPerIteration
 
 RUNNING = "running"
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
-
-
-def formatDuration(seconds):
-    """'1 h 02 min', '3 min 05 s', '42 s'; '' for None."""
-    if seconds is None:
-        return ""
-    seconds = int(round(max(0.0, float(seconds))))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {seconds:02d} s"
-    return f"{seconds} s"
 
 
 class TrainingJob:
@@ -45,6 +33,8 @@ class TrainingJob:
         self.arguments = list(arguments or [])
         self.status = RUNNING
         self.latestProgress = {}
+        self.startEvent = None  # ltnet's first line: torch version, device, precision
+        self.startReport = None  # LTNetCommonLib.torchReport.TorchStartReport of that line
         self.doneEvent = None
         self.progressEvents = []
         self.log = []
@@ -86,16 +76,34 @@ class TrainingJob:
 
     @property
     def etaSeconds(self):
+        """Seconds left: the iterations left times the measured seconds per iteration once two progress lines
+        came (the start-up then no longer counts), else ltnet's own `eta_s`; None before the first line."""
+        speed = self.secondsPerIteration
+        if self.status == RUNNING and len(self.progressEvents) >= 2 and speed is not None:
+            return max(0, self.total - self.iteration) * speed
         return self.latestProgress.get("eta_s")
 
+    @property
+    def secondsPerIteration(self):
+        """Measured seconds per iteration of this run (None before the first progress line)."""
+        return secondsPerIteration(self.progressEvents)
+
+    @property
+    def runtime(self):
+        """What the child runs on, from its start line ('Running on CPU: ... (torch 2.13.0+cpu, ...)'); '' before."""
+        return self.startReport.status if self.startReport else ""
+
     def statusText(self):
-        """One line for the panel: state, iteration and ETA."""
+        """One line for the panel: the ETA first, then iteration, speed and what the child runs on."""
         if self.status == RUNNING:
+            runtime = f" {self.runtime}." if self.runtime else ""
             if not self.latestProgress:
-                return "Starting (loading data and networks)..."
+                return f"Starting (loading data and networks)...{runtime}"
+            speed = self.secondsPerIteration
+            speedText = f", {speed:.2g} s per iteration" if speed else ""
             return (
-                f"Iteration {self.iteration}/{self.total}, elapsed "
-                f"{formatDuration(self.latestProgress.get('elapsed_s'))}, ETA {formatDuration(self.etaSeconds)}"
+                f"ETA {formatDuration(self.etaSeconds)}: iteration {self.iteration}/{self.total}{speedText}, "
+                f"elapsed {formatDuration(self.latestProgress.get('elapsed_s'))}.{runtime}"
             )
         if self.status == COMPLETED:
             return f"Done: model saved to {self.outputModelPath}"
@@ -131,7 +139,13 @@ class TrainingJob:
                 self.addLog(line)
             return
         kind = event.get("event")
-        if kind == "progress":
+        if kind == "start":
+            self.startEvent = event
+            self.startReport = describeTorchStart(event)
+            self.addLog(self.startReport.status)
+            if self.startReport.warning:
+                self.addLog(f"Warning: {self.startReport.warning}")
+        elif kind == "progress":
             newProgress.append(event)
             self.latestProgress = event
         elif kind == "done":

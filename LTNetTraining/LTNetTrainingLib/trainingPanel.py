@@ -1,7 +1,8 @@
 """The Qt side of the LTNetTraining panel: reads the widgets, starts a job, polls it from a qt.QTimer.
 
 Imported by the module's widget only (it needs qt and the Slicer application).
-Widget names are those of Resources/UI/LTNetTraining.ui.
+Widget names are those of Resources/UI/LTNetTraining.ui. The settings widgets are bound to the module's
+parameter node by their SlicerParameterName (the module widget does that); the panel reads the widgets.
 """
 
 import os
@@ -12,10 +13,22 @@ from LTNetCommonLib.dependencies import ensureDependencies
 from LTNetCommonLib.recentModels import recentModels
 
 from .cohortFiles import scanCohortFolder
-from .trainingJob import COMPLETED, formatDuration
-from .trainingSettings import DEVICES, START_BUNDLED, START_MODEL, START_SCRATCH, TOOLTIPS, TrainingSettings
+from .trainingJob import COMPLETED
+from .trainingSettings import (
+    DEVICES,
+    FINE_TUNE_RECIPE,
+    PREALIGN_FIXED,
+    PREALIGN_FIXED_LABELS,
+    START_BUNDLED,
+    START_MODEL,
+    START_SCRATCH,
+    TOOLTIPS,
+    TrainingSettings,
+)
+from .trainingTime import SpeedMemory, formatDuration
 
 START_CHOICES = (START_BUNDLED, START_MODEL, START_SCRATCH)  # order of startFromComboBox items
+RECIPE_FINE_TUNE, RECIPE_CUSTOM = 0, 1  # order of recipeComboBox items
 POLL_INTERVAL_MS = 500
 
 
@@ -26,21 +39,29 @@ class TrainingPanel:
         self.ui = ui
         self.logic = logic
         self.job = None
+        self.jobSpeedKey = None
+        self.speeds = SpeedMemory()  # seconds per iteration measured by this session's trainings
         self.cohortScan = None
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_INTERVAL_MS)
         self.timer.connect("timeout()", self.onTimer)
         self.setTooltips()
-        self.ui.deviceComboBox.setToolTip(TOOLTIPS["device"])
         self.ui.startButton.connect("clicked(bool)", lambda checked=False: self.onStart(resume=False))
         self.ui.resumeButton.connect("clicked(bool)", lambda checked=False: self.onStart(resume=True))
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.showPlotButton.connect("clicked(bool)", self.onShowPlot)
+        self.ui.recipeComboBox.connect("activated(int)", self.onRecipeChosen)
         self.ui.cohortFolderPathLineEdit.connect("currentPathChanged(QString)", self.onCohortFolderChanged)
         self.ui.cohortVolumesSelector.connect("checkedNodesChanged()", self.updateCohortCount)
-        self.ui.startFromComboBox.connect("currentIndexChanged(int)", self.updateButtons)
+        for widget in (self.ui.startFromComboBox, self.ui.deviceComboBox):
+            widget.connect("currentIndexChanged(int)", self.updateButtons)
         for widget in (self.ui.atlasVolumeSelector, self.ui.atlasSegmentationSelector):
             widget.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButtons)
+        for widget in (self.ui.iterationsSpinBox, self.ui.gridXSpinBox, self.ui.gridYSpinBox, self.ui.gridZSpinBox):
+            widget.connect("valueChanged(int)", self.updateButtons)
+        for widget in (self.ui.learningRateSpinBox, self.ui.teachSpinBox):
+            widget.connect("valueChanged(double)", self.updateButtons)
+        self.ui.augmentCheckBox.connect("toggled(bool)", self.updateButtons)
         self.ui.initModelPathLineEdit.connect("currentPathChanged(QString)", self.updateButtons)
         self.ui.outputModelPathLineEdit.connect("currentPathChanged(QString)", self.updateButtons)
         if not self.ui.outputModelPathLineEdit.currentPath:
@@ -51,6 +72,7 @@ class TrainingPanel:
 
     def setTooltips(self):
         for name, widget in [
+            ("recipe", self.ui.recipeComboBox),
             ("iterations", self.ui.iterationsSpinBox),
             ("learningRate", self.ui.learningRateSpinBox),
             ("grid", self.ui.gridXSpinBox),
@@ -61,10 +83,24 @@ class TrainingPanel:
             ("adversarial", self.ui.adversarialCheckBox),
             ("diffeomorphic", self.ui.diffeomorphicCheckBox),
             ("prealign", self.ui.prealignCheckBox),
+            ("prealignFixed", self.ui.prealignFixedComboBox),
+            ("device", self.ui.deviceComboBox),
             ("seed", self.ui.seedSpinBox),
             ("checkpointEvery", self.ui.checkpointEverySpinBox),
+            ("teach", self.ui.teachSpinBox),
+            ("warmup", self.ui.warmupSpinBox),
+            ("coupling", self.ui.couplingSpinBox),
+            ("augment", self.ui.augmentCheckBox),
+            ("fieldDownsize", self.ui.fieldDownsizeSpinBox),
         ]:
             widget.setToolTip(TOOLTIPS[name])
+
+    def labelChoices(self):
+        """Readable item texts for the pre-alignment combo box. The parameter node's binding fills it with the raw
+        choices ("", "scan", "atlas") each time it connects and reads it by index, so the texts can change."""
+        for index, label in enumerate(PREALIGN_FIXED_LABELS):
+            if self.ui.prealignFixedComboBox.itemText(index) != label:
+                self.ui.prealignFixedComboBox.setItemText(index, label)
 
     # Inputs
     def cohortVolumes(self):
@@ -102,12 +138,57 @@ class TrainingPanel:
             lambda1=self.ui.lambda1SpinBox.value,
             lambda2=self.ui.lambda2SpinBox.value,
             adversarial=self.ui.adversarialCheckBox.checked,
+            warmup=self.ui.warmupSpinBox.value,
+            coupling=self.ui.couplingSpinBox.value,
             diffeomorphic=self.ui.diffeomorphicCheckBox.checked,
+            fieldDownsize=self.ui.fieldDownsizeSpinBox.value,
+            augment=self.ui.augmentCheckBox.checked,
+            teach=0.0 if self.startFrom() == START_SCRATCH else self.ui.teachSpinBox.value,  # teaching fine-tunes
             prealign=self.ui.prealignCheckBox.checked,
+            prealignFixed=PREALIGN_FIXED[max(0, self.ui.prealignFixedComboBox.currentIndex)],
             device=DEVICES[max(0, self.ui.deviceComboBox.currentIndex)],
             seed=self.ui.seedSpinBox.value,
             checkpointEvery=self.ui.checkpointEverySpinBox.value,
         )
+
+    # The fine-tuning recipe
+    def isFineTuneRecipe(self):
+        """True when the settings are the fine-tuning recipe's and the training starts from a model."""
+        settings = self.settings()
+        return self.startFrom() != START_SCRATCH and all(
+            abs(float(getattr(settings, name)) - float(value)) < 1e-12 for name, value in FINE_TUNE_RECIPE.items()
+        )
+
+    def onRecipeChosen(self, index):
+        """Fine-tune: set the recipe's values (and start from the bundled model rather than from scratch).
+        Custom: open the settings."""
+        if index == RECIPE_FINE_TUNE:
+            self.ui.iterationsSpinBox.value = FINE_TUNE_RECIPE["iterations"]
+            self.ui.learningRateSpinBox.value = FINE_TUNE_RECIPE["learningRate"]
+            self.ui.teachSpinBox.value = FINE_TUNE_RECIPE["teach"]
+            self.ui.augmentCheckBox.checked = FINE_TUNE_RECIPE["augment"]
+            if self.startFrom() == START_SCRATCH:
+                self.ui.startFromComboBox.currentIndex = START_CHOICES.index(START_BUNDLED)
+        else:
+            self.ui.settingsCollapsibleButton.collapsed = False
+        self.updateButtons()
+
+    # State of the widgets
+    def speedKey(self):
+        """What the speed of a training depends on most: device, grid and atlas."""
+        atlas = self.ui.atlasVolumeSelector.currentNode()
+        settings = self.settings()
+        return (settings.device, settings.grid, atlas.GetName() if atlas is not None else "")
+
+    def blockingProblem(self):
+        """Why Start cannot run with these settings ('' when it can)."""
+        settings = self.settings()
+        if settings.teach > 0 and settings.augment:
+            return (
+                "Teaching and augmentation exclude each other (a scan's refined map would not fit its augmented "
+                "copies): set the teaching weight to 0 or switch augmentation off (Advanced)."
+            )
+        return ""
 
     def updateButtons(self, *unused):
         running = self.job is not None and self.job.isRunning
@@ -117,10 +198,14 @@ class TrainingPanel:
             and (self.cohortVolumes() or self.cohortFiles())
             and self.ui.outputModelPathLineEdit.currentPath
         )
+        problem = self.blockingProblem()
+        self.labelChoices()
+        self.ui.recipeComboBox.currentIndex = RECIPE_FINE_TUNE if self.isFineTuneRecipe() else RECIPE_CUSTOM
         self.ui.initModelPathLineEdit.enabled = self.startFrom() == START_MODEL
-        self.ui.startButton.enabled = ready and not running
+        self.ui.startButton.enabled = ready and not running and not problem
+        self.ui.startButton.toolTip = problem or "Start a training in a background process (Slicer stays usable)."
         self.ui.resumeButton.enabled = (
-            ready and not running and os.path.isfile(self.ui.outputModelPathLineEdit.currentPath)
+            ready and not running and not problem and os.path.isfile(self.ui.outputModelPathLineEdit.currentPath)
         )
         self.ui.cancelButton.enabled = running
         self.ui.showPlotButton.enabled = self.job is not None
@@ -128,8 +213,25 @@ class TrainingPanel:
             self.ui.inputsCollapsibleButton,
             self.ui.modelCollapsibleButton,
             self.ui.settingsCollapsibleButton,
+            self.ui.advancedCollapsibleButton,
         ):
             widget.enabled = not running
+        self.updateTimeText()
+
+    def updateTimeText(self):
+        """The time line: the estimate before a training, the ETA (bold) while it runs, the time it took after."""
+        if self.job is not None and self.job.isRunning:
+            eta = self.job.etaSeconds
+            speed = self.job.secondsPerIteration
+            if eta is None:
+                text = "ETA: measured during the first iterations..."
+            else:
+                text = f"<b>ETA {formatDuration(eta)}</b> ({speed:.2g} s per iteration on this computer)"
+        else:
+            text = self.speeds.estimateText(self.speedKey(), self.ui.iterationsSpinBox.value)
+            if self.job is not None and self.job.status == COMPLETED and self.job.latestProgress.get("elapsed_s"):
+                text = f"The last training took {formatDuration(self.job.latestProgress['elapsed_s'])}. " + text
+        self.ui.estimateLabel.text = text
 
     # Actions
     def appendLog(self, line):
@@ -149,6 +251,7 @@ class TrainingPanel:
                 overwrite = True
             self.ui.outputModelPathLineEdit.addCurrentPathToHistory()
             self.ui.logTextEdit.clear()
+            self.jobSpeedKey = self.speedKey()
             self.job = self.logic.start(
                 self.ui.atlasVolumeSelector.currentNode(),
                 self.ui.atlasSegmentationSelector.currentNode(),
@@ -161,27 +264,30 @@ class TrainingPanel:
                 settings=self.settings(),
             )
             self.ui.progressBar.value = 0
+            self.ui.progressBar.format = "%p%"
             self.ui.statusLabel.text = self.job.statusText()
             self.onShowPlot()
             self.timer.start()
         self.updateButtons()
 
-    def onCancel(self):
+    def onCancel(self, *unused):
         if self.job is not None:
             self.ui.statusLabel.text = "Cancelling..."
             slicer.app.processEvents()
             self.job.cancel()
             self.onTimer()
 
-    def onShowPlot(self):
+    def onShowPlot(self, *unused):
+        """Show the loss chart; after a scene close, a new chart with every row so far (LossPlot.showInScene)."""
         if self.job is not None:
-            slicer.modules.plots.logic().ShowChartInLayout(self.job.chartNode)
+            slicer.modules.plots.logic().ShowChartInLayout(self.job.lossPlot.showInScene())
 
     def onTimer(self):
         if self.job is None:
             self.timer.stop()
             return
         self.job.poll()
+        self.speeds.record(self.jobSpeedKey, self.job.secondsPerIteration)
         self.ui.progressBar.value = int(round(1000 * self.job.fraction))
         eta = self.job.etaSeconds
         self.ui.progressBar.format = f"%p%  ETA {formatDuration(eta)}" if self.job.isRunning and eta else "%p%"
@@ -193,8 +299,9 @@ class TrainingPanel:
         self.updateButtons()
 
     def onSceneStartClose(self):
-        """The scene is closing: a running training goes on (it reads files, writes the model file); its loss
-        plot nodes leave with the scene, so the plot shows nothing new until the next training."""
+        """The scene is closing: a running training goes on (it reads files, writes the model file). Its loss plot
+        nodes leave with the scene and are not written to any more; Show loss plot puts a new plot holding every
+        row so far into the new scene."""
 
     def cleanup(self):
         """Stop polling; a training still running is cancelled (no orphan process)."""

@@ -15,6 +15,7 @@ import numpy as np
 import psutil
 import pytest
 import slicer
+from fakes import FakeTrainingProcess
 from LTNetCommonLib.recentModels import recentModels
 from LTNetTrainingLib import CANCELLED, COMPLETED, SubprocessLauncher, TrainingJob, TrainingLogic
 from LTNetTrainingLib.lossPlot import ITERATION_COLUMN, LossPlot
@@ -289,29 +290,6 @@ def test_settings_become_options_that_ltnet_train_accepts(tmp_path):
     )
 
 
-class ScriptedProcess:
-    """A ChildProcess that replays given (stream, line) pairs, then exits with `code`."""
-
-    pid = 0
-
-    def __init__(self, lines, code=0):
-        self.lines = list(lines)
-        self.code = code
-
-    def drainLines(self):
-        lines, self.lines = self.lines, []
-        return lines
-
-    def returnCode(self):
-        return None if self.lines else self.code
-
-    def killTree(self, timeout=5.0):
-        self.lines = []
-
-    def wait(self, timeout=None):
-        return self.code
-
-
 def progressLine(iteration, **losses):
     return (
         "stdout",
@@ -338,7 +316,7 @@ def test_progress_lines_become_table_rows_and_log(scene, tmp_path):
     ]
     (tmp_path / "m.pt").write_bytes(b"model")
     logged = []
-    job = TrainingJob(ScriptedProcess(lines), tmp_path / "m.pt", LossPlot(scene), logCallback=logged.append)
+    job = TrainingJob(FakeTrainingProcess(lines), tmp_path / "m.pt", LossPlot(scene), logCallback=logged.append)
     assert job.statusText().startswith("Starting")
     progress = job.poll()
     assert progress["iteration"] == 2 and job.status == COMPLETED
@@ -352,8 +330,64 @@ def test_progress_lines_become_table_rows_and_log(scene, tmp_path):
 
 def test_failed_training_reports_the_error_line(scene, tmp_path):
     lines = [("stderr", "ltnet: error: /x/atlas.nrrd: is constant (0.0); give an image with content.")]
-    job = TrainingJob(ScriptedProcess(lines, code=2), tmp_path / "m.pt", LossPlot(scene))
+    job = TrainingJob(FakeTrainingProcess(lines, code=2), tmp_path / "m.pt", LossPlot(scene))
     job.wait()
     assert job.status == "failed"
     assert "is constant" in job.statusText()
     assert recentModels() == []
+
+
+def test_closing_the_scene_stops_writing_into_the_removed_plot_nodes(scene, tmp_path):
+    process = FakeTrainingProcess([progressLine(1, sim=-0.5)], running=True)
+    job = TrainingJob(process, tmp_path / "m.pt", LossPlot(scene))
+    job.poll()
+    table, chart, series = job.tableNode, job.chartNode, job.seriesNodes["sim"]
+    assert table.GetNumberOfRows() == 1 and job.lossPlot.inScene
+
+    scene.Clear(0)  # File > Close scene while the training runs
+    assert table.GetScene() is None
+    process.lines += [progressLine(2, sim=-0.6, smooth=0.1), progressLine(3, sim=-0.7, smooth=0.09)]
+    job.poll()  # no exception, and nothing written into the nodes that left
+    assert job.iteration == 3 and not job.lossPlot.inScene
+    assert table.GetNumberOfRows() == 1 and table.GetNumberOfColumns() == 2
+    assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 0
+
+    shown = job.lossPlot.showInScene()  # a new plot holding every row so far
+    assert shown is job.chartNode is not chart and shown.GetScene() is scene
+    assert list(slicer.util.arrayFromTableColumn(job.tableNode, ITERATION_COLUMN)) == [1, 2, 3]
+    assert math.isnan(slicer.util.arrayFromTableColumn(job.tableNode, "smooth")[0])
+    assert job.seriesNodes["sim"] is not series and job.seriesNodes["sim"].GetTableNodeID() == job.tableNode.GetID()
+    process.lines.append(progressLine(4, sim=-0.8, smooth=0.08))
+    job.poll()
+    assert job.tableNode.GetNumberOfRows() == 4 and table.GetNumberOfRows() == 1
+    assert job.lossPlot.showInScene() is shown  # in the scene: kept as it is
+
+
+def test_start_line_says_what_the_child_runs_on_and_the_speed_is_measured(scene, tmp_path):
+    start = {
+        "event": "start",
+        "torch": "2.13.0+cpu",
+        "cuda": None,
+        "device": "cpu",
+        "device_name": "Test CPU",
+        "precision": "float32",
+        "gpu_visible_but_unused": True,
+    }
+    process = FakeTrainingProcess([("stdout", json.dumps(start))], running=True)
+    logged = []
+    job = TrainingJob(process, tmp_path / "m.pt", LossPlot(scene), logCallback=logged.append)
+    job.poll()
+    assert job.startEvent == start and job.secondsPerIteration is None
+    assert job.statusText() == "Starting (loading data and networks)... " + job.runtime + "."
+    assert "torch 2.13.0+cpu" in job.runtime and "CPU" in job.runtime
+    assert any(line.startswith("Warning:") and "GPU" in line for line in logged)
+    first = {"event": "progress", "iteration": 1, "total": 100, "losses": {}, "elapsed_s": 9.0, "eta_s": 891.0}
+    process.lines.append(("stdout", json.dumps(first)))
+    job.poll()
+    assert job.secondsPerIteration == pytest.approx(9.0) and job.etaSeconds == 891.0  # one line: ltnet's own
+    later = {**first, "iteration": 11, "elapsed_s": 29.0, "eta_s": 236.4}
+    process.lines.append(("stdout", json.dumps(later)))
+    job.poll()
+    assert job.secondsPerIteration == pytest.approx(2.0)  # between lines: the start-up does not count
+    assert job.etaSeconds == pytest.approx(89 * 2.0)  # the iterations left at the measured speed
+    assert job.statusText().startswith("ETA 2 min 58 s: iteration 11/100, 2 s per iteration, elapsed 29 s.")

@@ -67,7 +67,9 @@ def test_ui_declares_its_custom_widgets_and_node_selectors_get_the_scene():
 
 def test_cmake_lists_every_script_and_resource():
     cmake = (MODULE / "CMakeLists.txt").read_text(encoding="utf-8")
-    assert "WITH_GENERIC_TESTS" in cmake and "slicer_add_python_unittest" in cmake
+    assert "WITH_GENERIC_TESTS" in cmake
+    selfTests = (MODULE.parent / "Testing" / "Python" / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert "slicer_add_python_unittest" in selfTests and "LTNetTraining" in selfTests  # the module's self-test
     for path in PYTHON_FILES:
         relative = path.relative_to(MODULE).as_posix().replace("LTNetTraining", "${MODULE_NAME}", 1)
         assert relative in cmake, f"{relative} missing from CMakeLists.txt"
@@ -102,3 +104,38 @@ def test_the_qt_free_package_imports_without_torch_ltnet_or_qt():
         [sys.executable, "-c", code, str(MODULE), str(MODULE.parent / "LTNetTransfer")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_device_and_prealignment_choices_are_bound_to_the_parameter_node_in_the_panel_order():
+    from LTNetTrainingLib.trainingSettings import DEVICES, PREALIGN_FIXED, PREALIGN_FIXED_LABELS
+
+    tree = ast.parse((MODULE / "LTNetTraining.py").read_text(encoding="utf-8"))
+    parameterClass = next(
+        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "LTNetTrainingParameterNode"
+    )
+    choices = {}
+    for statement in parameterClass.body:
+        if isinstance(statement, ast.AnnAssign) and "Choice" in ast.unparse(statement.annotation):
+            call = next(node for node in ast.walk(statement.annotation) if isinstance(node, ast.Call))
+            choices[statement.target.id] = tuple(ast.literal_eval(call.args[0]))
+    # the binding fills the combo boxes with these choices; the panel reads them by index
+    assert choices == {"device": DEVICES, "prealignFixed": PREALIGN_FIXED}
+    assert len(PREALIGN_FIXED_LABELS) == len(PREALIGN_FIXED)
+    root = ElementTree.parse(UI_FILE).getroot()
+    bound = {
+        widget.get("name"): prop.find("string").text
+        for widget in root.iter("widget")
+        for prop in widget.findall("property")
+        if prop.get("name") == "SlicerParameterName"
+    }
+    assert bound["deviceComboBox"] == "device" and bound["prealignFixedComboBox"] == "prealignFixed"
+    assert {
+        bound[name] for name in ("warmupSpinBox", "couplingSpinBox", "augmentCheckBox", "fieldDownsizeSpinBox")
+    } == {
+        "warmup",
+        "coupling",
+        "augment",
+        "fieldDownsize",
+    }
+    advanced = next(w for w in root.iter("widget") if w.get("name") == "advancedCollapsibleButton")
+    assert {w.get("name") for w in advanced.iter("widget")} >= {"warmupSpinBox", "augmentCheckBox"}
