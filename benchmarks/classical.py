@@ -1,4 +1,4 @@
-"""Classical registration baselines (issue 5): no registration, affine only, elastix affine + B-spline, ANTs SyN.
+"""Classical registration baselines: no registration, affine only, elastix affine + B-spline, ANTs SyN.
 
 One-shot protocol on ../shared/data: the atlas image and labels are registered to each
 target image (fixed = target, moving = atlas); the warped atlas labels are scored on the
