@@ -5,15 +5,15 @@ prepare it (normalise, affine pre-alignment, resampling onto the network grid);
 the main process runs ``ltnet.transfer.transfer`` on the prepared scan; a
 background thread writes the label map, the QC JSON and the extras. Under
 ``torchrun`` each rank takes ``targets[rank::world_size]``, so every output is
-written by exactly one process.
+written by exactly one process. Output names and the checks on existing outputs
+are decided before, for all targets at once (``ltnet.outputs``).
 """
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -22,18 +22,10 @@ from ltnet.data.io import read_image
 from ltnet.data.prepare import Atlas, prepare_scan
 from ltnet.errors import LTNetError
 from ltnet.model_file import LTNetModel
+from ltnet.outputs import Job
 from ltnet.transfer import TransferResult, transfer
 
 MAX_PENDING_WRITES = 4  # results held in memory while the writer catches up
-
-
-@dataclass
-class Job:
-    """One target and where its outputs go."""
-
-    target: Path
-    output: Path
-    qc_output: Path | None
 
 
 class PreparedTargets(Dataset):
@@ -42,15 +34,15 @@ class PreparedTargets(Dataset):
     Runs in DataLoader workers; SimpleITK images and transforms pickle back to the main process.
     """
 
-    def __init__(self, jobs: list[Job], atlas: Atlas, prealign: bool):
-        self.jobs, self.atlas, self.prealign = jobs, atlas, prealign
+    def __init__(self, jobs: list[Job], atlas: Atlas, prealign: bool, refuse_labels_unless: str | None = None):
+        self.jobs, self.atlas, self.prealign, self.refuse_labels_unless = jobs, atlas, prealign, refuse_labels_unless
 
     def __len__(self) -> int:
         return len(self.jobs)
 
     def __getitem__(self, i: int):
         try:
-            image = read_image(self.jobs[i].target)
+            image = read_image(self.jobs[i].target, self.refuse_labels_unless)
             return i, image, prepare_scan(image, self.atlas, self.prealign)
         except LTNetError as error:  # re-raised in the main process with its own message
             return i, None, error
@@ -71,16 +63,21 @@ def run_batch(
     refine_steps: int = 0,
     qc: bool = True,
     extras: bool = False,
+    *,
+    on_stage: Callable[[int, Job, str, int, int], None] | None = None,
+    refuse_labels_unless: str | None = None,
 ) -> float:
     """Transfer every job; ``write`` runs in a background thread, ``on_done(k, job, result)`` once job ``k`` is written.
 
     ``workers`` DataLoader processes prepare the targets (0: in the main process);
     ``refine_steps`` > 0 refines the forward map on each target first (``ltnet.refine``).
+    ``on_stage(k, job, stage, step, steps)``: job ``k`` (from 1) enters a stage (``ltnet.transfer.transfer``'s, and
+    ``prealign`` while its reading and pre-alignment is awaited). ``refuse_labels_unless``: see ``read_image``.
     Returns the seconds taken.
     """
     started = time.monotonic()
     loader = DataLoader(
-        PreparedTargets(jobs, model.atlas, prealign),
+        PreparedTargets(jobs, model.atlas, prealign, refuse_labels_unless),
         batch_size=None,
         num_workers=workers,
         collate_fn=_as_is,
@@ -99,10 +96,14 @@ def run_batch(
                 done += 1
                 on_done(done, job, result)
 
-        for i, image, prepared in loader:
+        items = iter(loader)
+        for k, job in enumerate(jobs, 1):
+            stage = functools.partial(on_stage, k, job) if on_stage else None
+            if stage and prealign:
+                stage("prealign", 1, 1)
+            _, image, prepared = next(items)  # in order: the k-th item is this job's
             if image is None:
                 raise prepared
-            job = jobs[i]
             result = transfer(
                 model,
                 image,
@@ -112,6 +113,7 @@ def run_batch(
                 prepared=prepared,
                 qc=qc,
                 extras=extras,
+                on_stage=stage,
             )
             if result.qc is not None:
                 result.qc["target"] = str(job.target)

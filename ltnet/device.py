@@ -1,6 +1,7 @@
 """Choosing the compute device."""
 
 import functools
+import platform
 import sys
 
 import torch
@@ -24,7 +25,8 @@ def pick_device(choice: str = "auto", announce: bool = True, local_rank: int = 0
         if announce:
             free, total = torch.cuda.mem_get_info(device)
             print(
-                f"ltnet: using GPU {local_rank}: {torch.cuda.get_device_name(device)} ({total / 2**30:.0f} GiB, {free / 2**30:.0f} GiB free)",
+                f"ltnet: using GPU {local_rank}: {torch.cuda.get_device_name(device)} "
+                f"({total / 2**30:.0f} GiB, {free / 2**30:.0f} GiB free)",
                 file=sys.stderr,
             )
         return device
@@ -40,7 +42,10 @@ def _cuda_problem(local_rank: int) -> str | None:
     if not torch.cuda.is_available():
         return "no usable CUDA GPU (torch.cuda.is_available() is False)"
     if local_rank >= torch.cuda.device_count():
-        return f"this process (local rank {local_rank}) has no GPU of its own: only {torch.cuda.device_count()} GPU(s) visible; start fewer processes per node"
+        return (
+            f"this process (local rank {local_rank}) has no GPU of its own: only {torch.cuda.device_count()} GPU(s) "
+            "visible; start fewer processes per node"
+        )
     try:
         (torch.ones(8, device=torch.device("cuda", local_rank)) * 2).sum().item()
     except RuntimeError as error:  # e.g. a GPU too old for this torch build, or busy in exclusive mode
@@ -62,7 +67,7 @@ def inference_precision(device: torch.device):
 
     On such a CPU a pass of ``G_F`` at the hippocampus grid takes half the time (0.043 against 0.091 CPU seconds;
     0.034 laid out by ``ready_for_inference``); its flow layer stays float32 (``ltnet.nn.networks``), and the
-    fields differed from float32 by 0.015 voxel at most (docs/BENCHMARKS.md, "Tuning LT-Net", item 32). Other
+    fields differed from float32 by 0.015 voxel at most (docs/TUNING.md, "Transfer in bfloat16"). Other
     CPUs would convert bfloat16 in software (not measured here), so they run float32.
     """
     if device.type == "cuda":
@@ -92,3 +97,23 @@ def cpu_has_native_bfloat16() -> bool:
         return bool(found.get("avx512_bf16") or found.get("amx_bf16"))
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def precision_name(device: torch.device, inference: bool) -> str:
+    """The precision the networks compute in on ``device``: ``inference_precision`` for transfer (``inference``),
+    ``mixed_precision`` for training; ``"bfloat16"`` or ``"float32"``."""
+    native = device.type == "cuda" or (inference and cpu_has_native_bfloat16())
+    return "bfloat16" if native else "float32"
+
+
+@functools.cache
+def cpu_name() -> str:
+    """The processor's model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows of it."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"

@@ -1,4 +1,4 @@
-"""Expanding input paths and naming outputs."""
+"""Expanding input paths (files, folders, globs) into the list of scans."""
 
 import glob
 from pathlib import Path
@@ -10,7 +10,10 @@ IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 
 
 def expand_images(patterns, what: str = "--images") -> list[Path]:
-    """Files, folders (their image files, or the folder itself if it is a DICOM series) and globs, sorted, unique."""
+    """Files, folders (their image files, or the folder itself if it is a DICOM series) and globs, sorted.
+
+    A scan reached twice (given twice, or by a file and a glob) is refused: ``refuse_duplicates``.
+    """
     found = []
     for pattern in patterns:
         path = Path(pattern)
@@ -24,10 +27,22 @@ def expand_images(patterns, what: str = "--images") -> list[Path]:
             if not matches:
                 raise LTNetError(f"{pattern}: no such file, folder or matching files ({what}); check the path.")
             found.extend(matches)
-    unique = list(dict.fromkeys(found))
-    if not unique:
+    if not found:
         raise LTNetError(f"{what}: no images given.")
-    return unique
+    refuse_duplicates(found, what)
+    return found
+
+
+def refuse_duplicates(paths: list[Path], what: str) -> None:
+    """An ``LTNetError`` for the first file that ``paths`` holds twice (symbolic links and ``..`` resolved)."""
+    first = {}
+    for path in paths:
+        key = Path(path).resolve()
+        if key in first:
+            raise LTNetError(
+                f"{path}: is given twice ({what}; also as {first[key]}); give each scan once (nothing was written)."
+            )
+        first[key] = path
 
 
 def is_image_file(path: Path) -> bool:
@@ -38,22 +53,3 @@ def stem(path: Path) -> str:
     """File name without its image suffix (``a.nii.gz`` -> ``a``)."""
     suffix = output_suffix(path)
     return path.name[: -len(suffix)] if suffix and path.is_file() else path.name
-
-
-def output_paths(targets: list[Path], out, suffix: str, keep_names: bool = False) -> list[Path]:
-    """One output per target: ``out`` itself for a single target named like a file, else a file in folder ``out``.
-
-    In the folder, each output is named ``<target stem><suffix>``, or the target's own
-    file name with ``keep_names`` (a DICOM folder target always gets ``suffix``).
-    """
-    out = Path(out)
-    if len(targets) == 1 and not out.is_dir() and output_suffix(out) in IMAGE_SUFFIXES + (SEG_NRRD, ".json"):
-        outputs = [out]
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        outputs = [out / (t.name if keep_names and t.is_file() else stem(t) + suffix) for t in targets]
-    resolved_inputs = {t.resolve() for t in targets}
-    for output in outputs:
-        if output.resolve() in resolved_inputs:
-            raise LTNetError(f"{output}: would overwrite an input scan; choose another output folder.")
-    return outputs

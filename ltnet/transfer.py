@@ -48,18 +48,22 @@ def transfer(
     prepared: PreparedScan | None = None,
     qc: bool = True,
     extras: bool = True,
+    on_stage=None,
 ) -> TransferResult:
     """Transfer the atlas labels of ``model`` onto ``target`` (a 3-D image as read by ``ltnet.data.io.read_image``).
 
     ``refine_steps`` > 0 first fits the forward map to this target (``ltnet.refine``).
     ``qc`` runs the backward network and the quality checks; ``extras`` also makes the
     images behind them (the warped and reconstructed atlas, field, Jacobian and
-    inverse-consistency maps). Without both, only ``G_F`` runs (0.25 against 0.30 CPU seconds
-    per hippocampus crop, the pre-alignment included).
+    inverse-consistency maps). Without both, only ``G_F`` runs (faster: docs/BENCHMARKS.md, "Speed").
+    ``on_stage(stage, step, steps)``: called as each stage begins, for progress reports: ``prealign``
+    (when ``prepared`` is not given), ``network``, ``refine`` (step k of ``refine_steps``), ``labels``, ``qc``.
     """
     device = torch.device(device)
     atlas = model.atlas
+    stage = on_stage or (lambda name, step, steps: None)
     if prepared is None:  # given when a batch already prepared it in a worker (ltnet.batch_transfer)
+        stage("prealign", 1, 1)
         prepared = prepare_scan(target, atlas, prealign)
     nets = ready_for_inference(model.networks, device)
     atlas_t = torch.from_numpy(atlas.image).float()[None, None].to(device)
@@ -67,6 +71,7 @@ def transfer(
     scan_t = torch.from_numpy(prepared.image).float()[None, None].to(device)
     # field: the forward map the labels follow, on field_grid (the network grid, or a finer one a refinement ran on)
     field_grid, field, forward, network_match = atlas.grid, None, None, None
+    stage("network", 1, 1)
     if refine_steps > 0:
         field_grid = refinement_grid(atlas, target, REFINE_MAX_VOXELS.get(device.type, REFINE_MAX_VOXELS["cpu"]))
         finer = _pair_on_finer_grid(model, target, prepared, field_grid, device)
@@ -76,7 +81,16 @@ def transfer(
             if qc:  # the QC scores G_F's own prediction: the fit raises the match it would read (ltnet.qc)
                 network = nets.g_forward.displacement(start)
                 network_match = quality.image_match(scan_t, warp(atlas_t, network), warp(one_hot_t, network))
-        field = refine(nets.g_forward, model.weights, atlas_t, scan_t, refine_steps, finer=finer, start=start)
+        field = refine(
+            nets.g_forward,
+            model.weights,
+            atlas_t,
+            scan_t,
+            refine_steps,
+            finer=finer,
+            start=start,
+            on_step=lambda k: stage("refine", k, refine_steps),
+        )
         # the same map at the network grid's voxels, for G_B and the QC
         forward = field if finer is None else field_on_grid(field, 1.0 / finer[2], atlas.grid.size[::-1])
     with torch.no_grad(), inference_precision(device):
@@ -86,9 +100,11 @@ def transfer(
     if field is None:
         field = cycle.forward
     to_grid = prepared.to_scan.GetInverse()
+    stage("labels", 1, 1)
     result = TransferResult(labels_on_scan(atlas.channels_sitk(), atlas.values, field[0], field_grid, target, to_grid))
     if not (qc or extras):
         return result
+    stage("qc", 1, 1)
     inverse_consistency = quality.inverse_consistency_mm(cycle, grid.spacing)
     if qc:
         result.qc = quality.measure(
@@ -136,7 +152,8 @@ def _pair_on_finer_grid(
     model: LTNetModel, target: sitk.Image, prepared: PreparedScan, grid: NetworkGrid, device
 ) -> tuple[torch.Tensor, torch.Tensor, float] | None:
     """The atlas (at its own resolution) and the scan (pre-aligned) on ``grid``, finer than the network grid,
-    ``(1, 1, D, H, W)`` each, and how many times finer (``refine``'s ``finer``); None when ``grid`` is the network grid."""
+    ``(1, 1, D, H, W)`` each, and how many times finer (``refine``'s ``finer``); None when ``grid`` is the network
+    grid."""
     if grid == model.grid:
         return None
     reference = grid.reference()

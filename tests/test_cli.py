@@ -412,3 +412,58 @@ def test_demo_model_beats_no_registration_on_held_out_scans(tmp_path, capsys):
         gains.append(ltnet_dice - none_dice)
         assert json.loads((tmp_path / "qc" / f"{scan.name[:-7]}.json").read_text())["verdict"]
     assert np.mean(gains) > 0.05 and min(gains) > 0, gains
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (
+            ["transfer", "--refin", "3", "--model", "m", "--target", "t", "--out", "o"],
+            "--refin (did you mean --refine?)",
+        ),
+        (["transfer", "--targt", "t", "--model", "m", "--out", "o"], "--targt (did you mean --target?)"),
+        (["train", "--atlas-im", "a", "--atlas-labels", "l", "--images", "i", "--out", "o"], "--atlas-im"),
+    ],
+)
+def test_abbreviated_or_misspelt_options_are_named_with_the_commands_usage(capsys, argv, named):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.startswith(f"usage: ltnet {argv[0]} ") and f"ltnet {argv[0]}: error: unknown option {named}" in err
+    assert "required" not in err
+
+
+@pytest.mark.parametrize("where", ["train --atlas-image", "train --images", "transfer --target"])
+def test_a_label_map_given_as_an_image_is_refused_unless_allowed(tmp_path, capsys, where):
+    labels = tmp_path / "atlas_labels.nii.gz"
+    sitk.WriteImage(sitk.Cast(read_label_map(sample.atlas_labels_path()).image, sitk.sitkUInt8), str(labels))
+    out = tmp_path / "out"
+    out.mkdir()
+    if where == "transfer --target":
+        if not DEMO_MODEL.exists():
+            pytest.skip("needs the demo model")
+        argv = ["transfer", "--model", DEMO_MODEL, "--target", labels, "--out", out / "l.nii.gz", "--workers", 0]
+        argv += ["--device", "cpu", "--no-qc", "--progress", "jsonl"]  # found while reading it, after the bar began
+    elif where == "train --atlas-image":
+        argv = train_args(out / "m.pt", atlas_image=labels)
+    else:
+        argv = train_args(out / "m.pt", images=[sample.training_scan_paths()[0], sample.atlas_labels_path()])
+    code, _, err = run(capsys, *argv)
+    bad = sample.atlas_labels_path() if where == "train --images" else labels
+    assert_one_line_error(code, err, bad, "looks like a label map", "--allow-label-like-images")
+    assert list(out.iterdir()) == []
+    if where == "train --atlas-image":  # the rare genuine case
+        code, _, err = run(capsys, *argv, "--iterations", 0, "--allow-label-like-images")
+        assert code == 0, err
+
+
+def test_train_ends_with_one_final_line_and_jsonl_says_what_computes(tmp_path, capsys):
+    code, _, err = run(capsys, *train_args(tmp_path / "m.pt"), "--iterations", 2)
+    assert code == 0
+    drawn = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    assert sum("100%" in line for line in drawn) == 1 and "100%" in drawn[-1] and "2/2" in drawn[-1], drawn
+    code, out, _ = run(capsys, *train_args(tmp_path / "j.pt"), "--progress", "jsonl")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[0]["event"] == "start" and events[0]["precision"] == "float32" and events[0]["device"] == "cpu"
+    assert [e["event"] for e in events[1:]] == ["progress", "done"]

@@ -17,11 +17,12 @@ from ltnet.data.prealign import FIXED_IMAGES
 from ltnet.data.prepare import Atlas, channel_indices, finest_refinement_grid, prepare_scan, refinement_source
 from ltnet.device import pick_device
 from ltnet.errors import LTNetError
+from ltnet.input_checks import ALLOW_FLAG
 from ltnet.model_file import LTNetModel, load_model
 from ltnet.nn.losses import TERMS, LossWeights
 from ltnet.nn.networks import LTNetNetworks, NetworkConfig
 from ltnet.paths import expand_images
-from ltnet.progress import reporter
+from ltnet.progress import reporter, start_event
 from ltnet.training import LR_SCHEDULES, Stopped, TrainSettings, train
 
 
@@ -52,26 +53,29 @@ def add_arguments(parser) -> None:
         "--lr-schedule",
         choices=LR_SCHEDULES,
         default="constant",
-        help="constant, or cosine: decay the learning rate to 0 at the last iteration along half a cosine (default constant)",
+        help="constant, or cosine: decay the learning rate to 0 at the last iteration along half a cosine "
+        "(default constant)",
     )
     parser.add_argument("--lambda1", type=float, default=10.0, help="weight of the image cycle loss (default 10)")
     parser.add_argument(
         "--lambda2",
         type=float,
-        help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3; 1 was more accurate for whole "
-        "brains on a 4 mm grid; with --voxelmorph the smoothness weight, default 1)",
+        help="weight of smoothness, transformation, anatomy and difference cycle losses (default 3; with --voxelmorph "
+        "the smoothness weight, default 1). Whole brains on a coarse grid may do better with less: docs/BENCHMARKS.md, "
+        "'Accuracy, one-shot, IBSR18'",
     )
     parser.add_argument(
         "--adversarial",
         action="store_true",
-        help="add the adversarial term (the paper's; off by default: on the hippocampus benchmark it made rougher, less accurate maps)",
+        help="add the adversarial term (the paper's; off by default, as it made rougher, less accurate maps: "
+        "docs/BENCHMARKS.md, 'Ablation')",
     )
     parser.add_argument("--no-adversarial", action="store_true", help="leave the adversarial term out (the default)")
     parser.add_argument(
         "--paper",
         action="store_true",
-        help="the paper's joint training: all seven terms coupled from the first iteration (--warmup 0 --coupling 1 --adversarial; "
-        "with --no-adversarial, six)",
+        help="the paper's joint training: all seven terms coupled from the first iteration (--warmup 0 --coupling 1 "
+        "--adversarial; with --no-adversarial, six)",
     )
     parser.add_argument(
         "--without",
@@ -92,7 +96,8 @@ def add_arguments(parser) -> None:
         type=int,
         default=1,
         metavar="K",
-        help="average the predicted field over K³ voxel blocks and upsample it: a smoother map (default 1: off; 2 is measured in docs/BENCHMARKS.md)",
+        help="average the predicted field over K³ voxel blocks and upsample it: a smoother map (default 1: off; "
+        "measured in docs/BENCHMARKS.md)",
     )
     parser.add_argument(
         "--no-prealign", action="store_true", help="skip the affine pre-alignment of each scan to the atlas"
@@ -101,8 +106,8 @@ def add_arguments(parser) -> None:
         "--prealign-fixed",
         choices=FIXED_IMAGES,
         help="the image the affine pre-alignment holds fixed while the other moves (default atlas; with --init, that "
-        "model's): scan raised the hippocampus benchmark's Dice from 0.763 to 0.770 and lowered the IBSR brains' by "
-        "0.014. The model keeps it, and transfer aligns scans the same way",
+        "model's). The model keeps it, and transfer aligns scans the same way. Which suits which data is measured in "
+        "docs/BENCHMARKS.md, 'Accuracy'",
     )
     parser.add_argument(
         "--checkpoint-every", type=int, default=100, help="write the model every N iterations (default 100)"
@@ -111,7 +116,8 @@ def add_arguments(parser) -> None:
         "--batch-size",
         type=int,
         default=1,
-        help="pairs per iteration on each process (default 1); under torchrun the global batch is this times the number of processes",
+        help="pairs per iteration on each process (default 1); under torchrun the global batch is this times the "
+        "number of processes",
     )
     parser.add_argument(
         "--warmup",
@@ -132,8 +138,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--augment",
         action="store_true",
-        help="move each drawn scan by a small random affine map and change its contrast by a random gamma (off by default: "
-        "on the hippocampus benchmark, where the targets are the cohort's own scans, it lowered the Dice by 0.011)",
+        help="move each drawn scan by a small random affine map and change its contrast by a random gamma (off by "
+        "default: where the targets are the cohort's own scans it lowered the Dice; docs/BENCHMARKS.md)",
     )
     parser.add_argument(
         "--teach",
@@ -141,13 +147,20 @@ def add_arguments(parser) -> None:
         default=0.0,
         metavar="W",
         help="fine-tuning (with --init): also pull G_F's field toward its own refined field for each cohort scan "
-        "(20 refinement steps, computed once per scan) where the atlas labels go, with weight W (10 measured; default 0: off). On the "
-        "hippocampus benchmark 600 iterations at --lr 1e-4 raised the network's mean Dice from 0.769 to 0.784 over three seeds (docs/BENCHMARKS.md)",
+        "(computed once per scan) where the atlas labels go, with weight W (default 0: off). The settings measured "
+        "and their gain: docs/BENCHMARKS.md, 'Teaching'",
+    )
+    parser.add_argument(
+        ALLOW_FLAG,
+        action="store_true",
+        help="accept an --atlas-image or --images that look like label maps (integer images with few values, or "
+        "segmentations), which are refused by default",
     )
     parser.add_argument(
         "--checkpointing",
         action="store_true",
-        help="gradient checkpointing: recompute U-Net activations in the backward pass (less GPU memory, about 30%% slower)",
+        help="gradient checkpointing: recompute U-Net activations in the backward pass (less GPU memory, slower; "
+        "docs/BENCHMARKS.md, 'Speed on a GPU')",
     )
 
 
@@ -172,14 +185,19 @@ def run(args) -> int:
         raise LTNetError(f"--teach {args.teach}: give a weight of 0 (off) or more.")
     if args.teach > 0 and not (args.init or args.resume):
         raise LTNetError(
-            "--teach: give the trained model to fine-tune with --init (a network learns from its own refined fields only once it registers)."
+            "--teach: give the trained model to fine-tune with --init (a network learns from its own refined fields "
+            "only once it registers)."
         )
     if args.teach > 0 and args.augment:
         raise LTNetError(
-            "--teach with --augment: a scan's refined field is kept from its first draw and would not fit its augmented copies; leave one out."
+            "--teach with --augment: a scan's refined field is kept from its first draw and would not fit its "
+            "augmented copies; leave one out."
         )
-    device = pick_device(args.device, local_rank=ranks.local_rank)
     image_paths = expand_images(args.images)
+    refuse_labels = None if args.allow_label_like_images else ALLOW_FLAG
+    if refuse_labels and not args.resume:
+        read_image(args.atlas_image, refuse_labels)
+    device = pick_device(args.device, local_rank=ranks.local_rank)
     torch.manual_seed(args.seed)
     model = load_model(out) if args.resume else _new_model(args)
     if args.resume and args.prealign_fixed not in (None, model.atlas.prealign_fixed):
@@ -196,7 +214,9 @@ def run(args) -> int:
         )
     needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
     scans = [
-        prepare_scan(read_image(path), model.atlas, not args.no_prealign, args.seed).image if i in needed else None
+        prepare_scan(read_image(path, refuse_labels), model.atlas, not args.no_prealign, args.seed).image
+        if i in needed
+        else None
         for i, path in enumerate(image_paths)
     ]
     settings = TrainSettings(
@@ -211,6 +231,8 @@ def run(args) -> int:
         args.augment,
     )
     progress = reporter(args.progress, "training") if ranks.is_main else None
+    if progress:
+        progress(start_event(device, inference=False))
     with distributed.session(ranks, device):
         try:
             train(model, scans, out, settings, device, progress, ranks)
@@ -256,7 +278,8 @@ def _lacks_full_resolution_atlas(atlas: Atlas) -> bool:
 
 
 def _with_full_resolution_atlas(atlas: Atlas, labels_path, image_path) -> Atlas:
-    """A model written before LTNet kept the atlas at its own resolution takes it from ``image_path`` and ``labels_path``.
+    """A model written before LTNet kept the atlas at its own resolution takes it from ``image_path`` and
+    ``labels_path``.
 
     They must be the atlas it was trained with: resampled onto its grid, they give its stored image and labels.
     """
@@ -265,12 +288,14 @@ def _with_full_resolution_atlas(atlas: Atlas, labels_path, image_path) -> Atlas:
     on_grid = resample_labels(label_map.image, atlas.values, atlas.grid.reference())
     if on_grid.shape != atlas.one_hot.shape or np.abs(on_grid - atlas.one_hot).max() > 0.01:
         raise LTNetError(
-            f"{labels_path}: are not the atlas labels this model was trained with; give the same --atlas-labels to resume it."
+            f"{labels_path}: are not the atlas labels this model was trained with; give the same --atlas-labels to "
+            "resume it."
         )
     normalised = normalise(image)
     if np.abs(sitk.GetArrayFromImage(resample(normalised, atlas.grid.reference())) - atlas.image).max() > 0.01:
         raise LTNetError(
-            f"{image_path}: is not the atlas image this model was trained with; give the same --atlas-image to resume it."
+            f"{image_path}: is not the atlas image this model was trained with; give the same --atlas-image to "
+            "resume it."
         )
     return replace(
         atlas,

@@ -2,20 +2,21 @@
 
 import json
 import sys
-from pathlib import Path
 
 import SimpleITK as sitk
 import torch
 
 from ltnet import distributed
-from ltnet.batch_transfer import Job, run_batch
-from ltnet.data.io import write_image, write_label_map
+from ltnet.batch_transfer import run_batch
+from ltnet.data.io import atomic_write, read_image, write_image, write_label_map, write_text
 from ltnet.data.prepare import Atlas
 from ltnet.device import pick_device
 from ltnet.errors import LTNetError
+from ltnet.input_checks import ALLOW_FLAG
 from ltnet.model_file import load_model
-from ltnet.paths import expand_images, output_paths, stem
-from ltnet.progress import reporter
+from ltnet.outputs import Job, create_folders, jobs_to_run, plan_jobs
+from ltnet.paths import expand_images
+from ltnet.progress import reporter, start_event
 from ltnet.transfer import TransferResult
 
 
@@ -23,9 +24,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="a model file written by `ltnet train`")
     parser.add_argument("--target", required=True, nargs="+", help="scans to label: files, DICOM folders or globs")
     parser.add_argument(
-        "--out", required=True, help="label map file for one target (.nii.gz, .nrrd, .seg.nrrd) or a folder for several"
+        "--out",
+        required=True,
+        help="label map file for one target (.nii.gz, .nrrd, .seg.nrrd) or a folder for several: one file per target "
+        "named after it; targets of the same name get their parent folder's name in front (pat1_T1, pat2_T1)",
     )
-    parser.add_argument("--qc", help="QC JSON file for one target, or a folder for several")
+    parser.add_argument("--qc", help="QC JSON file for one target, or a folder for several (named as the label maps)")
     parser.add_argument(
         "--extras", help="folder for the warped and reconstructed atlas, field, Jacobian and inverse-consistency maps"
     )
@@ -34,12 +38,28 @@ def add_arguments(parser) -> None:
         choices=("nii.gz", "nrrd", "seg.nrrd"),
         help="label file type in an --out folder (default: the target's own)",
     )
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument(
+        "--overwrite", action="store_true", help="replace output files that exist (by default they are refused)"
+    )
+    existing.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep the targets whose label map (and QC file, with --qc) exist, and label only the others: "
+        "restarts a stopped cohort run",
+    )
     parser.add_argument("--atlas-image", help="use this atlas instead of the model's (with --atlas-labels)")
     parser.add_argument("--atlas-labels", help="the label map of --atlas-image (integer NIfTI/NRRD or .seg.nrrd)")
     parser.add_argument(
+        ALLOW_FLAG,
+        action="store_true",
+        help="accept targets (and --atlas-image) that look like label maps (integer images with few values, or "
+        "segmentations), which are refused by default",
+    )
+    parser.add_argument(
         "--no-qc",
         action="store_true",
-        help="labels only: skip the backward network and the quality checks (about twice as fast)",
+        help="labels only: skip the backward network and the quality checks (faster; docs/BENCHMARKS.md, 'Speed')",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment to the atlas")
@@ -48,9 +68,16 @@ def add_arguments(parser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="test-time refinement: optimise the forward map on each target for N steps first, on a grid as fine as the scans allow (default 0). On the benchmarks, 3 steps gave most of the gain: +0.017 mean Dice for under 0.1 CPU seconds per hippocampus crop, +0.09 for about 3 s per brain with a 4 mm network grid; 20 steps +0.025 for 0.4 s and +0.10 for 16 s. About 9 s a step on a CPU for a 160x192x224 grid: use a GPU there",
+        help="test-time refinement: fit the forward map to each target for N steps first, on a grid as fine as the "
+        "scans allow (default 0). A few steps give most of the gain; each step costs far more on a whole brain "
+        "than on a small crop, where a GPU helps (gains and times: docs/BENCHMARKS.md, 'Accuracy' and 'Speed')",
     )
-    parser.add_argument("--progress", choices=("bar", "jsonl"), default="bar")
+    parser.add_argument(
+        "--progress",
+        choices=("bar", "jsonl"),
+        default="bar",
+        help="a bar for people or JSON lines for programs (docs/CORE_CONTRACT.md)",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -60,39 +87,40 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """Label every target; under ``torchrun`` each rank takes ``targets[rank::world_size]`` (docs/SCALE.md)."""
+    """Label every target; under ``torchrun`` each rank takes ``targets[rank::world_size]`` (docs/SCALE.md).
+
+    Every output name and the check on existing outputs are settled for all targets before the first is computed.
+    """
+    _check_arguments(args)
     ranks = distributed.from_environment()
+    targets = expand_images(args.target, "--target")
+    all_jobs = plan_jobs(targets, args.out, "." + args.format if args.format else None, args.qc, args.extras)
+    todo = jobs_to_run(all_jobs, args.overwrite, args.skip_existing)
+    refuse_labels = None if args.allow_label_like_images else ALLOW_FLAG
+    if args.atlas_image and refuse_labels:
+        read_image(args.atlas_image, refuse_labels)
     device = pick_device(args.device, announce=ranks.is_main or ranks.local_rank == 0, local_rank=ranks.local_rank)
     model = load_model(args.model, device)
-    if bool(args.atlas_image) != bool(args.atlas_labels):
-        raise LTNetError("--atlas-image and --atlas-labels: give both to replace the model's atlas, or neither.")
-    if args.refine < 0:
-        raise LTNetError(f"--refine {args.refine}: give 0 or more steps.")
-    if args.no_qc and (args.qc or args.extras):
-        raise LTNetError("--no-qc: leave out --qc and --extras, which need the quality checks.")
-    if args.workers < 0:
-        raise LTNetError(f"--workers {args.workers}: give 0 or more.")
     if args.atlas_image:
         # another atlas, on a grid as large (in voxels) as the model's
         model.atlas = Atlas.from_files(
             args.atlas_image, args.atlas_labels, model.grid.size, model.networks.config.grid_multiple
         )
-    targets = expand_images(args.target, "--target")
-    outputs = output_paths(targets, args.out, "." + (args.format or "nii.gz"), keep_names=not args.format)
-    qc_outputs = output_paths(targets, args.qc, ".json") if args.qc else [None] * len(targets)
-    extras = Path(args.extras) if args.extras else None
-    if extras:
-        extras.mkdir(parents=True, exist_ok=True)
-    jobs = ranks.shard([Job(*paths) for paths in zip(targets, outputs, qc_outputs)])
     progress = reporter(args.progress, "transfer") if ranks.is_main else None
+    if progress:
+        progress(start_event(device, inference=True))
+        if len(todo) < len(all_jobs):
+            print(f"ltnet: {len(all_jobs) - len(todo)} target(s) done already, kept (--skip-existing)", file=sys.stderr)
+    create_folders(todo)
+    jobs = ranks.shard(todo)
     ranking = []
 
     def write(job: Job, result: TransferResult) -> None:
         write_label_map(result.labels, job.output, model.labels)
         if job.qc_output:
-            job.qc_output.write_text(json.dumps(result.qc, indent=2))
-        if extras:
-            write_extras(result, model, extras / stem(job.target))
+            write_text(json.dumps(result.qc, indent=2), job.qc_output)
+        if job.extras_prefix:
+            write_extras(result, model, job)
 
     def on_done(done: int, job: Job, result: TransferResult) -> None:
         if result.qc is not None:
@@ -100,7 +128,22 @@ def run(args) -> int:
         if progress:  # rank 0 counts its own share (all targets in one process)
             progress({"event": "progress", "done": done, "total": len(jobs), "target": str(job.target)})
 
+    def on_stage(index: int, job: Job, stage: str, step: int, steps: int) -> None:
+        if progress:
+            progress(
+                {
+                    "event": "stage",
+                    "target": str(job.target),
+                    "index": index,
+                    "total": len(jobs),
+                    "stage": stage,
+                    "step": step,
+                    "steps": steps,
+                }
+            )
+
     with distributed.session(ranks, device):
+        distributed.barrier()  # every rank has checked the outputs before any writes one
         try:
             seconds = run_batch(
                 model,
@@ -112,32 +155,63 @@ def run(args) -> int:
                 args.workers,
                 args.refine,
                 not args.no_qc,
-                bool(extras),
+                bool(args.extras),
+                on_stage=on_stage,
+                refuse_labels_unless=refuse_labels,
             )
         except torch.cuda.OutOfMemoryError as error:
+            if progress:
+                progress.close(failed=True)
             raise LTNetError(
-                f"{args.model}: the GPU ran out of memory at grid {model.grid.size}; use --device cpu, or a model trained on a smaller --grid."
+                f"{args.model}: the GPU ran out of memory at grid {model.grid.size}; use --device cpu, or a model "
+                "trained on a smaller --grid."
             ) from error
+        except BaseException:
+            if progress:
+                progress.close(failed=True)
+            raise
         ranking = distributed.gather_lists(ranking)
         rates = distributed.gather_lists([(len(jobs), seconds)])
     if not progress:
         return 0
     progress({"event": "done"})
     progress.close()
-    if len(targets) > 1 and args.progress == "bar" and ranking:
-        print("QC, worst first:", file=sys.stderr)
-        for score, verdict, target in sorted(ranking):
-            print(f"  {score:.3f}  {verdict:<13}  {target}", file=sys.stderr)
+    if args.progress == "bar":
+        _print_verdicts(ranking)
+    computed = sum(count for count, _ in rates)
     slowest = max(seconds for _, seconds in rates)
     print(
-        f"ltnet: {len(targets)} scan(s) in {slowest:.1f} s, {60 * len(targets) / max(slowest, 1e-9):.1f} scans/min ({len(rates)} process(es))",
+        f"ltnet: {computed} scan(s) in {slowest:.1f} s, {60 * computed / max(slowest, 1e-9):.1f} scans/min "
+        f"({len(rates)} process(es))",
         file=sys.stderr,
     )
     return 0
 
 
-def write_extras(result: TransferResult, model, prefix: Path) -> None:
-    """The images behind the cycle-consistency overlays, named ``<prefix>_<what>.nrrd``, and the field as a transform."""
+def _check_arguments(args) -> None:
+    if bool(args.atlas_image) != bool(args.atlas_labels):
+        raise LTNetError("--atlas-image and --atlas-labels: give both to replace the model's atlas, or neither.")
+    if args.refine < 0:
+        raise LTNetError(f"--refine {args.refine}: give 0 or more steps.")
+    if args.no_qc and (args.qc or args.extras):
+        raise LTNetError("--no-qc: leave out --qc and --extras, which need the quality checks.")
+    if args.workers < 0:
+        raise LTNetError(f"--workers {args.workers}: give 0 or more.")
+
+
+def _print_verdicts(ranking: list[tuple[float, str, str]]) -> None:
+    """The QC verdict of each target on stderr: one line for one target, else a table worst first."""
+    if len(ranking) == 1:
+        score, verdict, target = ranking[0]
+        print(f"QC: {verdict} (score {score:.3f})  {target}", file=sys.stderr)
+    elif ranking:
+        print("QC, worst first:", file=sys.stderr)
+        for score, verdict, target in sorted(ranking):
+            print(f"  {score:.3f}  {verdict:<13}  {target}", file=sys.stderr)
+
+
+def write_extras(result: TransferResult, model, job: Job) -> None:
+    """The images behind the cycle-consistency overlays and the field as a transform (``Job.extras_files``)."""
     images = {
         "warped_atlas": result.warped_atlas,
         "reconstructed_atlas": result.reconstructed_atlas,
@@ -147,6 +221,8 @@ def write_extras(result: TransferResult, model, prefix: Path) -> None:
         "jacobian": result.jacobian,
         "inverse_consistency": result.inverse_consistency,
     }
+    files = job.extras_files()
     for name, image in images.items():
-        write_image(image, f"{prefix}_{name}.nrrd")
-    sitk.WriteTransform(sitk.DisplacementFieldTransform(sitk.Image(result.field)), f"{prefix}_field.h5")
+        write_image(image, files[name])
+    transform = sitk.DisplacementFieldTransform(sitk.Image(result.field))
+    atomic_write(files["field"], lambda tmp: sitk.WriteTransform(transform, str(tmp)))

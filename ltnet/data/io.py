@@ -7,7 +7,8 @@ Every error is an ``LTNetError`` that names the file, the problem and what to do
 """
 
 import os
-import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ MIN_SIZE = 4  # voxels along each axis; fewer is a 2-D image or a slab
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK  # what open() would give; mkstemp's own 0o600 would hide results from colleagues
+_FILE_MODE = 0o666 & ~_UMASK  # what open() gives: results stay readable by colleagues as the folder allows
 
 
 @dataclass
@@ -33,14 +34,23 @@ class LabelMap:
     labels: list[LabelInfo]
 
 
-def read_image(path) -> sitk.Image:
-    """A 3-D scalar image as float32, checked: 3-D, at least 4 voxels per axis, finite values."""
+def read_image(path, refuse_labels_unless: str | None = None) -> sitk.Image:
+    """A 3-D scalar image as float32, checked: 3-D, at least 4 voxels per axis, finite values.
+
+    ``refuse_labels_unless``: the command-line flag that allows a label-map-like image; when given, a segmentation
+    or an image that looks like a label map is refused with an error naming that flag (``ltnet.input_checks``).
+    """
+    from ltnet.input_checks import refuse_label_like  # imports this module
+
     path = Path(path)
     image = _read(path)
     _check_3d(image, path)
+    if refuse_labels_unless:
+        refuse_label_like(path, image, refuse_labels_unless)
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise LTNetError(
-            f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; give a scalar (grey-value) image."
+            f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
+            "give a scalar (grey-value) image."
         )
     image = sitk.Cast(image, sitk.sitkFloat32)
     values = sitk.GetArrayViewFromImage(image)
@@ -95,16 +105,21 @@ def same_grid(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> bool:
 
 
 def write_image(image: sitk.Image, path) -> None:
-    """Write any image atomically (a temporary file in the same folder, then a rename)."""
+    """Write any image atomically (``atomic_write``)."""
     path = Path(path)
-    _atomic_write(path, lambda tmp: sitk.WriteImage(image, str(tmp), True))
+    atomic_write(path, lambda tmp: sitk.WriteImage(image, str(tmp), True))
+
+
+def write_text(text: str, path) -> None:
+    """Write a text file (e.g. a QC JSON) atomically (``atomic_write``)."""
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def write_label_map(image: sitk.Image, path, labels: list[LabelInfo]) -> None:
     """Write a label map: ``.seg.nrrd`` with segment names/colors, otherwise an integer image."""
     path = Path(path)
     if path.name.endswith(SEG_NRRD):
-        _atomic_write(path, lambda tmp: _write_seg_nrrd(image, tmp, labels))
+        atomic_write(path, lambda tmp: _write_seg_nrrd(image, tmp, labels))
         return
     values = sitk.GetArrayViewFromImage(image)
     pixel = sitk.sitkUInt8 if values.max() < 256 else sitk.sitkUInt16 if values.max() < 65536 else sitk.sitkInt32
@@ -120,25 +135,62 @@ def output_suffix(path) -> str:
     return Path(path).suffix
 
 
+def show_itk_warnings(show: bool) -> None:
+    """Whether ITK's own warnings reach the terminal while images are read (the ``--verbose`` of the commands)."""
+    global _show_itk_warnings
+    _show_itk_warnings = show
+
+
+_show_itk_warnings = False
+_warning_lock = threading.Lock()  # ITK's switch is process-wide; reads may run in a writer thread as well
+
+
+@contextmanager
+def _itk_warnings_muted():
+    """ITK's global warning display off for the block (unless ``show_itk_warnings(True)``), then restored."""
+    if _show_itk_warnings:
+        yield
+        return
+    with _warning_lock:
+        previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+        sitk.ProcessObject.SetGlobalWarningDisplay(False)
+        try:
+            yield
+        finally:
+            sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+
+
+FOLDER_CONTENT = (
+    "a folder must hold image files (NIfTI .nii/.nii.gz, NRRD .nrrd/.nhdr, MetaImage .mha/.mhd) or the files of "
+    "one DICOM series"
+)
+
+
 def _read(path: Path) -> sitk.Image:
     if not path.exists():
         raise LTNetError(f"{path}: no such file or folder; check the path.")
     try:
-        if path.is_dir():
-            reader = sitk.ImageSeriesReader()
-            series = reader.GetGDCMSeriesIDs(str(path))
-            if not series:
-                raise LTNetError(f"{path}: folder holds no DICOM series; give an image file or a DICOM series folder.")
-            if len(series) > 1:
-                raise LTNetError(f"{path}: folder holds {len(series)} DICOM series; put each series in its own folder.")
-            reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
-            return reader.Execute()
-        return sitk.ReadImage(str(path))
+        with _itk_warnings_muted():
+            if path.is_dir():
+                return _read_dicom_folder(path)
+            return sitk.ReadImage(str(path))
     except RuntimeError as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
         raise LTNetError(
             f"{path}: cannot be read as an image ({reason}); give a NIfTI, NRRD, MHA file or a DICOM folder."
         ) from error
+
+
+def _read_dicom_folder(path: Path) -> sitk.Image:
+    reader = sitk.ImageSeriesReader()
+    series = reader.GetGDCMSeriesIDs(str(path))
+    if not series:
+        what = "is empty" if not any(path.iterdir()) else "holds no image files and no DICOM series"
+        raise LTNetError(f"{path}: folder {what}; {FOLDER_CONTENT}.")
+    if len(series) > 1:
+        raise LTNetError(f"{path}: folder holds {len(series)} DICOM series; put each series in its own folder.")
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
+    return reader.Execute()
 
 
 def _check_3d(image: sitk.Image, path: Path) -> None:
@@ -224,16 +276,26 @@ def ijk_to_lps(image: sitk.Image) -> np.ndarray:
     return matrix
 
 
-def _atomic_write(path: Path, write) -> None:
+def temporary_path(path: Path) -> Path:
+    """Where ``atomic_write`` writes ``path`` first: ``.<stem>.tmp-<pid><suffix>`` beside it (a hidden name no output
+    ever has, with the suffix that tells SimpleITK the file type)."""
+    suffix = output_suffix(path)
+    stem = path.name[: -len(suffix)] if suffix else path.name
+    return path.with_name(f".{stem}.tmp-{os.getpid()}{suffix}")
+
+
+def atomic_write(path: Path, write) -> None:
+    """``write(tmp)`` writes the file at ``tmp`` (``temporary_path``), which is then renamed to ``path``.
+
+    A run killed while writing leaves at most the hidden temporary file, never a half-written ``path``.
+    """
     if not path.parent.exists():
         raise LTNetError(f"{path.parent}: output folder does not exist; create it first.")
-    suffix = output_suffix(path)
-    handle, tmp = tempfile.mkstemp(prefix=".ltnet-", suffix=suffix, dir=path.parent)
-    os.close(handle)
+    tmp = temporary_path(path)
     try:
-        write(Path(tmp))
+        write(tmp)
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
