@@ -12,6 +12,7 @@ import time
 from typing import Annotated
 
 import slicer
+from LTNetCommonLib.i18n import _, translate
 from LTNetCommonLib.moduleWidget import LTNetModuleWidgetMixin
 from LTNetTrainingLib import COMPLETED, TrainingLogic
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
@@ -23,18 +24,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-
-try:
-    from slicer.i18n import tr as _
-    from slicer.i18n import translate
-except ImportError:  # slicer-core (the tests outside Slicer) has no translation machinery: keep the English text
-
-    def _(text):
-        return text
-
-    def translate(context, text):
-        return text
-
 
 DOCUMENTATION_URL = "https://github.com/ltnet/SlicerLTNet/blob/main/docs/SLICER_TRAINING.md"
 

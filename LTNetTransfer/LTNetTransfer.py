@@ -11,6 +11,7 @@ import logging
 from typing import Annotated
 
 import slicer
+from LTNetCommonLib.i18n import _, translate
 from LTNetCommonLib.moduleWidget import LTNetModuleWidgetMixin
 from LTNetTransferLib import TransferError, TransferLogic
 from LTNetTransferLib.display import showCycleConsistency
@@ -23,18 +24,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-
-try:
-    from slicer.i18n import tr as _
-    from slicer.i18n import translate
-except ImportError:  # slicer-core (the tests outside Slicer) has no translation machinery: keep the English text
-
-    def _(text):
-        return text
-
-    def translate(context, text):
-        return text
-
 
 DOCUMENTATION_URL = "https://github.com/ltnet/SlicerLTNet/blob/main/docs/SLICER.md"
 
