@@ -13,40 +13,21 @@ import pytest
 slicer = pytest.importorskip("slicer")
 
 import numpy as np  # noqa: E402
-from fakes import FakeChild, FakeTransferLauncher  # noqa: E402
+from fakes import FakeChild, FakeQtWidget, FakeTransferLauncher  # noqa: E402
+from fakes import FakeQtTimer as FakeTimer  # noqa: E402
 from LTNetTransferLib import TransferLogic  # noqa: E402
 from LTNetTransferLib.job import TransferJob  # noqa: E402
 
 
-class FakeWidget:
-    """Enough of a Qt widget for the panel: properties are attributes, `connect` records the slot."""
+class FakeWidget(FakeQtWidget):
+    """`fakes.FakeQtWidget` with what the transfer panel also uses: combo items with data, visibility, a
+    QTableWidget's cells and headers."""
 
     def __init__(self, **properties):
-        self.slots, self.items, self.lines = {}, [], []
-        self.enabled, self.checked, self.currentPath, self.text, self.toolTip = True, False, "", "", ""
+        super().__init__()
         self.currentText, self.collapsed, self.cells, self.headers, self.rowCount = "auto", True, {}, [], 0
-        self.visible, self.value, self.maximum, self.currentIndex, self.node, self.checked_nodes = (
-            True,
-            0,
-            100,
-            0,
-            None,
-            [],
-        )
+        self.visible, self.maximum = True, 100
         self.__dict__.update(properties)
-
-    def connect(self, signal, slot):
-        self.slots.setdefault(signal, []).append(slot)
-
-    def emit(self, signal, *arguments):
-        for slot in self.slots.get(signal, []):
-            slot(*arguments)
-
-    def checkedNodes(self):
-        return list(self.checked_nodes)
-
-    def currentNode(self):
-        return self.node
 
     def setVisible(self, visible):
         self.visible = visible
@@ -113,27 +94,6 @@ class FakeLayoutManager:
     def sliceWidget(self, name):
         logic = types.SimpleNamespace(FitSliceToAll=lambda: None)
         return types.SimpleNamespace(sliceLogic=lambda: logic)
-
-
-class FakeTimer:
-    def __init__(self):
-        self.active, self.slots = False, []
-
-    def setInterval(self, milliseconds):
-        pass
-
-    def connect(self, signal, slot):
-        self.slots.append(slot)
-
-    def start(self):
-        self.active = True
-
-    def stop(self):
-        self.active = False
-
-    def fire(self):
-        for slot in self.slots:
-            slot()
 
 
 class FakeLogic:
