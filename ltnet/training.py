@@ -24,7 +24,7 @@ from ltnet import qc as quality
 from ltnet.device import mixed_precision
 from ltnet.errors import LTNetError
 from ltnet.model_file import LTNetModel, save_model
-from ltnet.nn.cycle import Cycle, generator_terms, run_cycle, weighted_total
+from ltnet.nn.cycle import Cycle, CycleOptions, generator_terms, run_cycle, weighted_total
 from ltnet.training_nets import TrainingNets
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -64,7 +64,8 @@ class TrainSettings:
         raise ValueError(f"unknown learning-rate schedule {self.lr_schedule!r}; use one of {LR_SCHEDULES}")
 
     def ramp(self, iteration: int) -> float:
-        """Factor on the adversarial weight and on the cycle-to-``G_F`` coupling (times ``LossWeights.coupling``) at ``iteration``.
+        """Factor on the adversarial weight and on the cycle-to-``G_F`` coupling (times ``LossWeights.coupling``)
+        at ``iteration``.
 
         Ours (the paper states no schedule): 0 during the first ``warmup`` share of the
         iterations, so ``G_F`` first learns to register while ``G_B`` learns to invert it,
@@ -195,8 +196,11 @@ def train(
                     scan,
                     with_backward=weights.needs_backward,
                     coupling=ramp * weights.coupling,
+                    options=model.cycle_options,
                 )
-                terms = batch_mean_terms(parallel, cycle, atlas, atlas_labels, scan, now_weights)
+                terms = batch_mean_terms(
+                    parallel, cycle, atlas, atlas_labels, scan, now_weights, model.cycle_options, model.grid.spacing
+                )
                 if refined_fields is not None:
                     terms["teach"] = teach.teach_term(
                         cycle.forward, refined, teach.label_weights(atlas_labels, refined)
@@ -235,19 +239,29 @@ def train(
     return model
 
 
-def batch_mean_terms(nets, cycle: Cycle, atlas, atlas_labels, scans, weights) -> dict[str, torch.Tensor]:
-    """Each generator term as the mean over the batch of its value per pair.
+def batch_mean_terms(
+    nets,
+    cycle: Cycle,
+    atlas,
+    atlas_labels,
+    scans,
+    weights,
+    options: CycleOptions | None = None,
+    spacing_mm: float | None = None,
+) -> dict[str, torch.Tensor]:
+    """Each generator term as the mean over the batch of its value per pair (``generator_terms``' arguments).
 
     Per pair because soft Dice is not a mean over voxels; so a batch of ``B`` on one
     process gives the same loss (and gradient) as ``B`` processes with one pair each.
     """
+    extra = (options or CycleOptions(), spacing_mm)
     if len(scans) == 1:
-        return generator_terms(nets, cycle, atlas, atlas_labels, scans, weights)
+        return generator_terms(nets, cycle, atlas, atlas_labels, scans, weights, *extra)
     per_pair = []
     for b in range(len(scans)):
         pair = Cycle(**{k: v[b : b + 1] if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
         per_pair.append(
-            generator_terms(nets, pair, atlas[b : b + 1], atlas_labels[b : b + 1], scans[b : b + 1], weights)
+            generator_terms(nets, pair, atlas[b : b + 1], atlas_labels[b : b + 1], scans[b : b + 1], weights, *extra)
         )
     return {name: torch.stack([terms[name] for terms in per_pair]).mean() for name in per_pair[0]}
 

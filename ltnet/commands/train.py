@@ -10,6 +10,7 @@ import SimpleITK as sitk
 import torch
 
 from ltnet import distributed, sampling
+from ltnet.commands import train_recipe
 from ltnet.data.grid import resample, resample_labels
 from ltnet.data.intensity import normalise
 from ltnet.data.io import read_image, read_label_map
@@ -19,8 +20,9 @@ from ltnet.device import pick_device
 from ltnet.errors import LTNetError
 from ltnet.input_checks import ALLOW_FLAG
 from ltnet.model_file import LTNetModel, load_model
+from ltnet.nn.cycle import OPTION_CHOICES
 from ltnet.nn.losses import TERMS, LossWeights
-from ltnet.nn.networks import LTNetNetworks, NetworkConfig
+from ltnet.nn.networks import LTNetNetworks, NetworkConfig, unet_channels
 from ltnet.paths import expand_images
 from ltnet.progress import reporter, start_event
 from ltnet.training import LR_SCHEDULES, Stopped, TrainSettings, train
@@ -39,24 +41,29 @@ def add_arguments(parser) -> None:
         type=int,
         nargs=3,
         metavar=("X", "Y", "Z"),
-        help="network grid size in voxels (default: the atlas at up to 128 voxels per axis); padded to a multiple of 8",
+        help="network grid size in voxels (default: the atlas at up to 128 voxels per axis); padded to a multiple of "
+        "8 (16 with --unet-levels 4)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; CPU runs are deterministic for a seed")
+    parser.add_argument("--seed", type=int, help="random seed (default 0); CPU runs are deterministic for a seed")
     parser.add_argument(
         "--progress", choices=("bar", "jsonl"), default="bar", help="a bar for people or JSON lines for programs"
     )
-    parser.add_argument("--resume", action="store_true", help="continue the training held in --out")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the training held in --out with the recipe it holds (schedule, learning rate, seed, loss "
+        "weights, cycle options, network); a flag that contradicts it is refused. --iterations may grow",
+    )
     parser.add_argument("--init", help="fine-tune: start from the weights of this model")
-    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default 1e-4)")
     parser.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,
-        default="constant",
         help="constant, or cosine: decay the learning rate to 0 at the last iteration along half a cosine "
         "(default constant)",
     )
-    parser.add_argument("--lambda1", type=float, default=10.0, help="weight of the image cycle loss (default 10)")
+    parser.add_argument("--lambda1", type=float, help="weight of the image cycle loss (default 10)")
     parser.add_argument(
         "--lambda2",
         type=float,
@@ -72,10 +79,54 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--no-adversarial", action="store_true", help="leave the adversarial term out (the default)")
     parser.add_argument(
+        "--gan-weight",
+        type=float,
+        metavar="W",
+        help="weight of the adversarial term (default 1 where it is on); W > 0 switches it on, 0 off",
+    )
+    parser.add_argument(
+        "--reconstruction",
+        choices=OPTION_CHOICES["reconstruction"],
+        help="how the cycle rebuilds the atlas: one_step resamples it once along the composed round trip (default), "
+        "two_step as the paper writes it, the warped atlas resampled along the backward map",
+    )
+    parser.add_argument(
+        "--trans-order",
+        choices=OPTION_CHOICES["trans_order"],
+        help="the composite the transformation cycle loss penalises: round_trip, backward then forward (the order "
+        "under which the atlas comes back exactly; default), or paper, forward then backward",
+    )
+    parser.add_argument(
+        "--trans-units",
+        choices=OPTION_CHOICES["trans_units"],
+        help="units of the transformation cycle loss: normalised (-1 to 1 across each grid axis; default) or mm "
+        "(the same on every axis and grid size)",
+    )
+    parser.add_argument(
+        "--anatomy-cyc",
+        choices=OPTION_CHOICES["anatomy"],
+        help="the label cycle Dice: foreground, the mean of each label's soft Dice (default), or all_channels, one "
+        "soft Dice with the background included (models written before this option)",
+    )
+    parser.add_argument(
+        "--diff-cyc",
+        choices=OPTION_CHOICES["diff_cyc"],
+        help="the label difference cycle loss: balanced, half its weight on voxels where a label lies (default), or "
+        "uniform over voxels (models written before this option)",
+    )
+    parser.add_argument(
+        "--unet-levels",
+        type=int,
+        choices=(3, 4),
+        help="down-samplings of the registration U-Nets: 3 (default) or 4, VoxelMorph's network as the paper uses it "
+        "(encoder 16-32-32-32, decoder 32-32-32-32-32-16-16; grid sizes a multiple of 16)",
+    )
+    parser.add_argument(
         "--paper",
         action="store_true",
-        help="the paper's joint training: all seven terms coupled from the first iteration (--warmup 0 --coupling 1 "
-        "--adversarial; with --no-adversarial, six)",
+        help="the paper's configuration: all seven terms coupled from the first iteration (--warmup 0 --coupling 1 "
+        "--adversarial; with --no-adversarial, six), --reconstruction two_step --trans-order paper --trans-units mm "
+        "--unet-levels 4; flags given beside it win",
     )
     parser.add_argument(
         "--without",
@@ -115,14 +166,12 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=1,
         help="pairs per iteration on each process (default 1); under torchrun the global batch is this times the "
         "number of processes",
     )
     parser.add_argument(
         "--warmup",
         type=float,
-        default=0.5,
         metavar="F",
         help="for this share of the iterations the adversarial term is off and the cycle terms train G_B only; "
         "both then ramp up linearly to --coupling (default 0.5)",
@@ -130,7 +179,6 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--coupling",
         type=float,
-        default=0.1,
         metavar="C",
         help="share of the cycle terms' gradient that reaches G_F once ramped in (default 0.1; 1 is the paper's joint "
         "training, 0 lets the cycle terms train G_B only)",
@@ -138,6 +186,7 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--augment",
         action="store_true",
+        default=None,
         help="move each drawn scan by a small random affine map and change its contrast by a random gamma (off by "
         "default: where the targets are the cohort's own scans it lowered the Dice; docs/BENCHMARKS.md)",
     )
@@ -167,19 +216,24 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     """Train on this process; under ``torchrun`` one of several DDP processes (see docs/SCALE.md)."""
     out = Path(args.out)
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise LTNetError(f"--batch-size {args.batch_size}: give at least 1.")
     _check_output(out, args.resume)
     ranks = distributed.from_environment()
     if args.adversarial and args.no_adversarial:
         raise LTNetError("--adversarial and --no-adversarial: give one of them.")
-    if args.paper:
-        args.warmup, args.coupling, args.adversarial = 0.0, 1.0, not args.no_adversarial
-    if not 0.0 <= args.warmup < 1.0:
+    if args.no_adversarial and (args.gan_weight or 0.0) > 0:
+        raise LTNetError(f"--no-adversarial and --gan-weight {args.gan_weight}: give one of them.")
+    if args.gan_weight is not None and args.gan_weight < 0:
+        raise LTNetError(f"--gan-weight {args.gan_weight}: give a weight of 0 (off) or more.")
+    train_recipe.apply_paper(args)
+    if not args.resume:
+        train_recipe.fill_new_run(args)
+    if args.warmup is not None and not 0.0 <= args.warmup < 1.0:
         raise LTNetError(f"--warmup {args.warmup}: give a share from 0 up to (not including) 1.")
     if args.field_downsize < 1:
         raise LTNetError(f"--field-downsize {args.field_downsize}: give 1 (off) or more voxels.")
-    if not 0.0 <= args.coupling <= 1.0:
+    if args.coupling is not None and not 0.0 <= args.coupling <= 1.0:
         raise LTNetError(f"--coupling {args.coupling}: give a share from 0 to 1.")
     if args.teach < 0:
         raise LTNetError(f"--teach {args.teach}: give a weight of 0 (off) or more.")
@@ -198,8 +252,12 @@ def run(args) -> int:
     if refuse_labels and not args.resume:
         read_image(args.atlas_image, refuse_labels)
     device = pick_device(args.device, local_rank=ranks.local_rank)
+    if args.resume:
+        model = load_model(out)
+        train_recipe.keep_stored(args, model, out)
     torch.manual_seed(args.seed)
-    model = load_model(out) if args.resume else _new_model(args)
+    if not args.resume:
+        model = _new_model(args)
     if args.resume and args.prealign_fixed not in (None, model.atlas.prealign_fixed):
         raise LTNetError(
             f"{out}: was trained with the {model.atlas.prealign_fixed} fixed in the pre-alignment; resume it without "
@@ -309,7 +367,11 @@ def _new_model(args) -> LTNetModel:
     config = (
         init.networks.config
         if init
-        else NetworkConfig(diffeomorphic=args.diffeomorphic, field_downsize=args.field_downsize)
+        else NetworkConfig(
+            unet_channels=unet_channels(args.unet_levels),
+            diffeomorphic=args.diffeomorphic,
+            field_downsize=args.field_downsize,
+        )
     )
     atlas = Atlas.from_files(args.atlas_image, args.atlas_labels, args.grid, config.grid_multiple)
     atlas.prealign_fixed = args.prealign_fixed or (init.atlas.prealign_fixed if init else atlas.prealign_fixed)
@@ -320,8 +382,11 @@ def _new_model(args) -> LTNetModel:
         weights = LossWeights.voxelmorph(*([args.lambda2] if args.lambda2 is not None else []))
     else:
         weights = LossWeights.paper(args.lambda1, 3.0 if args.lambda2 is None else args.lambda2, args.adversarial)
+        if args.gan_weight is not None:
+            weights = replace(weights, gan=args.gan_weight)
     return LTNetModel(
         networks,
         atlas,
         replace(weights, coupling=args.coupling, teach=args.teach, **{term: 0.0 for term in args.without}),
+        cycle_options=init.cycle_options if init else train_recipe.cycle_options(args),
     )

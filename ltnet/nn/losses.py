@@ -107,7 +107,20 @@ def image_cycle(atlas: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tenso
     return (reconstructed - atlas).abs().mean()
 
 
+def normalised(displacement: torch.Tensor) -> torch.Tensor:
+    """A displacement ``(B, 3, D, H, W)`` in voxels, in normalised coordinates: -1 to 1 across each grid axis."""
+    half_extent = torch.tensor(
+        [(n - 1) / 2 for n in displacement.shape[2:]], dtype=displacement.dtype, device=displacement.device
+    )
+    return displacement / half_extent.view(1, 3, 1, 1, 1)
+
+
 @in_float32
+def charbonnier_mean(x: torch.Tensor) -> torch.Tensor:
+    """Mean ``ρ(x)`` over all elements: ``L_trans`` of a round-trip residual in the units it is measured in."""
+    return charbonnier(x).mean()
+
+
 def transformation_cycle(round_trip: torch.Tensor) -> torch.Tensor:
     """``L_trans``: mean ``ρ(Δ_B(t) + Δ_F(t + Δ_B(t)))``, given that round trip ``compose(Δ_B, Δ_F)`` in voxels.
 
@@ -117,18 +130,41 @@ def transformation_cycle(round_trip: torch.Tensor) -> torch.Tensor:
     grid, as in spatial transformers built on ``grid_sample``. In voxels, ``ρ``'s
     near-L1 slope (γ = 0.45, ε = 0.001) at weight λ2 outweighs the image match, and
     ``G_F`` stays at the identity, where the round trip is trivially zero
-    (docs/TUNING.md).
+    (docs/TUNING.md). A one-voxel error then costs less along a longer axis and on a
+    larger grid; ``transformation_cycle_mm`` measures it the same everywhere.
     """
-    half_extent = torch.tensor(
-        [(n - 1) / 2 for n in round_trip.shape[2:]], dtype=round_trip.dtype, device=round_trip.device
-    )
-    return charbonnier(round_trip / half_extent.view(1, 3, 1, 1, 1)).mean()
+    return charbonnier_mean(normalised(round_trip.float()))
+
+
+def transformation_cycle_mm(round_trip: torch.Tensor, spacing_mm: float) -> torch.Tensor:
+    """``L_trans`` in millimetres for a round trip ``(B, 3, D, H, W)`` in voxels of an isotropic grid of
+    ``spacing_mm``: a one-voxel error costs the same along every axis, whatever the grid size."""
+    return charbonnier_mean(round_trip.float() * float(spacing_mm))
 
 
 @in_float32
 def soft_dice_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``L_anatomy_cyc``: ``1 - 2Σab / (Σa² + Σb²)`` over all one-hot channels and voxels."""
+    """``L_anatomy_cyc``: ``1 - 2Σab / (Σa² + Σb²)`` over all one-hot channels and voxels.
+
+    The background channel dominates the sums: losing a small structure whole costs little.
+    """
     return 1.0 - 2.0 * (a * b).sum() / ((a * a).sum() + (b * b).sum()).clamp_min(1e-8)
+
+
+@in_float32
+def foreground_dice_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``L_anatomy_cyc`` over the foreground: the mean over channels 1..K-1 of ``1 - 2Σab / (Σa² + Σb²)``.
+
+    ``a``, ``b``: one-hot ``(B, K, D, H, W)``, channel 0 the background. A label absent from both is left
+    out; with none present the loss is 0. Losing one of two structures whole costs 0.5.
+    """
+    dims = [0, *range(2, a.dim())]
+    overlap = (a[:, 1:] * b[:, 1:]).sum(dims)
+    size = (a[:, 1:] ** 2).sum(dims) + (b[:, 1:] ** 2).sum(dims)
+    present = size > 1e-6
+    if not bool(present.any()):
+        return a.new_zeros(())
+    return (1.0 - 2.0 * overlap[present] / size[present]).mean()
 
 
 @in_float32
@@ -137,6 +173,22 @@ def difference_cycle(
 ) -> torch.Tensor:
     """``L_diff_cyc``: mean ``ρ(|l_s - ū_s| - |ū_s - l̄_s|)``."""
     return charbonnier((atlas_labels - warped_labels).abs() - (warped_labels - reconstructed_labels).abs()).mean()
+
+
+@in_float32
+def balanced_difference_cycle(
+    atlas_labels: torch.Tensor, warped_labels: torch.Tensor, reconstructed_labels: torch.Tensor
+) -> torch.Tensor:
+    """``L_diff_cyc`` with half its weight on the foreground: ``ρ(|l_s - ū_s| - |ū_s - l̄_s|)`` averaged over
+    channels, then half the mean over the voxels where any of the three holds foreground (background
+    channel below 0.999) plus half the mean over the rest (the whole mean when one part is empty).
+    """
+    penalty = charbonnier((atlas_labels - warped_labels).abs() - (warped_labels - reconstructed_labels).abs())
+    penalty = penalty.mean(dim=1)
+    background = torch.minimum(torch.minimum(atlas_labels[:, 0], warped_labels[:, 0]), reconstructed_labels[:, 0])
+    foreground = (background < 0.999).detach()
+    parts = [penalty[mask].mean() for mask in (foreground, ~foreground) if bool(mask.any())]
+    return sum(parts) / len(parts)
 
 
 @in_float32

@@ -14,11 +14,28 @@ from torch import nn
 from ltnet.nn.warp import integrate
 
 
+def unet_channels(levels: int) -> tuple[int, ...]:
+    """MONAI ``VoxelMorphUNet`` channels for a U-Net with ``levels`` down-samplings (max-pooling by 2).
+
+    MONAI's channels come in (down, up) pairs; a full-resolution 16-channel convolution, then 32
+    channels at every coarser level. 4 levels is VoxelMorph's network as LT-Net uses it: encoder
+    16-32-32-32 (each followed by a pooling), decoder 32-32-32-32-32-16-16 (the last two are
+    ``final_channels``); 3 levels drops the coarsest one.
+    """
+    if levels < 1:
+        raise ValueError(f"a U-Net needs at least 1 level, not {levels}")
+    return (16, 32) + (32, 32) * (levels - 1)
+
+
+DEFAULT_LEVELS = 3
+PAPER_LEVELS = 4
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """Architecture of ``G_F``, ``G_B`` and ``D``; stored in every model file."""
 
-    unet_channels: tuple[int, ...] = (16, 32, 32, 32, 32, 32)
+    unet_channels: tuple[int, ...] = unet_channels(DEFAULT_LEVELS)
     final_channels: tuple[int, ...] = (16, 16)
     diffeomorphic: bool = False
     field_downsize: int = (
@@ -28,9 +45,14 @@ class NetworkConfig:
     discriminator_layers: int = 3
 
     @property
+    def levels(self) -> int:
+        """Number of down-samplings (max-pooling by 2) of the U-Net."""
+        return len(self.unet_channels) // 2
+
+    @property
     def grid_multiple(self) -> int:
-        """Every network grid size must be a multiple of this (one halving per encoder level)."""
-        return 2 ** (len(self.unet_channels) // 2)
+        """Every network grid size must be a multiple of this (one halving per level)."""
+        return 2**self.levels
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
