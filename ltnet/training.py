@@ -93,7 +93,8 @@ def check_losses(losses: dict[str, float], iteration: int, out, checkpoint_itera
     if broken:
         terms = ", ".join(f"{name} = {value:.4g}" for name, value in broken.items())
         raise LTNetError(
-            f"{out}: training broke down numerically at iteration {iteration} ({terms}; the similarity lies in [-1, 0]); "
+            f"{out}: training broke down numerically at iteration {iteration} "
+            f"({terms}; the similarity lies in [-1, 0]); "
             + (
                 f"{out} keeps the checkpoint of iteration {checkpoint_iteration}. "
                 if Path(out).is_file()
@@ -110,7 +111,7 @@ def train(
     settings: TrainSettings,
     device: torch.device,
     progress: Callable[[dict], None] | None = None,
-    ranks: distributed.Ranks = distributed.Ranks(),
+    ranks: distributed.Ranks | None = None,
 ) -> LTNetModel:
     """Train ``model`` on ``scans`` (each ``(D, H, W)`` in [0, 1] on the model's grid) and write it to ``out``.
 
@@ -119,8 +120,9 @@ def train(
     iterations and at the end; on SIGTERM/SIGINT writes one and raises ``Stopped``.
     Under ``torchrun`` (``ranks`` of an open ``distributed.session``) a scan this rank
     never draws (``sampling.needed_scans``) may be None; only rank 0 writes ``out`` and
-    calls ``progress``.
+    calls ``progress``; without ``ranks``, this is the only process.
     """
+    ranks = ranks if ranks is not None else distributed.Ranks()
     nets = model.networks.to(device)
     nets.train()
     weights = model.weights

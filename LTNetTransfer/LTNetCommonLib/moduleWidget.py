@@ -23,7 +23,8 @@ class LTNetModuleWidgetMixin:
     _parameterNodeGuiTag = None
 
     def setupPanel(self, uiPath, logic, makePanel):
-        """Load `uiPath` (relative to Resources), make the panel with `makePanel(ui, logic)`, bind the parameter node."""
+        """Load `uiPath` (relative to Resources), make the panel with `makePanel(ui, logic)`, bind the parameter
+        node."""
         import slicer
 
         uiWidget = slicer.util.loadUI(self.resourcePath(uiPath))

@@ -6,10 +6,10 @@ import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer")
 
-from LTNetCommonLib.geometry import (
+from LTNetCommonLib.geometry import (  # noqa: E402 (after the slicer-core skip)
     addVolumeNodeFromImage,
     ijkToRasFromImage,
-    ijkToRasFromNode,  # noqa: E402
+    ijkToRasFromNode,
     imageFromVolumeNode,
     lpsFromIjkToRas,
     sameGrid,
