@@ -1,4 +1,4 @@
-"""The ``ltnet`` command: ``train``, ``transfer`` and ``demo``.
+"""The ``ltnet`` command: ``train``, ``transfer``, ``distill`` and ``demo``.
 
 Exit status 0 on success, 2 on bad input (one line on stderr naming the file
 and the problem; the traceback only with ``--verbose``), 130 when stopped.
@@ -14,13 +14,14 @@ import sys
 import warnings
 
 from ltnet import __version__
-from ltnet.commands import demo, train, transfer
+from ltnet.commands import demo, distill, train, transfer
 from ltnet.data.io import show_itk_warnings
 from ltnet.errors import LTNetError
 
 COMMANDS = {
     "train": (train, "train a model from one atlas and unlabeled scans"),
     "transfer": (transfer, "transfer the atlas labels onto scans"),
+    "distill": (distill, "train a segmentation network on a model's transfers to its cohort"),
     "demo": (demo, "label the bundled sample scans with the bundled model"),
 }
 NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")

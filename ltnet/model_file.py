@@ -22,8 +22,10 @@ from ltnet.data.labels import LabelInfo
 from ltnet.data.prealign import FIXED_IMAGES
 from ltnet.data.prepare import Atlas
 from ltnet.errors import LTNetError
+from ltnet.nn.cycle import CycleOptions
 from ltnet.nn.losses import LossWeights
 from ltnet.nn.networks import LTNetNetworks, NetworkConfig
+from ltnet.segmenter import Segmenter
 
 FORMAT = "ltnet-model"
 FORMAT_VERSION = 1
@@ -47,6 +49,8 @@ class LTNetModel:
         None  # typical image match on its training scans, whole grid (ltnet.qc.reference_lncc)
     )
     reference_label_lncc: float | None = None  # the same over the transferred labels, what the QC score uses
+    cycle_options: CycleOptions = CycleOptions()  # how the cycle terms are computed (older files: from_dict)
+    segmenter: Segmenter | None = None  # a distilled segmentation network (`ltnet distill`); labels come from it
 
     @property
     def labels(self) -> list[LabelInfo]:
@@ -79,6 +83,7 @@ def save_model(model: LTNetModel, path) -> None:
         "versions": {"ltnet": ltnet.__version__, "torch": str(torch.__version__), "monai": str(monai.__version__)},
         "network": model.networks.config.to_dict(),
         "loss_weights": model.weights.to_dict(),
+        "cycle_options": model.cycle_options.to_dict(),
         "grid": atlas.grid.to_dict(),
         "atlas": {
             "image": torch.from_numpy(np.ascontiguousarray(atlas.image, dtype=np.float32)),
@@ -100,6 +105,7 @@ def save_model(model: LTNetModel, path) -> None:
         "training": model.training,
         "reference_lncc": model.reference_lncc,
         "reference_label_lncc": model.reference_label_lncc,
+        **({"segmenter": model.segmenter.to_dict()} if model.segmenter is not None else {}),
     }
     handle, tmp = tempfile.mkstemp(prefix=".ltnet-", suffix=".pt", dir=path.parent if path.parent.exists() else None)
     os.close(handle)
@@ -151,6 +157,8 @@ def load_model(path, device="cpu") -> LTNetModel:
         if atlas.prealign_fixed not in FIXED_IMAGES:
             raise ValueError(f"pre-alignment fixed image {atlas.prealign_fixed!r} is none of {FIXED_IMAGES}")
         weights = LossWeights(**state["loss_weights"])
+        cycle_options = CycleOptions.from_dict(state.get("cycle_options"))
+        segmenter = Segmenter.from_dict(state["segmenter"]) if "segmenter" in state else None
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise LTNetError(
             f"{path}: is an LTNet model that this version cannot use ({error}); retrain it or update LTNet."
@@ -162,6 +170,8 @@ def load_model(path, device="cpu") -> LTNetModel:
         state.get("training") or {},
         state.get("reference_lncc"),
         state.get("reference_label_lncc"),
+        cycle_options,
+        segmenter.to(device) if segmenter is not None else None,
     )
 
 
