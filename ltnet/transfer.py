@@ -8,6 +8,7 @@ lie on the atlas's network grid. A refined field can lie on a finer grid over
 the same box (``ltnet.refine.refinement_grid``); the labels then follow it there.
 """
 
+import math
 from dataclasses import dataclass
 
 import SimpleITK as sitk
@@ -18,11 +19,13 @@ from ltnet.data.grid import REFINE_MAX_VOXELS, NetworkGrid, argmax_labels, resam
 from ltnet.data.intensity import normalise
 from ltnet.data.prepare import PreparedScan, prepare_scan
 from ltnet.device import inference_precision, ready_for_inference
+from ltnet.fast_inference import inference_networks
 from ltnet.model_file import LTNetModel
 from ltnet.nn.cycle import run_cycle
 from ltnet.nn.warp import field_on_grid, warp
 from ltnet.refine import refine, refinement_grid
 from ltnet.scan_labels import labels_on_scan
+from ltnet.segmenter import labels_on_target
 
 
 @dataclass
@@ -53,6 +56,8 @@ def transfer(
     """Transfer the atlas labels of ``model`` onto ``target`` (a 3-D image as read by ``ltnet.data.io.read_image``).
 
     ``refine_steps`` > 0 first fits the forward map to this target (``ltnet.refine``).
+    A model with a segmenter (``ltnet distill``) takes the labels from it; the field, refined or not, then serves
+    the QC and the ``extras`` only.
     ``qc`` runs the backward network and the quality checks; ``extras`` also makes the
     images behind them (the warped and reconstructed atlas, field, Jacobian and
     inverse-consistency maps). Without both, only ``G_F`` runs (faster: docs/BENCHMARKS.md, "Speed").
@@ -66,6 +71,7 @@ def transfer(
         stage("prealign", 1, 1)
         prepared = prepare_scan(target, atlas, prealign)
     nets = ready_for_inference(model.networks, device)
+    passes = inference_networks(nets, device, math.prod(atlas.grid.size))  # G_F, G_B in OpenVINO where faster
     atlas_t = torch.from_numpy(atlas.image).float()[None, None].to(device)
     one_hot_t = torch.from_numpy(atlas.one_hot).float()[None].to(device)
     scan_t = torch.from_numpy(prepared.image).float()[None, None].to(device)
@@ -77,7 +83,7 @@ def transfer(
         finer = _pair_on_finer_grid(model, target, prepared, field_grid, device)
         with torch.no_grad():
             with inference_precision(device):
-                start = nets.g_forward.unet_field(atlas_t, scan_t).float()
+                start = passes.g_forward.unet_field(atlas_t, scan_t).float()
             if qc:  # the QC scores G_F's own prediction: the fit raises the match it would read (ltnet.qc)
                 network = nets.g_forward.displacement(start)
                 network_match = quality.image_match(scan_t, warp(atlas_t, network), warp(one_hot_t, network))
@@ -93,15 +99,24 @@ def transfer(
         )
         # the same map at the network grid's voxels, for G_B and the QC
         forward = field if finer is None else field_on_grid(field, 1.0 / finer[2], atlas.grid.size[::-1])
+    cycle = None  # labels only: G_F's field (or the refined one), no warped images
     with torch.no_grad(), inference_precision(device):
-        cycle = run_cycle(nets, atlas_t, one_hot_t, scan_t, with_backward=qc or extras, forward=forward)
-        cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
+        if qc or extras:
+            cycle = run_cycle(passes, atlas_t, one_hot_t, scan_t, forward=forward)
+            cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
+        elif field is None:
+            field = passes.g_forward(atlas_t, scan_t).float()
     grid = atlas.grid
     if field is None:
         field = cycle.forward
     to_grid = prepared.to_scan.GetInverse()
     stage("labels", 1, 1)
-    result = TransferResult(labels_on_scan(atlas.channels_sitk(), atlas.values, field[0], field_grid, target, to_grid))
+    if model.segmenter is None:
+        labels = labels_on_scan(atlas.channels_sitk(), atlas.values, field[0], field_grid, target, to_grid)
+    else:  # a distilled model: its segmentation network labels the scan on the grid (ltnet.distill)
+        probabilities = model.segmenter.to(device).probabilities(scan_t)[0]
+        labels = labels_on_target(probabilities, atlas.values, grid, target, to_grid)
+    result = TransferResult(labels)
     if not (qc or extras):
         return result
     stage("qc", 1, 1)
