@@ -30,7 +30,7 @@ from ltnet.nn.losses import foreground_dice_loss
 from ltnet.nn.warp import warp
 from ltnet.refine import refine
 from ltnet.segmenter import Segmenter
-from ltnet.training import AUGMENT_SEED_OFFSET, Stopped, _progress_event, _StopFlag, check_losses
+from ltnet.training import AUGMENT_SEED_OFFSET, StopFlag, Stopped, check_losses, progress_event
 
 KINDS = ("scan", "warped_atlas", "atlas")  # what each example's image is (see the module's docstring)
 
@@ -127,7 +127,7 @@ def distill(
         }
         save_model(model, out)
 
-    stop = _StopFlag()
+    stop = StopFlag()
     start_iteration = iteration = segmenter.iteration
     started = time.monotonic()
     with stop:
@@ -149,7 +149,7 @@ def distill(
             iteration += 1
             report = {name: value.detach() for name, value in terms.items()}
             report["loss"] = total.detach()
-            event = _progress_event(
+            event = progress_event(
                 report, iteration, settings.iterations, time.monotonic() - started, iteration - start_iteration
             )
             check_losses(event["losses"], iteration, out, segmenter.iteration)

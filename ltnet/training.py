@@ -169,7 +169,7 @@ def train(
         }
         save_model(model, out)
 
-    stop = _StopFlag()
+    stop = StopFlag()
     start_iteration = model.iteration
     started = time.monotonic()
     last_report = -float("inf")
@@ -225,7 +225,7 @@ def train(
             now = time.monotonic()
             if now - last_report >= report_every_s or iteration == settings.iterations or stopping:
                 last_report = now
-                event = _progress_event(
+                event = progress_event(
                     report, iteration, settings.iterations, now - started, iteration - start_iteration
                 )
                 check_losses(event["losses"], iteration, out, model.iteration)
@@ -268,7 +268,8 @@ def batch_mean_terms(
     return {name: torch.stack([terms[name] for terms in per_pair]).mean() for name in per_pair[0]}
 
 
-def _progress_event(report: dict, iteration: int, total: int, elapsed: float, done: int) -> dict:
+def progress_event(report: dict, iteration: int, total: int, elapsed: float, done: int) -> dict:
+    """The jsonl progress line of ``iteration`` of ``total`` (``done`` in this run, in ``elapsed`` s): losses, ETA."""
     values = torch.stack([value.float() for value in report.values()]).tolist()  # one device-to-host copy
     return {
         "event": "progress",
@@ -286,7 +287,7 @@ def _as_tensor(scan: np.ndarray, pin: bool) -> torch.Tensor:
     return tensor.pin_memory() if pin else tensor
 
 
-class _StopFlag:
+class StopFlag:
     """Turns SIGTERM/SIGINT into a request the loop honours after the current iteration."""
 
     def __init__(self):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ltnet.commands.train import _check_output
+from ltnet.commands.train import check_output
 from ltnet.data.io import read_image
 from ltnet.data.prepare import prepare_scan
 from ltnet.device import pick_device
@@ -85,7 +85,7 @@ def run(args) -> int:
         raise LTNetError(f"--refine {args.refine}: give 0 (off) or more steps.")
     if not args.lr > 0:
         raise LTNetError(f"--lr {args.lr}: give a positive learning rate.")
-    _check_output(out, args.resume)
+    check_output(out, args.resume)
     image_paths = expand_images(args.images)
     model = load_model(out if args.resume else args.model)
     if args.resume:

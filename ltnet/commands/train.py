@@ -218,7 +218,7 @@ def run(args) -> int:
     out = Path(args.out)
     if args.batch_size is not None and args.batch_size < 1:
         raise LTNetError(f"--batch-size {args.batch_size}: give at least 1.")
-    _check_output(out, args.resume)
+    check_output(out, args.resume)
     ranks = distributed.from_environment()
     if args.adversarial and args.no_adversarial:
         raise LTNetError("--adversarial and --no-adversarial: give one of them.")
@@ -310,7 +310,9 @@ def run(args) -> int:
     return 0
 
 
-def _check_output(out: Path, resume: bool) -> None:
+def check_output(out: Path, resume: bool) -> None:
+    """Refuse an --out whose folder is missing or read-only, a missing model to --resume, or an existing one without
+    --resume (``train`` and ``distill`` alike)."""
     folder = out.parent
     if not folder.is_dir():
         raise LTNetError(f"{folder}: output folder does not exist; create it or choose another --out.")
