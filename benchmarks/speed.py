@@ -11,7 +11,8 @@ For each grid (the hippocampus grid 40x48x40 and the paper's 160x192x224, x y z)
   renamed in 0.3) on the same grid: forward + warp, and one training step (L_sim + L_smooth);
 - elastix (the ``elastix``/``transformix`` programs): one B-spline registration of the
   same pair and the label warping with its result.
-A CUDA run writes its own section ("speed-cuda"), beside the CPU one. Each measurement runs in its own process, so its peak memory is its own (peak GPU
+A CUDA run writes its own section ("speed-cuda"), beside the CPU one. Each measurement runs in its own process, so its
+peak memory is its own (peak GPU
 memory allocated by torch on a GPU; peak resident memory of the process on a CPU).
 
     python benchmarks/speed.py [--device auto|cpu|cuda] [--train-grid X Y Z] [--no-write]
@@ -171,7 +172,8 @@ def ltnet_train(grid, device, repeats, checkpointing=False):
 
 
 def _vxm_tensors(grid, device):
-    """Atlas image, one-hot labels and scan on the grid, zero-padded to a multiple of 32 (the default VxmPairwise U-Net)."""
+    """Atlas image, one-hot labels and scan on the grid, zero-padded to a multiple of 32 (the default VxmPairwise
+    U-Net)."""
     atlas, target = pair(grid)
     arrays = [atlas.image[None, None], atlas.one_hot[None], sitk.GetArrayFromImage(target)[None, None]]
     pad = [(0, 0), (0, 0)] + [(0, -n % 32) for n in atlas.image.shape]
@@ -327,13 +329,14 @@ def table(rows) -> str:
         ratio = f"{seconds / reference:.2f}×" if reference else "1×"
         grid = " ".join(map(str, result["grid"]))
         lines.append(
-            f"| {method} | {what} | {grid} | {seconds:.3g} s | {rate} | {result['peak_gib']:.2f} GiB {result['memory_kind']} | {ratio} |"
+            f"| {method} | {what} | {grid} | {seconds:.3g} s | {rate} | "
+            f"{result['peak_gib']:.2f} GiB {result['memory_kind']} | {ratio} |"
         )
     return "\n".join(lines)
 
 
 def goals(rows, device) -> list[str]:
-    """The issue's goals, checked against this run's paper-grid rows."""
+    """The speed and memory goals at the paper's grid, checked against this run's rows there."""
     paper = [r for m, w, r, _ in rows if m == "LT-Net" and r.get("grid") == list(PAPER)]
     lines = []
     transfer_row = next((r for r in paper if "networks_s" in r), None)
@@ -348,7 +351,8 @@ def goals(rows, device) -> list[str]:
         if "step_s" in r and r.get("memory_kind") == "GPU":
             fits = "fits" if r["peak_gib"] <= 24 else "does NOT fit"
             lines.append(
-                f"Goal: a training step at 160x192x224 {'with' if r['checkpointing'] else 'without'} --checkpointing {fits} in 24 GB ({r['peak_gib']:.1f} GiB)."
+                f"Goal: a training step at 160x192x224 {'with' if r['checkpointing'] else 'without'} --checkpointing "
+                f"{fits} in 24 GB ({r['peak_gib']:.1f} GiB)."
             )
     return lines
 
@@ -382,7 +386,8 @@ def main() -> None:
     rows, notes = (
         [],
         [
-            f"Load average when the run started: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other jobs slow every row alike)."
+            f"Load average when the run started: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+            "(other jobs slow every row alike)."
         ],
     )
     for grid, big_train in ((HIPPOCAMPUS, HIPPOCAMPUS), (PAPER, train_grid)):
@@ -390,6 +395,14 @@ def main() -> None:
         rows.append(("LT-Net", "transfer: G_F + label warping (`--no-qc`)", lt, None))
         if "networks_s" in lt:
             rows.append(("LT-Net", "  of which G_F alone", {**lt, "transfer_s": lt["networks_s"]}, lt["transfer_s"]))
+            rows.append(
+                (
+                    "LT-Net",
+                    "affine pre-alignment (ITK, one thread; vs G_F alone)",
+                    {**lt, "transfer_s": lt["prealign_s"]},
+                    lt["networks_s"],
+                )
+            )
             rows.append(
                 (
                     "LT-Net",
@@ -414,8 +427,11 @@ def main() -> None:
                     lt["transfer_s"],
                 )
             )
+            verdict = "met" if lt["prealign_s"] <= lt["networks_s"] else "NOT met"
             notes.append(
-                f"Pre-alignment (affine, ITK, CPU) at {' '.join(map(str, lt['grid']))}: {lt['prealign_s']:.2f} s, not included above."
+                f"Pre-alignment at {' '.join(map(str, lt['grid']))}: {lt['prealign_s']:.2f} s against G_F's "
+                f"{lt['networks_s']:.2f} s in the same run (goal: at most G_F's pass, {verdict}); the transfer rows "
+                "above leave it out."
             )
         rows.append(
             (
@@ -455,7 +471,8 @@ def main() -> None:
     notes += goals(rows, device)
     section = "\n\n".join(
         [
-            f'## Speed{" on a GPU" if device.type == "cuda" else ""}\n\nWritten by `benchmarks/speed.py`; "vs LT-Net" is the time ratio to the LT-Net row above it, '
+            f"## Speed{' on a GPU' if device.type == 'cuda' else ''}\n\n"
+            'Written by `benchmarks/speed.py`; "vs LT-Net" is the time ratio to the LT-Net row above it, '
             "measured in the same run on the same device.",
             f"Device: {machine()}.",
             table(rows),

@@ -5,13 +5,18 @@ from contextlib import contextmanager
 import numpy as np
 import SimpleITK as sitk
 
-from ltnet.data.grid import no_finer_than
+from ltnet.data.support import on_working_grid, support, working_spacing
 
 SAMPLES = 50_000  # metric sample points per level at most: the cost stays bounded on large grids
 # At full resolution: a quarter of the voxels, but at least MIN_SAMPLES (about 20 per bin of the 32x32 joint histogram)
 # and at most SAMPLES (docs/BENCHMARKS.md, "Tuning LT-Net", item 28). Coarser levels: every voxel, up to SAMPLES.
 FULL_RESOLUTION_SHARE = 0.25
 MIN_SAMPLES = 20_000
+#: The atlas's working grid (``ltnet.data.support``) has at most this many voxels: 64^3. The hippocampus network
+#: grid (40x48x40 at 1 mm) stays at its own spacing; the paper's 160x192x224 is registered at about 4x coarser.
+WORKING_VOXELS = 2**18
+#: A scan's working grid (its support's box at the atlas's working spacing) has at most this many times more.
+MAX_SCAN_SHARE = 8
 MIN_LEVEL_SIZE = 16  # voxels along the shortest axis of a coarser level
 ITERATIONS = 50  # per level; on the data measured the optimiser's step falls below its minimum first (item 28)
 FIXED_IMAGES = (
@@ -31,33 +36,44 @@ def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0, fixed: s
     LT-Net lost 0.014. ``ltnet train --prealign-fixed`` chooses; the model keeps the
     choice (``Atlas.prealign_fixed``), as its network learned from scans aligned so.
 
-    Multi-resolution (halvings down to 16 voxels per axis). The metric samples at most
-    ``SAMPLES`` points per level, and at full resolution a quarter of the voxels (at
-    least ``MIN_SAMPLES``), so large grids cost little more than small ones. A scan
-    finer than the atlas is first bin-averaged to about the atlas's spacing (the
-    metric would otherwise smooth and take gradients of every one of its voxels).
-    Deterministic: the metric's sample points come from ``seed`` (ITK takes seed 0
-    as "use the clock", so ``seed + 1`` is passed). Both images should be normalised
-    to [0, 1]. Centres of the two images are aligned first; then a multi-level affine
-    registration maximises Mattes mutual information. If registration makes the
-    match worse than the centring, the centring is kept, so a failed registration
-    never hurts.
+    The result hardly depends on the grid the scan was sampled on (its direction,
+    spacing or field of view), only on the anatomy it shows. The scan is resampled
+    onto a working grid in the atlas's direction at one isotropic spacing that covers
+    its support (``ltnet.data.support``: every voxel but the zeros connected to the
+    border), and the metric counts only points in the scan's support, so the zero
+    padding of a larger field of view or of an oblique grid is never matched. The
+    atlas is the same for every scan and never reframed, so it keeps its whole grid,
+    unmasked: masking its support too lowered the hippocampus Dice against the true
+    labels (docs/BENCHMARKS.md, "Frame invariance"). Registration starts from the
+    atlas grid's centre on the centre of the scan's support (the centring), runs
+    multi-resolution (halvings down to 16 voxels per axis) and maximises Mattes
+    mutual information; if it ends worse than the centring, the centring is kept.
+    The working spacing keeps the atlas's grid at most ``WORKING_VOXELS`` voxels, so
+    large grids cost little more than small ones. Deterministic: the metric's sample
+    points come from ``seed`` (ITK takes seed 0 as "use the clock", so ``seed + 1``
+    is passed). Both images should be normalised to [0, 1].
     """
     if fixed not in FIXED_IMAGES:
         raise ValueError(f"fixed must be one of {FIXED_IMAGES}, not {fixed!r}")
     with _one_itk_thread():
-        scan = no_finer_than(scan, min(atlas.GetSpacing()))
+        spacing = working_spacing(atlas, WORKING_VOXELS)
+        direction = atlas.GetDirection()
+        cap = MAX_SCAN_SHARE * WORKING_VOXELS
+        atlas_grid, atlas_region = on_working_grid(atlas, spacing, direction, cap)  # its whole grid
+        scan_grid, scan_support = on_working_grid(scan, spacing, direction, cap, support(scan))
         if fixed == "atlas":
-            return _register(atlas, scan, seed)
-        return _register(scan, atlas, seed).GetInverse()
+            return _register(atlas_grid, None, scan_grid, scan_support, centring(atlas_region, scan_support), seed)
+        initial = centring(scan_support, atlas_region)
+        return _register(scan_grid, scan_support, atlas_grid, None, initial, seed).GetInverse()
 
 
 @contextmanager
 def _one_itk_thread():
     """ITK on one thread while the registration runs. With more, ITK adds up partial results in no fixed order: two
-    runs differed by 1e-5 in the affine parameters, so a seeded training was not reproducible. On the grids pre-aligned
-    here one thread also costs less CPU than two (0.32 against 0.36 s per hippocampus crop; docs/BENCHMARKS.md, item 28),
-    if more wall time; batch transfer pre-aligns the next scans in worker processes meanwhile."""
+    runs differed by 1e-5 in the affine parameters, so a seeded training was not reproducible. On the grids
+    pre-aligned here one thread also costs less CPU than two (0.32 against 0.36 s per hippocampus crop;
+    docs/BENCHMARKS.md, item 28), if more wall time; batch transfer pre-aligns the next scans in worker processes
+    meanwhile."""
     before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     try:
@@ -66,15 +82,34 @@ def _one_itk_thread():
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
-def _register(fixed: sitk.Image, moving: sitk.Image, seed: int) -> sitk.AffineTransform:
-    """The affine map of ``fixed`` points to ``moving`` points that maximises their mutual information (see ``affine_prealign``)."""
-    initial = sitk.AffineTransform(
-        sitk.CenteredTransformInitializer(
-            fixed, moving, sitk.AffineTransform(3), sitk.CenteredTransformInitializerFilter.GEOMETRY
-        )
-    )
+def centring(fixed_region: sitk.Image, moving_region: sitk.Image) -> sitk.AffineTransform:
+    """The translation taking the centre of ``fixed_region`` (a uint8 mask) to that of ``moving_region`` (LPS mm),
+    about the former."""
+    centres = []
+    for mask in (fixed_region, moving_region):
+        shape = sitk.LabelShapeStatisticsImageFilter()
+        shape.Execute(mask)
+        centres.append(np.asarray(shape.GetCentroid(1)))
+    transform = sitk.AffineTransform(3)
+    transform.SetCenter(centres[0].tolist())
+    transform.SetTranslation((centres[1] - centres[0]).tolist())
+    return transform
+
+
+def _register(
+    fixed: sitk.Image,
+    fixed_mask: sitk.Image | None,
+    moving: sitk.Image,
+    moving_mask: sitk.Image | None,
+    initial: sitk.AffineTransform,
+    seed: int,
+) -> sitk.AffineTransform:
+    """The affine map of ``fixed`` points to ``moving`` points that maximises their mutual information, the metric
+    restricted to the masks given (None: the whole image), starting from ``initial`` and kept only if it ends better
+    than ``initial`` (see ``affine_prealign``)."""
     registration = sitk.ImageRegistrationMethod()
     registration.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    _set_masks(registration, fixed_mask, moving_mask)
     registration.SetMetricSamplingStrategy(registration.REGULAR)
     shrink = [f for f in (8, 4, 2) if min(fixed.GetSize()) // f >= MIN_LEVEL_SIZE] + [1]
     voxels = np.prod(fixed.GetSize())
@@ -94,26 +129,51 @@ def _register(fixed: sitk.Image, moving: sitk.Image, seed: int) -> sitk.AffineTr
         registration.Execute(fixed, moving)
     except RuntimeError:
         return initial
-    return registered if _metric(fixed, moving, registered) < _metric(fixed, moving, initial) else initial
+    masks = (fixed_mask, moving_mask)
+    return (
+        registered if _metric(fixed, moving, registered, *masks) < _metric(fixed, moving, initial, *masks) else initial
+    )
 
 
-def _metric(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) -> float:
-    """Mattes mutual information of ``moving`` seen through ``transform`` (fixed points -> moving points); lower is better.
+def _metric(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transform: sitk.Transform,
+    fixed_mask: sitk.Image | None,
+    moving_mask: sitk.Image | None,
+) -> float:
+    """Mattes mutual information of ``moving`` seen through ``transform`` (fixed points -> moving points), restricted
+    to the masks given; lower is better.
 
     ITK evaluates it at every voxel of ``fixed``, so both images are first bin-averaged by 2 where every axis keeps
     ``MIN_LEVEL_SIZE`` voxels: on the 60 hippocampus crops that cost 2.6 instead of 14 ms and kept the same choice
     between registration and centring each time (docs/BENCHMARKS.md, "Tuning LT-Net", item 32).
     """
     if min(fixed.GetSize()) // 2 >= MIN_LEVEL_SIZE:
+        fixed_mask, moving_mask = (
+            None
+            if m is None
+            else sitk.Resample(m, sitk.BinShrink(image, [2] * 3), sitk.Transform(), sitk.sitkNearestNeighbor)
+            for m, image in ((fixed_mask, fixed), (moving_mask, moving))
+        )
         fixed, moving = sitk.BinShrink(fixed, [2] * 3), sitk.BinShrink(moving, [2] * 3)
     evaluation = sitk.ImageRegistrationMethod()
     evaluation.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    _set_masks(evaluation, fixed_mask, moving_mask)
     evaluation.SetInitialTransform(transform)
     evaluation.SetInterpolator(sitk.sitkLinear)
     try:
         return evaluation.MetricEvaluate(fixed, moving)
     except RuntimeError:
         return 0.0
+
+
+def _set_masks(method: sitk.ImageRegistrationMethod, fixed_mask: sitk.Image | None, moving_mask: sitk.Image | None):
+    """Restrict ``method``'s metric to the masks given (None: no restriction on that image)."""
+    if fixed_mask is not None:
+        method.SetMetricFixedMask(fixed_mask)
+    if moving_mask is not None:
+        method.SetMetricMovingMask(moving_mask)
 
 
 def _full_resolution_share(voxels: float) -> float:

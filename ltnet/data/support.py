@@ -1,0 +1,64 @@
+"""Where an image shows anatomy (its support), and the image on a working grid that does not depend on its frame.
+
+A scan resampled onto a larger or oblique grid is padded with zeros: the padding is part of its grid but shows
+nothing. The support is every voxel but the zeros connected to the grid's border. The pre-alignment
+(``ltnet.data.prealign``) registers a scan on a working grid built from its support alone: the atlas's direction,
+one isotropic spacing, the support's bounding box; so the same anatomy sampled on different grids gives nearly
+the same working image.
+"""
+
+import math
+
+import numpy as np
+import SimpleITK as sitk
+
+from ltnet.data.grid import no_finer_than
+
+
+def support(image: sitk.Image) -> sitk.Image:
+    """uint8 mask on ``image``'s grid: 1 everywhere but on the zero voxels connected (by faces) to the border.
+
+    An image without such zeros is all support; an image of zeros only too (nothing to tell apart).
+    """
+    zero = sitk.Cast(sitk.Equal(image, 0.0), sitk.sitkUInt8)
+    shell = sitk.ConstantPad(zero, [1] * 3, [1] * 3, 1)  # a border of "zero" joins every border region
+    outside = sitk.ConnectedThreshold(shell, seedList=[(0, 0, 0)], lower=1, upper=1)
+    mask = sitk.Cast(1 - sitk.Crop(outside, [1] * 3, [1] * 3), sitk.sitkUInt8)
+    mask.CopyInformation(image)
+    if not sitk.GetArrayViewFromImage(mask).any():
+        mask = sitk.Cast(mask + 1, sitk.sitkUInt8)
+    return mask
+
+
+def working_spacing(image: sitk.Image, max_voxels: int) -> float:
+    """The isotropic spacing (mm) at which ``image``'s grid holds at most ``max_voxels``, no finer than its own."""
+    volume = math.prod(n * s for n, s in zip(image.GetSize(), image.GetSpacing()))
+    return max(min(image.GetSpacing()), (volume / max_voxels) ** (1 / 3))
+
+
+def on_working_grid(
+    image: sitk.Image, spacing: float, direction, max_voxels: int, region: sitk.Image | None = None
+) -> tuple[sitk.Image, sitk.Image]:
+    """``image`` (float32, linear) and ``region`` (uint8 mask on ``image``'s grid, nearest neighbour; None: the
+    whole grid, all ones) on a grid in ``direction`` (row-major 3x3) at ``spacing`` mm, coarser if needed to stay
+    within ``max_voxels``, covering ``region``'s bounding box. An image already in ``direction`` at ``spacing``
+    keeps its voxel centres (no interpolation blur).
+    """
+    if region is None:
+        region = sitk.Image(image.GetSize(), sitk.sitkUInt8) + 1
+        region.CopyInformation(image)
+    shape = sitk.LabelShapeStatisticsImageFilter()
+    shape.Execute(region)
+    start, size = np.split(np.asarray(shape.GetBoundingBox(1), dtype=float), 2)
+    corners = [start - 0.5 + size * np.asarray(c) for c in np.ndindex(2, 2, 2)]  # voxel edges, continuous index
+    rows = np.asarray(direction, dtype=float).reshape(3, 3)
+    along = np.asarray([rows.T @ image.TransformContinuousIndexToPhysicalPoint(c.tolist()) for c in corners])
+    low, extent = along.min(axis=0), np.ptp(along, axis=0)
+    spacing = max(spacing, (math.prod(extent) / max_voxels) ** (1 / 3))
+    grid = sitk.Image([max(1, math.ceil(e / spacing - 1e-6)) for e in extent], sitk.sitkFloat32)
+    grid.SetSpacing([spacing] * 3)
+    grid.SetDirection(rows.flatten().tolist())
+    grid.SetOrigin((rows @ (low + spacing / 2)).tolist())
+    coarse = no_finer_than(image, spacing)
+    resampled = sitk.Resample(coarse, grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    return resampled, sitk.Resample(region, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
