@@ -124,7 +124,7 @@ def main() -> None:
 `ltnet distill` trained MONAI's `UNet` (1.19 M parameters) on the transfers of the source model
 (`{source_path.name}`, atlas `{ATLAS}`, {source.iteration} iterations) to the {len(list(cohort.iterdir()))} cohort
 scans (each scan with its transferred labels, the atlas warped onto it, and the atlas; refined with
-`--refine {args.refine}` before teaching), {distilled.segmenter.iteration} iterations, Adam lr
+`--refine {args.refine}` before distilling), {distilled.segmenter.iteration} iterations, Adam lr
 {distilled.segmenter.training["settings"]["learning_rate"]:g}, seed {args.seed}, augmentation
 {"on" if distilled.segmenter.training["settings"]["augment"] else "off"}: {distilling.wall / 60:.0f} min wall,
 {distilling.cpu / 60:.0f} CPU min (this run; a resumed run counts only its own part). Scored on
