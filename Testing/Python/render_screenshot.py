@@ -120,13 +120,15 @@ def slice_renderer(window, app_logic, logic, viewport, title, bar_color):
 
 
 def table_text(table_node, columns) -> str:
-    """`column: value` lines of the QC table node's first row, for the listed columns that it has."""
+    """`column: value` lines of the QC table node's first row, for the listed columns that it has and fills (a
+    column that only a refined transfer fills, empty or NaN here, is left out)."""
     table = table_node.GetTable()
     lines = []
     for column in columns:
         array = table.GetColumnByName(column)
-        if array is not None:
-            lines.append(f"{column}: {array.GetValue(0)}")
+        value = str(array.GetValue(0)) if array is not None else ""
+        if value not in ("", "nan"):
+            lines.append(f"{column}: {value}")
     return "\n".join(lines)
 
 
