@@ -23,12 +23,12 @@ def machine() -> str:
 
 def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> None:
     """Replace (or append) the section between ``<!-- name -->`` and ``<!-- /name -->``."""
-    text = path.read_text() if path.exists() else HEADER
+    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
     block = f"<!-- {name} -->\n{markdown.strip()}\n<!-- /{name} -->"
     pattern = re.compile(rf"<!-- {re.escape(name)} -->.*?<!-- /{re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
 
 
 def mean_std(values) -> str:

@@ -108,12 +108,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     stale = []
     for path, rewrite in ((README, readme_text), (BENCHMARKS_MD, benchmarks_text)):
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         new = rewrite(text)
         if new != text:
             stale.append(path)
             if not args.check:
-                path.write_text(new)
+                path.write_text(new, encoding="utf-8")
     if args.check and stale:
         print("out of date: " + ", ".join(str(p.relative_to(ROOT)) for p in stale), file=sys.stderr)
         return 1

@@ -18,7 +18,10 @@ def load_summary():
 
 def test_readme_and_benchmarks_tables_match_the_csvs():
     summary = load_summary()
-    readme, benchmarks = (ROOT / "README.md").read_text(), (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    readme, benchmarks = (
+        (ROOT / "README.md").read_text(encoding="utf-8"),
+        (ROOT / "docs" / "BENCHMARKS.md").read_text(encoding="utf-8"),
+    )
     assert summary.readme_text(readme) == readme, "README results table is stale: run python benchmarks/summary.py"
     assert summary.benchmarks_text(benchmarks) == benchmarks, (
         "BENCHMARKS.md summary is stale: run benchmarks/summary.py"
@@ -32,7 +35,7 @@ def test_table_follows_the_csvs(tmp_path):
     shutil.copytree(ROOT / "docs" / "benchmarks", csv_dir)
     before = summary.results_table(csv_dir)
     path = csv_dir / "classical_hippocampus.csv"
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding="utf-8").splitlines()
     header = lines[0].split(",")
     column = header.index("mean_dice")
     edited = [lines[0]]
@@ -41,10 +44,10 @@ def test_table_follows_the_csvs(tmp_path):
         if cells[header.index("method")] == "elastix affine + B-spline":
             cells[column] = "0.5"
         edited.append(",".join(cells))
-    path.write_text("\n".join(edited) + "\n")
+    path.write_text("\n".join(edited) + "\n", encoding="utf-8")
     after = summary.results_table(csv_dir)
     assert "| elastix affine + B-spline | 0.500 |" in after and after != before
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert summary.readme_text(readme, csv_dir) != readme
 
 
@@ -53,6 +56,9 @@ def test_missing_method_is_one_clear_error(tmp_path):
     csv_dir = tmp_path / "benchmarks"
     shutil.copytree(ROOT / "docs" / "benchmarks", csv_dir)
     path = csv_dir / "accuracy_ibsr18.csv"
-    path.write_text("\n".join(line for line in path.read_text().splitlines() if "(3 steps)" not in line) + "\n")
+    path.write_text(
+        "\n".join(line for line in path.read_text(encoding="utf-8").splitlines() if "(3 steps)" not in line) + "\n",
+        encoding="utf-8",
+    )
     with pytest.raises(SystemExit, match="no rows for 'LT-Net \\(--lambda2 1\\) \\+ refinement \\(3 steps\\)'"):
         summary.results_table(csv_dir)
