@@ -49,7 +49,7 @@ NOTE = (
 def read_rows(path: Path) -> dict[str, list[dict]]:
     """The CSV's rows grouped by method."""
     by_method = defaultdict(list)
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             by_method[row["method"]].append(row)
     return by_method
