@@ -40,7 +40,7 @@ class TrainingPanel:
         self.logic = logic
         self.job = None
         self.jobSpeedKey = None
-        self.speeds = SpeedMemory()  # seconds per iteration measured by this session's trainings
+        self.speeds = SpeedMemory()  # seconds per iteration measured by the trainings since Slicer started
         self.cohortScan = None
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_INTERVAL_MS)

@@ -42,7 +42,7 @@ def secondsPerIteration(progressEvents):
 
 
 class SpeedMemory:
-    """Seconds per iteration measured by the trainings of this session, by setting key (device, grid, atlas),
+    """Seconds per iteration measured by the trainings since Slicer started, by setting key (device, grid, atlas),
     for an estimate of the next training's time before it starts."""
 
     def __init__(self):

@@ -212,6 +212,7 @@ def test_settings_become_options_that_ltnet_train_accepts(tmp_path):
     from LTNetTrainingLib import TrainingSettings
 
     from ltnet.cli import build_parser
+    from ltnet.commands.train_recipe import fill_new_run
 
     settings = TrainingSettings(
         iterations=7,
@@ -264,6 +265,7 @@ def test_settings_become_options_that_ltnet_train_accepts(tmp_path):
     core = build_parser().parse_args(
         ["train", "--atlas-image", "a", "--atlas-labels", "b", "--images", "c", "--out", "m.pt"]
     )  # the panel's defaults are ltnet's
+    fill_new_run(core)  # flags left out take ltnet's new-run defaults
     coreLambda2 = 3.0 if core.lambda2 is None else core.lambda2  # None: ltnet's LT-Net default, 3
     assert (
         defaults.iterations,

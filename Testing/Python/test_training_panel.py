@@ -106,9 +106,14 @@ def panel(monkeypatch, scene, tmp_path):
 
 
 def parsedArguments(launcher):
+    """The arguments of the last `ltnet train` started, as ltnet resolves them for a new run (flags left out take
+    their defaults)."""
     from ltnet.cli import build_parser
+    from ltnet.commands.train_recipe import fill_new_run
 
-    return build_parser().parse_args(launcher.arguments[-1])
+    arguments = build_parser().parse_args(launcher.arguments[-1])
+    fill_new_run(arguments)
+    return arguments
 
 
 def setValue(widget, value, signal="valueChanged(int)"):
