@@ -50,7 +50,8 @@ class Job:
         return [self.output, *([self.qc_output] if self.qc_output else []), *self.extras_files().values()]
 
     def done(self) -> bool:
-        """Finished by an earlier run: its label map exists, and its QC file when one is asked for."""
+        """Finished by an earlier run: its label map exists (written last, after the QC file and the extras), and
+        its QC file when one is asked for."""
         return self.output.exists() and (self.qc_output is None or self.qc_output.exists())
 
 

@@ -191,3 +191,25 @@ def test_one_target_shows_its_stages_and_its_verdict_and_jsonl_says_what_compute
     }
     assert [e["event"] for e in events[-2:]] == ["progress", "done"]
     assert start["gpu_visible_but_unused"] == torch.cuda.is_available()  # --device cpu
+
+
+@needs_demo_model
+def test_a_target_stopped_while_its_extras_are_written_is_not_taken_as_done(tmp_path, capsys, monkeypatch):
+    """The label map is written last, so --skip-existing never trusts a target whose QC or extras are missing."""
+    from ltnet.commands import transfer as transfer_command
+
+    def stopped(*arguments):
+        raise KeyboardInterrupt  # as if the run were killed while writing the extras
+
+    monkeypatch.setattr(transfer_command, "write_extras", stopped)
+    out, qc, extras = tmp_path / "labels", tmp_path / "qc", tmp_path / "extras"
+    code, _, _ = transfer(capsys, "--target", SCANS[0], "--out", out, "--qc", qc, "--extras", extras)
+    assert code == 130  # stopped
+    assert not (out / SCANS[0].name).exists() and not (qc / f"{sample_name(SCANS[0])}.json").exists()
+    monkeypatch.undo()
+    code, _, _ = transfer(capsys, "--target", SCANS[0], "--out", out, "--qc", qc, "--extras", extras, "--skip-existing")
+    assert code == 0 and (out / SCANS[0].name).exists() and any(extras.glob("*_field.h5"))
+
+
+def sample_name(path):
+    return path.name.removesuffix(".nii.gz")

@@ -116,11 +116,12 @@ def run(args) -> int:
     ranking = []
 
     def write(job: Job, result: TransferResult) -> None:
-        write_label_map(result.labels, job.output, model.labels)
-        if job.qc_output:
-            write_text(json.dumps(result.qc, indent=2), job.qc_output)
+        """The label map last: where it exists, so does everything else of its target (``--skip-existing``)."""
         if job.extras_prefix:
             write_extras(result, model, job)
+        if job.qc_output:
+            write_text(json.dumps(result.qc, indent=2), job.qc_output)
+        write_label_map(result.labels, job.output, model.labels)
 
     def on_done(done: int, job: Job, result: TransferResult) -> None:
         if result.qc is not None:
