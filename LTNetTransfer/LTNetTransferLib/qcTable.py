@@ -43,14 +43,21 @@ def _addColumn(tableNode, title: str, numeric: bool):
     return column
 
 
+def reportedColumns(qcs: list[dict]) -> list[tuple[str, str]]:
+    """The ``TARGET_COLUMNS`` some target's QC reports (the network's own numbers, for example, only come with
+    refinement), the verdict always: a column no target has would be NaN in every row."""
+    return [(key, title) for key, title in TARGET_COLUMNS if key == "verdict" or any(key in qc for qc in qcs)]
+
+
 def addQcTableNodes(scene, targetNames: list[str], qcs: list[dict], name: str = "LTNet QC"):
-    """Two table nodes: one row per target (the verdict and its numbers) and one row per target and label
-    (the label's cycle Dice). Returns (targetTableNode, labelTableNode)."""
+    """Two table nodes: one row per target (the verdict and its numbers, ``reportedColumns``) and one row per target
+    and label (the label's cycle Dice). Returns (targetTableNode, labelTableNode)."""
     targetTable = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     targetTable.SetUseColumnTitleAsColumnHeader(True)
     targetColumn = _addColumn(targetTable, "Target", numeric=False)
-    columns = {key: _addColumn(targetTable, title, numeric=key != "verdict") for key, title in TARGET_COLUMNS}
-    for key, title in TARGET_COLUMNS:
+    shown = reportedColumns(qcs)
+    columns = {key: _addColumn(targetTable, title, numeric=key != "verdict") for key, title in shown}
+    for key, title in shown:
         targetTable.SetColumnDescription(title, COLUMN_DESCRIPTIONS[key])
 
     labelTable = scene.AddNewNodeByClass("vtkMRMLTableNode", name + " per label")

@@ -233,6 +233,8 @@ def test_overlays_and_qc_tables_exist_on_the_right_grids(transferred):
     assert targets.GetNumberOfRows() == 2  # one row per target of the run
     assert targets.GetColumnByName("Verdict").GetValue(0) == result.qc["verdict"]
     assert targets.GetColumnByName("Target").GetValue(0) == target.GetName()
+    numeric = [targets.GetColumn(i) for i in range(targets.GetNumberOfColumns()) if targets.GetColumn(i).IsNumeric()]
+    assert numeric and all(not np.isnan(column.GetValue(0)) for column in numeric)  # no column without a number
     labels = result.labelQcTableNode.GetTable()
     assert labels.GetNumberOfRows() == 2 * len(result.qc["label_cycle_dice"]) == 4
     assert labels.GetColumnByName("Label cycle Dice").GetValue(0) == pytest.approx(

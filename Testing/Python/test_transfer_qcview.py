@@ -1,7 +1,7 @@
 """The quality-check list without Qt: worst first, verdict colors, short headers with tooltips, labels lowest first."""
 
 from LTNetTransferLib import qcView
-from LTNetTransferLib.qcTable import COLUMN_DESCRIPTIONS, TARGET_COLUMNS
+from LTNetTransferLib.qcTable import COLUMN_DESCRIPTIONS, TARGET_COLUMNS, reportedColumns
 
 
 def test_rows_are_worst_verdict_first_then_lowest_score():
@@ -30,3 +30,11 @@ def test_qc_table_headers_are_short_and_each_has_a_description():
     assert all(len(title) <= 13 for _, title in TARGET_COLUMNS), [title for _, title in TARGET_COLUMNS]
     assert {key for key, _ in TARGET_COLUMNS} == COLUMN_DESCRIPTIONS.keys()
     assert all(len(header) <= 10 and tooltip for header, tooltip in qcView.RESULT_COLUMNS + qcView.LABEL_COLUMNS)
+
+
+def test_qc_table_leaves_out_columns_no_target_reports():
+    plain = {"verdict": "OK", "score": 1.0, "label_lncc": 0.5}
+    refined = {**plain, "network_label_lncc": 0.4}
+    assert [key for key, _ in reportedColumns([plain])] == ["verdict", "score", "label_lncc"]
+    assert "network_label_lncc" in [key for key, _ in reportedColumns([plain, refined])]
+    assert [key for key, _ in reportedColumns([{}])] == ["verdict"]
