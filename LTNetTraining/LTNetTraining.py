@@ -37,8 +37,9 @@ class LTNetTraining(ScriptedLoadableModule):
         self.parent.contributors = ["LTNet team (LTNet)"]
         self.parent.helpText = _(
             "Train LT-Net (one-shot segmentation by label transfer, CVPR 2020) from one labeled atlas and a cohort "
-            "of unlabeled scans. The training runs in a background process with a live loss plot; Cancel keeps "
-            "the last checkpoint and Resume continues from it. The new model appears in LTNet Transfer."
+            "of unlabeled scans, then optionally distil the model into a segmentation network (Step: Distil). Both "
+            "run in a background process with a live loss plot; Cancel keeps the last checkpoint and Resume "
+            "continues from it. The new model appears in LTNet Transfer."
         )
         self.parent.helpText += "<br><br>" + _("Documentation, settings and measured training times: {url}").format(
             url=f'<a href="{DOCUMENTATION_URL}">{DOCUMENTATION_URL}</a>'
@@ -74,6 +75,14 @@ class LTNetTrainingParameterNode:
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     checkpointEvery: Annotated[int, WithinRange(1, 100000)] = 100
+    # The distillation step (`ltnet distill`; defaults are ltnet's, LTNetTrainingLib.DistillSettings)
+    distillIterations: Annotated[int, WithinRange(1, 1000000)] = 2000
+    distillRefine: Annotated[int, WithinRange(0, 100)] = 3
+    distillLearningRate: Annotated[float, WithinRange(1e-6, 1e-1)] = 1e-3
+    distillAugment: bool = True
+    distillDevice: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    distillSeed: Annotated[int, WithinRange(0, 2147483647)] = 0
+    distillCheckpointEvery: Annotated[int, WithinRange(1, 100000)] = 100
 
 
 class LTNetTrainingWidget(LTNetModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -118,6 +127,8 @@ class LTNetTrainingTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_TrainCancelResume()
+        self.setUp()
+        self.test_Distill()
         self.setUp()
         self.test_BadInputsStartNothing()
 
@@ -167,6 +178,28 @@ class LTNetTrainingTest(ScriptedLoadableModuleTest):
         self.assertLess(time.monotonic() - started, 10)
         self.assertGreaterEqual(load_model(outputPath).iteration, 3)  # the last good checkpoint, loadable
         self.delayDisplay("Training test passed")
+
+    def test_Distill(self):
+        """The bundled model distilled on two bundled scans for 2 iterations: a model with a segmentation network,
+        one loss-table row per iteration with the distillation's losses."""
+        from LTNetCommonLib.dependencies import missingPackages
+
+        if missingPackages():
+            self.delayDisplay("Skipped the distillation test: packages missing (see the training test)")
+            return
+        self.delayDisplay("Distilling the bundled model on two bundled scans")
+        _, _, scans = self.loadSample()
+        outputPath = os.path.join(tempfile.mkdtemp(prefix="LTNetTrainingTest-"), "distilled.pt")
+        job = LTNetTrainingLogic().startDistillation(
+            "bundled", scans, outputPath, iterations=2, refine=0, device="cpu", checkpointEvery=1
+        )
+        self.assertEqual(job.wait(timeout=600), COMPLETED, job.errorMessage())
+        self.assertEqual(job.tableNode.GetNumberOfRows(), 2)
+        self.assertEqual(sorted(job.seriesNodes), ["ce", "dice", "loss"])
+        from ltnet.model_file import load_model
+
+        self.assertEqual(load_model(outputPath).segmenter.iteration, 2)
+        self.delayDisplay("Distillation test passed")
 
     def test_BadInputsStartNothing(self):
         from LTNetTrainingLib import TrainingInputError

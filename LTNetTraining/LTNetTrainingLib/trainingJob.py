@@ -1,4 +1,6 @@
-"""One running `ltnet train --progress jsonl`: progress lines in, loss table rows and log out.
+"""One running `ltnet train --progress jsonl` or `ltnet distill --progress jsonl`: progress lines in, loss table
+rows and log out. Both commands write the same events (start, progress with `iteration`, `total`, `losses`,
+`elapsed_s`, `eta_s`, done); only the loss names differ, and the table takes them as they come.
 
 The owner calls `poll()` from the main thread (a qt.QTimer in Slicer, a loop in
 batch); nothing here runs on another thread except the pipe readers inside the
@@ -20,9 +22,13 @@ COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
 
+# What each `ltnet` command's job is called in the log and the status line.
+JOB_NAMES = {"train": "training", "distill": "distillation"}
+
 
 class TrainingJob:
-    """A started training. `poll()` drains new lines; `cancel()` kills the process tree; `wait()` blocks."""
+    """A started `ltnet train` or `ltnet distill`. `poll()` drains new lines; `cancel()` kills the process tree;
+    `wait()` blocks. `command` is the ltnet command it runs (the first of `arguments`, else "train")."""
 
     def __init__(self, process, outputModelPath, lossPlot, workFolder=None, logCallback=None, arguments=None):
         self.process = process
@@ -31,6 +37,8 @@ class TrainingJob:
         self.workFolder = workFolder
         self.logCallback = logCallback
         self.arguments = list(arguments or [])
+        self.command = self.arguments[0] if self.arguments else "train"
+        self.name = JOB_NAMES.get(self.command, self.command)  # "training", "distillation"
         self.status = RUNNING
         self.latestProgress = {}
         self.startEvent = None  # ltnet's first line: torch version, device, precision
@@ -152,7 +160,7 @@ class TrainingJob:
             self.doneEvent = event
             if "iteration" in event:
                 self.latestProgress = {**self.latestProgress, "iteration": event["iteration"], "eta_s": 0.0}
-            self.addLog(f"Training done at iteration {event.get('iteration')}: {event.get('model')}")
+            self.addLog(f"{self.name.capitalize()} done at iteration {event.get('iteration')}: {event.get('model')}")
         else:
             self.addLog(line)
 
@@ -183,7 +191,7 @@ class TrainingJob:
             addRecentModel((self.doneEvent or {}).get("model") or self.outputModelPath)
             self.addLog(self.statusText())
         elif self.status == FAILED:
-            self.addLog(f"ltnet train failed (exit status {code}).")
+            self.addLog(f"ltnet {self.command} failed (exit status {code}).")
         if self.workFolder:
             shutil.rmtree(self.workFolder, ignore_errors=True)
             self.workFolder = None
@@ -206,6 +214,6 @@ class TrainingJob:
             if self.status != RUNNING:
                 break
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"Training still running after {timeout} s")
+                raise TimeoutError(f"The {self.name} is still running after {timeout} s")
             time.sleep(pollInterval)
         return self.status

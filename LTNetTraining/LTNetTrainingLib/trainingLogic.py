@@ -6,6 +6,7 @@
     job.poll()                 # from a timer; returns the latest progress dict
     job.cancel(); job.wait()
     TrainingLogic().train(...)  # blocking, for batch scripts
+    TrainingLogic().startDistillation(...)  # `ltnet distill` (distillLogic.DistillationMixin)
 
 No Qt here. Every check runs before any process starts; a problem raises
 `TrainingInputError`.
@@ -21,6 +22,7 @@ from LTNetCommonLib.nodeFiles import safeFileStem, writeSegmentationNode, writeV
 
 from . import inputChecks
 from .cohortFiles import scanCohortFolder
+from .distillLogic import DistillationMixin
 from .lossPlot import LossPlot
 from .trainingErrors import TrainingInputError
 from .trainingJob import COMPLETED, TrainingJob
@@ -35,8 +37,9 @@ def bundledModelPath():
     return str(ltnet.sample.demo_model_path())
 
 
-class TrainingLogic:
-    """Starts trainings. `launcher` and `cudaAvailable` can be swapped (tests, other runtimes)."""
+class TrainingLogic(DistillationMixin):
+    """Starts trainings and distillations (`DistillationMixin`). `launcher` and `cudaAvailable` can be swapped
+    (tests, other runtimes)."""
 
     def __init__(self, launcher=None, scene=None, cudaAvailable=None, logCallback=None):
         self.launcher = launcher or SubprocessLauncher()
@@ -141,12 +144,17 @@ class TrainingLogic:
                 atlasLabelsPath = writeVolumeNode(atlasSegmentation, os.path.join(workFolder, "atlas_labels.nrrd"))
         else:
             atlasLabelsPath = str(atlasSegmentation)
+        return atlasImagePath, atlasLabelsPath, self.writeCohort(workFolder, cohortVolumes, cohortFiles)
+
+    def writeCohort(self, workFolder, cohortVolumes, cohortFiles):
+        """Image paths of the cohort for the child: volume nodes written into `workFolder` (NRRD, LPS), then the
+        files as they are."""
         imagePaths = []
         for index, volumeNode in enumerate(cohortVolumes):
             stem = safeFileStem(volumeNode.GetName(), "volume")
             imagePaths.append(writeVolumeNode(volumeNode, os.path.join(workFolder, f"cohort{index:03d}_{stem}.nrrd")))
         imagePaths.extend(cohortFiles)
-        return atlasImagePath, atlasLabelsPath, imagePaths
+        return imagePaths
 
     def referenceVolume(self, atlasVolume):
         """(volume node with the atlas grid, temporary node to remove or None)."""
@@ -214,7 +222,7 @@ class TrainingLogic:
         )
         if overwrite and not resume and os.path.isfile(outputModelPath):
             os.remove(outputModelPath)
-        workFolder = tempfile.mkdtemp(prefix="LTNetTraining-")
+        workFolder = self.newWorkFolder()
         try:
             atlasImagePath, atlasLabelsPath, imagePaths = self.writeInputs(
                 workFolder, atlasVolume, atlasSegmentation, cohortVolumes, cohortFiles
@@ -225,13 +233,24 @@ class TrainingLogic:
         arguments = self.commandArguments(
             atlasImagePath, atlasLabelsPath, imagePaths, outputModelPath, settings, initPath, resume
         )
+        origin = "resuming" if resume else "from " + (initPath or "scratch")
+        return self.launchJob(arguments, outputModelPath, workFolder, plotName, logCallback, len(imagePaths), origin)
+
+    def newWorkFolder(self):
+        """A new temporary folder for the child's input files; the job removes it when it ends."""
+        return tempfile.mkdtemp(prefix="LTNetTraining-")
+
+    def launchJob(self, arguments, outputModelPath, workFolder, plotName, logCallback, scanCount, origin):
+        """Start `ltnet <arguments>` (train or distill) with a new loss plot; returns its `TrainingJob`."""
         lossPlot = LossPlot(self.scene, plotName)
-        process = self.launcher.start(arguments)
+        try:
+            process = self.launcher.start(arguments)
+        except Exception:
+            lossPlot.removeNodes()
+            shutil.rmtree(workFolder, ignore_errors=True)
+            raise
         job = TrainingJob(process, outputModelPath, lossPlot, workFolder, logCallback or self.logCallback, arguments)
-        job.addLog(
-            f"Started ltnet {' '.join(arguments[:1])} on {len(imagePaths)} scans "
-            f"({'resuming' if resume else 'from ' + (initPath or 'scratch')}), process {process.pid}"
-        )
+        job.addLog(f"Started ltnet {arguments[0]} on {scanCount} scans ({origin}), process {process.pid}")
         return job
 
     def resume(self, *arguments, **keywords):
@@ -240,7 +259,11 @@ class TrainingLogic:
 
     def train(self, *arguments, progressCallback=None, pollInterval=0.5, **keywords):
         """Blocking `start` + wait; returns the model path, raises RuntimeError when the training fails."""
-        job = self.start(*arguments, **keywords)
+        return self.runToEnd(self.start(*arguments, **keywords), progressCallback, pollInterval)
+
+    def runToEnd(self, job, progressCallback=None, pollInterval=0.5):
+        """Poll `job` until it ends (cancelled on an exception, Ctrl-C included); returns the model path, raises
+        RuntimeError with ltnet's error line when it did not complete."""
         try:
             while job.isRunning:
                 progress = job.poll()
@@ -252,5 +275,5 @@ class TrainingLogic:
             job.cancel()
             raise
         if job.status != COMPLETED:
-            raise RuntimeError(f"LTNet training {job.status}: {job.errorMessage()}")
+            raise RuntimeError(f"LTNet {job.name} {job.status}: {job.errorMessage()}")
         return job.outputModelPath

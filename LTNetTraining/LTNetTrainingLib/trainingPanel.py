@@ -1,5 +1,8 @@
 """The Qt side of the LTNetTraining panel: reads the widgets, starts a job, polls it from a qt.QTimer.
 
+Two steps share the cohort, the buttons, the progress bar, the plot and the log: training the registration
+networks (`ltnet train`) and distilling a model into a segmentation network (`ltnet distill`).
+
 Imported by the module's widget only (it needs qt and the Slicer application).
 Widget names are those of Resources/UI/LTNetTraining.ui. The settings widgets are bound to the module's
 parameter node by their SlicerParameterName (the module widget does that); the panel reads the widgets.
@@ -13,6 +16,9 @@ from LTNetCommonLib.dependencies import ensureDependencies
 from LTNetCommonLib.recentModels import recentModels
 
 from .cohortFiles import scanCohortFolder
+from .distillSettings import EXPLANATION as DISTILL_EXPLANATION
+from .distillSettings import SOURCE_BUNDLED, SOURCE_MODEL, SOURCE_TRAINED, SOURCES, DistillSettings
+from .distillSettings import TOOLTIPS as DISTILL_TOOLTIPS
 from .trainingJob import COMPLETED
 from .trainingSettings import (
     DEVICES,
@@ -25,10 +31,15 @@ from .trainingSettings import (
     TOOLTIPS,
     TrainingSettings,
 )
-from .trainingTime import SpeedMemory, formatDuration
+from .trainingTime import TYPICAL_DISTILL_SPEED, SpeedMemory, formatDuration
 
 START_CHOICES = (START_BUNDLED, START_MODEL, START_SCRATCH)  # order of startFromComboBox items
 RECIPE_FINE_TUNE, RECIPE_CUSTOM = 0, 1  # order of recipeComboBox items
+STEP_TRAIN, STEP_DISTILL = 0, 1  # order of stepComboBox items
+TRAIN_EXPLANATION = (
+    "Training learns the registration networks that carry the atlas labels onto each scan, from the atlas and the "
+    "unlabeled cohort."
+)
 POLL_INTERVAL_MS = 500
 
 
@@ -53,8 +64,17 @@ class TrainingPanel:
         self.ui.recipeComboBox.connect("activated(int)", self.onRecipeChosen)
         self.ui.cohortFolderPathLineEdit.connect("currentPathChanged(QString)", self.onCohortFolderChanged)
         self.ui.cohortVolumesSelector.connect("checkedNodesChanged()", self.updateCohortCount)
-        for widget in (self.ui.startFromComboBox, self.ui.deviceComboBox):
+        self.ui.stepComboBox.connect("currentIndexChanged(int)", self.onStepChanged)
+        for widget in (
+            self.ui.startFromComboBox,
+            self.ui.deviceComboBox,
+            self.ui.distillSourceComboBox,
+            self.ui.distillDeviceComboBox,
+        ):
             widget.connect("currentIndexChanged(int)", self.updateButtons)
+        self.ui.distillIterationsSpinBox.connect("valueChanged(int)", self.updateButtons)
+        for widget in (self.ui.distillSourcePathLineEdit, self.ui.distillOutputPathLineEdit):
+            widget.connect("currentPathChanged(QString)", self.updateButtons)
         for widget in (self.ui.atlasVolumeSelector, self.ui.atlasSegmentationSelector):
             widget.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButtons)
         for widget in (self.ui.iterationsSpinBox, self.ui.gridXSpinBox, self.ui.gridYSpinBox, self.ui.gridZSpinBox):
@@ -68,7 +88,12 @@ class TrainingPanel:
             self.ui.outputModelPathLineEdit.currentPath = os.path.join(
                 slicer.app.defaultScenePath, "LTNet", "ltnet_model.pt"
             )
+        if not self.ui.distillOutputPathLineEdit.currentPath:
+            self.ui.distillOutputPathLineEdit.currentPath = os.path.join(
+                slicer.app.defaultScenePath, "LTNet", "ltnet_distilled_model.pt"
+            )
         self.onCohortFolderChanged(self.ui.cohortFolderPathLineEdit.currentPath)
+        self.onStepChanged()
 
     def setTooltips(self):
         for name, widget in [
@@ -94,6 +119,19 @@ class TrainingPanel:
             ("fieldDownsize", self.ui.fieldDownsizeSpinBox),
         ]:
             widget.setToolTip(TOOLTIPS[name])
+        for name, widget in [
+            ("source", self.ui.distillSourceComboBox),
+            ("source", self.ui.distillSourcePathLineEdit),
+            ("output", self.ui.distillOutputPathLineEdit),
+            ("iterations", self.ui.distillIterationsSpinBox),
+            ("refine", self.ui.distillRefineSpinBox),
+            ("learningRate", self.ui.distillLearningRateSpinBox),
+            ("augment", self.ui.distillAugmentCheckBox),
+            ("device", self.ui.distillDeviceComboBox),
+            ("seed", self.ui.distillSeedSpinBox),
+            ("checkpointEvery", self.ui.distillCheckpointEverySpinBox),
+        ]:
+            widget.setToolTip(DISTILL_TOOLTIPS[name])
 
     def labelChoices(self):
         """Readable item texts for the pre-alignment combo box. The parameter node's binding fills it with the raw
@@ -151,6 +189,53 @@ class TrainingPanel:
             checkpointEvery=self.ui.checkpointEverySpinBox.value,
         )
 
+    # The distillation step
+    def isDistillStep(self):
+        return self.ui.stepComboBox.currentIndex == STEP_DISTILL
+
+    def distillSource(self):
+        return SOURCES[max(0, self.ui.distillSourceComboBox.currentIndex)]
+
+    def distillSourceModel(self):
+        """The model to distil: the training's output model path, 'bundled', or the chosen file ('' if none)."""
+        source = self.distillSource()
+        if source == SOURCE_TRAINED:
+            return self.ui.outputModelPathLineEdit.currentPath
+        if source == SOURCE_MODEL:
+            return self.ui.distillSourcePathLineEdit.currentPath
+        return SOURCE_BUNDLED
+
+    def distillSettings(self):
+        return DistillSettings(
+            iterations=self.ui.distillIterationsSpinBox.value,
+            refine=self.ui.distillRefineSpinBox.value,
+            learningRate=self.ui.distillLearningRateSpinBox.value,
+            augment=self.ui.distillAugmentCheckBox.checked,
+            device=DEVICES[max(0, self.ui.distillDeviceComboBox.currentIndex)],
+            seed=self.ui.distillSeedSpinBox.value,
+            checkpointEvery=self.ui.distillCheckpointEverySpinBox.value,
+        )
+
+    def onStepChanged(self, *unused):
+        """Show the sections of the chosen step: atlas, model, settings and advanced for training; the
+        distillation section (and the cohort) for distilling."""
+        distill = self.isDistillStep()
+        for widget in (
+            self.ui.atlasVolumeLabel,
+            self.ui.atlasVolumeSelector,
+            self.ui.atlasSegmentationLabel,
+            self.ui.atlasSegmentationSelector,
+            self.ui.modelCollapsibleButton,
+            self.ui.settingsCollapsibleButton,
+            self.ui.advancedCollapsibleButton,
+        ):
+            widget.visible = not distill
+        self.ui.distillCollapsibleButton.visible = distill
+        self.ui.inputsCollapsibleButton.text = "Cohort" if distill else "Atlas and cohort"
+        self.ui.stepExplanationLabel.text = DISTILL_EXPLANATION if distill else TRAIN_EXPLANATION
+        self.ui.startButton.text = "Start distillation" if distill else "Start training"
+        self.updateButtons()
+
     # The fine-tuning recipe
     def isFineTuneRecipe(self):
         """True when the settings are the fine-tuning recipe's and the training starts from a model."""
@@ -175,13 +260,18 @@ class TrainingPanel:
 
     # State of the widgets
     def speedKey(self):
-        """What the speed of a training depends on most: device, grid and atlas."""
+        """What the speed of a training depends on most: device, grid and atlas; of a distillation: device and
+        model."""
+        if self.isDistillStep():
+            return ("distill", self.distillSettings().device, self.distillSourceModel())
         atlas = self.ui.atlasVolumeSelector.currentNode()
         settings = self.settings()
         return (settings.device, settings.grid, atlas.GetName() if atlas is not None else "")
 
     def blockingProblem(self):
         """Why Start cannot run with these settings ('' when it can)."""
+        if self.isDistillStep():
+            return self.distillProblem()
         settings = self.settings()
         if settings.teach > 0 and settings.augment:
             return (
@@ -190,9 +280,28 @@ class TrainingPanel:
             )
         return ""
 
+    def distillProblem(self):
+        """What the distillation still needs ('' when Start can run; the logic checks the files themselves)."""
+        if not self.distillSourceModel():
+            if self.distillSource() == SOURCE_TRAINED:
+                return "Choose the training's output model (Model section of the training step) or another source."
+            return "Choose the model file to distil."
+        if not (self.cohortVolumes() or self.cohortFiles()):
+            return "Choose the cohort: volumes in the scene and/or a folder of scans."
+        if not self.ui.distillOutputPathLineEdit.currentPath:
+            return "Choose where the distilled model is saved (.pt)."
+        return ""
+
+    def outputModelPath(self):
+        """The output model file of the chosen step."""
+        if self.isDistillStep():
+            return self.ui.distillOutputPathLineEdit.currentPath
+        return self.ui.outputModelPathLineEdit.currentPath
+
     def updateButtons(self, *unused):
         running = self.job is not None and self.job.isRunning
-        ready = bool(
+        distill = self.isDistillStep()
+        ready = distill or bool(
             self.ui.atlasVolumeSelector.currentNode()
             and self.ui.atlasSegmentationSelector.currentNode()
             and (self.cohortVolumes() or self.cohortFiles())
@@ -202,18 +311,20 @@ class TrainingPanel:
         self.labelChoices()
         self.ui.recipeComboBox.currentIndex = RECIPE_FINE_TUNE if self.isFineTuneRecipe() else RECIPE_CUSTOM
         self.ui.initModelPathLineEdit.enabled = self.startFrom() == START_MODEL
+        self.ui.distillSourcePathLineEdit.enabled = self.distillSource() == SOURCE_MODEL
+        what = "distillation" if distill else "training"
         self.ui.startButton.enabled = ready and not running and not problem
-        self.ui.startButton.toolTip = problem or "Start a training in a background process (Slicer stays usable)."
-        self.ui.resumeButton.enabled = (
-            ready and not running and not problem and os.path.isfile(self.ui.outputModelPathLineEdit.currentPath)
-        )
+        self.ui.startButton.toolTip = problem or f"Start a {what} in a background process (Slicer stays usable)."
+        self.ui.resumeButton.enabled = ready and not running and not problem and os.path.isfile(self.outputModelPath())
         self.ui.cancelButton.enabled = running
         self.ui.showPlotButton.enabled = self.job is not None
         for widget in (
+            self.ui.stepComboBox,
             self.ui.inputsCollapsibleButton,
             self.ui.modelCollapsibleButton,
             self.ui.settingsCollapsibleButton,
             self.ui.advancedCollapsibleButton,
+            self.ui.distillCollapsibleButton,
         ):
             widget.enabled = not running
         self.updateTimeText()
@@ -228,9 +339,18 @@ class TrainingPanel:
             else:
                 text = f"<b>ETA {formatDuration(eta)}</b> ({speed:.2g} s per iteration on this computer)"
         else:
-            text = self.speeds.estimateText(self.speedKey(), self.ui.iterationsSpinBox.value)
+            if self.isDistillStep():
+                text = self.speeds.estimateText(
+                    self.speedKey(),
+                    self.ui.distillIterationsSpinBox.value,
+                    "distillation with this device and model",
+                    TYPICAL_DISTILL_SPEED,
+                )
+            else:
+                text = self.speeds.estimateText(self.speedKey(), self.ui.iterationsSpinBox.value)
             if self.job is not None and self.job.status == COMPLETED and self.job.latestProgress.get("elapsed_s"):
-                text = f"The last training took {formatDuration(self.job.latestProgress['elapsed_s'])}. " + text
+                took = formatDuration(self.job.latestProgress["elapsed_s"])
+                text = f"The last {self.job.name} took {took}. " + text
         self.ui.estimateLabel.text = text
 
     # Actions
@@ -238,31 +358,46 @@ class TrainingPanel:
         self.ui.logTextEdit.appendPlainText(line)
 
     def onStart(self, resume=False):
-        with slicer.util.tryWithErrorDisplay("Failed to start the training.", waitCursor=True):
+        distill = self.isDistillStep()
+        what = "distillation" if distill else "training"
+        with slicer.util.tryWithErrorDisplay(f"Failed to start the {what}.", waitCursor=True):
             if not ensureDependencies(slicer.util.confirmOkCancelDisplay, "LTNet Training"):
                 return
-            outputPath = self.ui.outputModelPathLineEdit.currentPath
+            outputPath = self.outputModelPath()
             overwrite = False
             if not resume and os.path.exists(outputPath):
                 if not slicer.util.confirmYesNoDisplay(
-                    f"{outputPath} exists already. Overwrite it with a new training? (Resume continues it instead.)"
+                    f"{outputPath} exists already. Overwrite it with a new {what}? (Resume continues it instead.)"
                 ):
                     return
                 overwrite = True
-            self.ui.outputModelPathLineEdit.addCurrentPathToHistory()
+            outputLineEdit = self.ui.distillOutputPathLineEdit if distill else self.ui.outputModelPathLineEdit
+            outputLineEdit.addCurrentPathToHistory()
             self.ui.logTextEdit.clear()
             self.jobSpeedKey = self.speedKey()
-            self.job = self.logic.start(
-                self.ui.atlasVolumeSelector.currentNode(),
-                self.ui.atlasSegmentationSelector.currentNode(),
-                self.cohortVolumes() + self.cohortFiles(),
-                self.ui.outputModelPathLineEdit.currentPath,
-                initModel=self.initModel(),
-                resume=resume,
-                overwrite=overwrite,
-                logCallback=self.appendLog,
-                settings=self.settings(),
-            )
+            cohort = self.cohortVolumes() + self.cohortFiles()
+            if distill:
+                self.job = self.logic.startDistillation(
+                    self.distillSourceModel(),
+                    cohort,
+                    outputPath,
+                    resume=resume,
+                    overwrite=overwrite,
+                    logCallback=self.appendLog,
+                    settings=self.distillSettings(),
+                )
+            else:
+                self.job = self.logic.start(
+                    self.ui.atlasVolumeSelector.currentNode(),
+                    self.ui.atlasSegmentationSelector.currentNode(),
+                    cohort,
+                    outputPath,
+                    initModel=self.initModel(),
+                    resume=resume,
+                    overwrite=overwrite,
+                    logCallback=self.appendLog,
+                    settings=self.settings(),
+                )
             self.ui.progressBar.value = 0
             self.ui.progressBar.format = "%p%"
             self.ui.statusLabel.text = self.job.statusText()
@@ -299,9 +434,9 @@ class TrainingPanel:
         self.updateButtons()
 
     def onSceneStartClose(self):
-        """The scene is closing: a running training goes on (it reads files, writes the model file). Its loss plot
-        nodes leave with the scene and are not written to any more; Show loss plot puts a new plot holding every
-        row so far into the new scene."""
+        """The scene is closing: a running training or distillation goes on (it reads files, writes the model
+        file). Its loss plot nodes leave with the scene and are not written to any more; Show loss plot puts a new
+        plot holding every row so far into the new scene."""
 
     def cleanup(self):
         """Stop polling; a training still running is cancelled (no orphan process)."""

@@ -57,6 +57,21 @@ WIDGETS = {  # name: properties, as the .ui sets them (the parameter node's defa
     "statusLabel": {},
     "showPlotButton": {},
     "logTextEdit": {},
+    "stepComboBox": dict(items=["Train the registration networks", "Distil a model into a segmentation network"]),
+    "stepExplanationLabel": {},
+    "atlasVolumeLabel": {},
+    "atlasSegmentationLabel": {},
+    "distillCollapsibleButton": {},
+    "distillSourceComboBox": dict(items=["Output model of the training step", "Bundled model", "Another model file"]),
+    "distillSourcePathLineEdit": {},
+    "distillOutputPathLineEdit": {},
+    "distillIterationsSpinBox": dict(value=2000),
+    "distillRefineSpinBox": dict(value=3),
+    "distillLearningRateSpinBox": dict(value=1e-3),
+    "distillAugmentCheckBox": dict(checked=True),
+    "distillDeviceComboBox": dict(items=["auto", "cpu", "cuda"]),
+    "distillSeedSpinBox": {},
+    "distillCheckpointEverySpinBox": dict(value=100),
 }
 
 
@@ -74,6 +89,15 @@ class RecordingLauncher:
 @pytest.fixture
 def panel(monkeypatch, scene, tmp_path):
     """(TrainingPanel on fake widgets with the bundled sample chosen, ui, launcher, charts shown)."""
+    yield makePanel(monkeypatch, scene, tmp_path)
+    sys.modules.pop("LTNetTrainingLib.trainingPanel", None)
+
+
+def makePanel(monkeypatch, scene, tmp_path):
+    """A TrainingPanel on fake widgets (WIDGETS) with a fake qt, slicer.app and plots module, the bundled sample's
+    atlas chosen and checked as a cohort of one, and a RecordingLauncher: (panel, ui, launcher, charts shown).
+    The caller removes `LTNetTrainingLib.trainingPanel` from sys.modules at the end (it was imported with the
+    fake qt)."""
     monkeypatch.setenv("LTNET_RECENT_MODELS_FILE", str(tmp_path / "recent_models.json"))
     fakeQt = types.SimpleNamespace(QTimer=FakeQtTimer, QSettings=FakeQtSettings, Qt=types.SimpleNamespace(WaitCursor=3))
     monkeypatch.setitem(sys.modules, "qt", fakeQt)
@@ -101,8 +125,7 @@ def panel(monkeypatch, scene, tmp_path):
     ui.outputModelPathLineEdit.currentPath = str(tmp_path / "out" / "model.pt")
     launcher = RecordingLauncher()
     trainingPanel = module.TrainingPanel(ui, TrainingLogic(launcher=launcher, cudaAvailable=lambda: False))
-    yield trainingPanel, ui, launcher, shown
-    sys.modules.pop("LTNetTrainingLib.trainingPanel", None)
+    return trainingPanel, ui, launcher, shown
 
 
 def parsedArguments(launcher):

@@ -119,7 +119,7 @@ def test_device_and_prealignment_choices_are_bound_to_the_parameter_node_in_the_
             call = next(node for node in ast.walk(statement.annotation) if isinstance(node, ast.Call))
             choices[statement.target.id] = tuple(ast.literal_eval(call.args[0]))
     # the binding fills the combo boxes with these choices; the panel reads them by index
-    assert choices == {"device": DEVICES, "prealignFixed": PREALIGN_FIXED}
+    assert choices == {"device": DEVICES, "prealignFixed": PREALIGN_FIXED, "distillDevice": DEVICES}
     assert len(PREALIGN_FIXED_LABELS) == len(PREALIGN_FIXED)
     root = ElementTree.parse(UI_FILE).getroot()
     bound = {
@@ -129,6 +129,7 @@ def test_device_and_prealignment_choices_are_bound_to_the_parameter_node_in_the_
         if prop.get("name") == "SlicerParameterName"
     }
     assert bound["deviceComboBox"] == "device" and bound["prealignFixedComboBox"] == "prealignFixed"
+    assert bound["distillDeviceComboBox"] == "distillDevice"
     assert {
         bound[name] for name in ("warmupSpinBox", "couplingSpinBox", "augmentCheckBox", "fieldDownsizeSpinBox")
     } == {
