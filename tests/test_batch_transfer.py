@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from sample_training import train_argv
 
 from ltnet import sample
 from ltnet.cli import main
@@ -10,29 +11,7 @@ from ltnet.cli import main
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "m.pt"
-    code = main(
-        [
-            "train",
-            "--atlas-image",
-            str(sample.atlas_image_path()),
-            "--atlas-labels",
-            str(sample.atlas_labels_path()),
-            "--images",
-            str(sample.scan_paths()[0]),
-            "--out",
-            str(out),
-            "--iterations",
-            "0",
-            "--grid",
-            "32",
-            "32",
-            "32",
-            "--device",
-            "cpu",
-            "--progress",
-            "jsonl",
-        ]
-    )
+    code = main(train_argv(out, images=[sample.scan_paths()[0]], iterations=0, grid=(32, 32, 32), progress="jsonl"))
     assert code == 0
     return out
 

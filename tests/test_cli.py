@@ -1,17 +1,20 @@
 """The `ltnet` command: its contract, and one clear line for each bad input with nothing written."""
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from sample_training import train_argv
 
 from ltnet import sample
-from ltnet.cli import main
+from ltnet.cli import build_parser, main
 from ltnet.data.intensity import normalise
 from ltnet.data.io import read_image, read_label_map
 from ltnet.data.prealign import affine_prealign
@@ -34,25 +37,9 @@ def run(capsys, *argv):
 
 
 def train_args(out, atlas_image=None, atlas_labels=None, images=None):
-    return [
-        "train",
-        "--atlas-image",
-        atlas_image or sample.atlas_image_path(),
-        "--atlas-labels",
-        atlas_labels or sample.atlas_labels_path(),
-        "--images",
-        *(images or [sample.training_scan_paths()[0]]),
-        "--out",
-        out,
-        "--iterations",
-        1,
-        "--grid",
-        32,
-        32,
-        32,
-        "--device",
-        "cpu",
-    ]
+    return train_argv(
+        out, iterations=1, grid=(32, 32, 32), images=images, atlas_image=atlas_image, atlas_labels=atlas_labels
+    )
 
 
 def write_image(array, path, like=None):
@@ -467,3 +454,46 @@ def test_train_ends_with_one_final_line_and_jsonl_says_what_computes(tmp_path, c
     events = [json.loads(line) for line in out.splitlines()]
     assert events[0]["event"] == "start" and events[0]["precision"] == "float32" and events[0]["device"] == "cpu"
     assert [e["event"] for e in events[1:]] == ["progress", "done"]
+
+
+@pytest.mark.parametrize("command", ["train", "transfer", "distill", "demo"])
+def test_the_synopsis_in_cli_md_names_every_option_of_each_command(capsys, command):
+    synopsis = (Path(__file__).parents[1] / "docs" / "CLI.md").read_text().split("```")[1]
+    documented = re.search(rf"^ltnet {command} (.*?)(?=^ltnet |\Z)", synopsis, re.S | re.M).group(1)
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    usage = capsys.readouterr().out.split("\n\n")[0]
+    options = set(re.findall(r"--[a-z][a-z0-9-]*", usage)) - {"--help"}
+    assert len(options) > 1 and options == set(re.findall(r"--[a-z][a-z0-9-]*", documented)), command
+
+
+def test_train_and_distill_share_the_run_options_but_not_the_seed_default():
+    train = build_parser().parse_args(
+        ["train", "--atlas-image", "A", "--atlas-labels", "L", "--images", "I", "--out", "m"]
+    )
+    distill = build_parser().parse_args(["distill", "--model", "M", "--images", "I", "--out", "d"])
+    shared = ("device", "progress", "resume", "checkpoint_every")
+    assert (
+        [getattr(train, name) for name in shared]
+        == [getattr(distill, name) for name in shared]
+        == [
+            "auto",
+            "bar",
+            False,
+            100,
+        ]
+    )
+    assert train.seed is None and distill.seed == 0  # train tells a given --seed from none when it resumes
+
+
+@pytest.mark.parametrize("command", ["train", "distill"])
+def test_a_negative_iteration_count_is_one_clear_error(tmp_path, capsys, command):
+    out = tmp_path / "m.pt"
+    if command == "train":
+        argv = train_argv(out, iterations=-3)
+    else:
+        argv = ["distill", "--model", DEMO_MODEL, "--images", sample.training_scan_paths()[0], "--out", out]
+        argv += ["--iterations", -3]
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, "--iterations -3", "give 0 or more")
+    assert not out.exists()

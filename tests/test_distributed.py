@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 import torch
+from sample_training import train_argv
 
 from ltnet import sample, sampling
 from ltnet.model_file import load_model
@@ -28,27 +29,18 @@ def ltnet_train(out, *extra, launcher=None) -> subprocess.CompletedProcess:
     args = [
         "-m",
         "ltnet",
-        "train",
-        "--atlas-image",
-        str(sample.atlas_image_path()),
-        "--atlas-labels",
-        str(sample.atlas_labels_path()),
-        "--images",
-        *scans,
-        "--out",
-        str(out),
-        "--grid",
-        *GRID,
-        "--device",
-        "cpu",
-        "--lr",
-        "1e-3",
-        "--checkpoint-every",
-        "100",
-        "--progress",
-        "jsonl",
-        "--paper",
-        *extra,
+        *train_argv(
+            out,
+            "--lr",
+            "1e-3",
+            "--checkpoint-every",
+            "100",
+            "--paper",
+            *extra,
+            images=scans,
+            grid=GRID,
+            progress="jsonl",
+        ),
     ]  # --paper: D trains too
     command = launcher(*args) if launcher else [sys.executable, *args]
     result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)

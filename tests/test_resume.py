@@ -1,8 +1,8 @@
 """`ltnet train --resume` keeps the recipe of the run it resumes; `--paper` and the method switches reach the model."""
 
 import pytest
+from sample_training import train_argv
 
-from ltnet import sample
 from ltnet.cli import main
 from ltnet.model_file import load_model
 from ltnet.nn.cycle import CycleOptions
@@ -14,28 +14,7 @@ def run(capsys, *argv):
 
 
 def train_args(out, iterations, *flags):
-    return [
-        "train",
-        "--atlas-image",
-        sample.atlas_image_path(),
-        "--atlas-labels",
-        sample.atlas_labels_path(),
-        "--images",
-        sample.training_scan_paths()[0],
-        "--out",
-        out,
-        "--iterations",
-        iterations,
-        "--grid",
-        16,
-        16,
-        16,
-        "--device",
-        "cpu",
-        "--progress",
-        "jsonl",
-        *flags,
-    ]
+    return train_argv(out, *flags, iterations=iterations, grid=(16, 16, 16), progress="jsonl")
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from sample_training import train_argv
 
 from ltnet import sample
 from ltnet.cli import main
@@ -62,30 +63,10 @@ def test_the_term_counts_the_voxels_near_the_labels_where_the_refined_field_carr
 
 def test_fine_tuning_with_teach_moves_g_f_toward_its_refined_field(tmp_path, capsys):
     out = tmp_path / "taught.pt"
-    args = [
-        "train",
-        "--atlas-image",
-        sample.atlas_image_path(),
-        "--atlas-labels",
-        sample.atlas_labels_path(),
-        "--images",
-        sample.training_scan_paths()[0],
-        "--out",
-        out,
-        "--iterations",
-        5,
-        "--device",
-        "cpu",
-        "--init",
-        sample.demo_model_path(),
-        "--teach",
-        100,
-        "--lr",
-        1e-4,
-        "--progress",
-        "jsonl",
-    ]
-    assert main([str(a) for a in args]) == 0
+    args = train_argv(
+        out, "--init", sample.demo_model_path(), "--teach", 100, "--lr", 1e-4, iterations=5, progress="jsonl"
+    )
+    assert main(args) == 0
     assert '"teach"' in capsys.readouterr().out  # a loss term of its own in the progress, as Slicer's curves show it
     before, after = load_model(sample.demo_model_path()), load_model(out)
     assert (
@@ -116,24 +97,8 @@ def test_teach_is_refused_where_it_cannot_work(tmp_path, capsys, extra, words):
     out = tmp_path / "m.pt"
     extra = [str(sample.demo_model_path()) if e == "MODEL" else e for e in extra]
     teach = [] if "--teach" in extra else ["--teach", "10"]
-    args = [
-        "train",
-        "--atlas-image",
-        sample.atlas_image_path(),
-        "--atlas-labels",
-        sample.atlas_labels_path(),
-        "--images",
-        sample.training_scan_paths()[0],
-        "--out",
-        out,
-        "--iterations",
-        1,
-        "--device",
-        "cpu",
-        *teach,
-        *extra,
-    ]
-    assert main([str(a) for a in args]) == 2
+    args = train_argv(out, *teach, *extra, iterations=1)
+    assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and all(w in err[0] for w in words), err
     assert not out.exists()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from sample_training import train_argv
 
 from ltnet import sample
 from ltnet.data.io import read_image, read_label_map
@@ -102,25 +103,7 @@ def test_sigterm_stops_with_a_loadable_checkpoint(tmp_path):
         sys.executable,
         "-m",
         "ltnet",
-        "train",
-        "--atlas-image",
-        str(sample.atlas_image_path()),
-        "--atlas-labels",
-        str(sample.atlas_labels_path()),
-        "--images",
-        str(sample.training_scan_paths()[0]),
-        "--out",
-        str(out),
-        "--iterations",
-        "1000",
-        "--grid",
-        *map(str, GRID),
-        "--device",
-        "cpu",
-        "--checkpoint-every",
-        "1000",
-        "--progress",
-        "jsonl",
+        *train_argv(out, "--checkpoint-every", "1000", iterations=1000, grid=GRID, progress="jsonl"),
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:

@@ -1,12 +1,11 @@
 """``ltnet distill``: train a segmentation network on a model's transfers to the cohort (``ltnet.distill``)."""
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from ltnet.commands.train import check_output
+from ltnet.commands.run_arguments import add_run_arguments, check_run, note_nothing_to_do, run_to_end, start_progress
 from ltnet.data.io import read_image
 from ltnet.data.prepare import prepare_scan
 from ltnet.device import pick_device
@@ -15,9 +14,7 @@ from ltnet.errors import LTNetError
 from ltnet.input_checks import ALLOW_FLAG
 from ltnet.model_file import load_model
 from ltnet.paths import expand_images
-from ltnet.progress import reporter, start_event
 from ltnet.segmenter import Segmenter
-from ltnet.training import Stopped
 
 DEFAULTS = DistillSettings()
 
@@ -56,20 +53,7 @@ def add_arguments(parser) -> None:
         help="train on the examples as they are (by default each is moved by a small random affine map and its "
         "contrast changed)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; CPU runs are deterministic for a seed")
-    parser.add_argument(
-        "--progress", choices=("bar", "jsonl"), default="bar", help="a bar for people or JSON lines for programs"
-    )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the distillation held in --out, with the settings it started with (--iterations sets the new "
-        "total)",
-    )
-    parser.add_argument(
-        "--checkpoint-every", type=int, default=100, help="write the model every N iterations (default 100)"
-    )
+    add_run_arguments(parser, "distillation", "with the settings it started with (--iterations sets the new total)")
     parser.add_argument(
         ALLOW_FLAG,
         action="store_true",
@@ -79,13 +63,11 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     out = Path(args.out)
-    if args.iterations < 0:
-        raise LTNetError(f"--iterations {args.iterations}: give 0 or more.")
     if args.refine < 0:
         raise LTNetError(f"--refine {args.refine}: give 0 (off) or more steps.")
     if not args.lr > 0:
         raise LTNetError(f"--lr {args.lr}: give a positive learning rate.")
-    check_output(out, args.resume)
+    check_run(out, args.iterations, args.resume)
     image_paths = expand_images(args.images)
     model = load_model(out if args.resume else args.model)
     if args.resume:
@@ -93,11 +75,7 @@ def run(args) -> int:
             raise LTNetError(f"{out}: holds no distillation to resume; run without --resume to start one.")
         settings = replace(DistillSettings(**model.segmenter.training["settings"]), iterations=args.iterations)
         if settings.iterations <= model.segmenter.iteration:
-            print(
-                f"ltnet: {out} already has {model.segmenter.iteration} iterations (--iterations {args.iterations}); "
-                "nothing to do.",
-                file=sys.stderr,
-            )
+            note_nothing_to_do(out, model.segmenter.iteration, args.iterations)
             return 0
     else:
         settings = DistillSettings(
@@ -116,15 +94,11 @@ def run(args) -> int:
     scans = [
         prepare_scan(read_image(path, refuse_labels), model.atlas, True, settings.seed).image for path in image_paths
     ]
-    progress = reporter(args.progress, "distilling")
-    progress(start_event(device, inference=False))
+    progress = start_progress(args.progress, "distilling", device)
     examples = make_examples(model, scans, settings.refine_steps, device)
-    try:
+
+    def work() -> int:
         distill(model, examples, out, settings, device, progress)
-    except Stopped as stopped:
-        progress.close()
-        print(f"ltnet: {stopped}", file=sys.stderr)
-        return 130
-    progress({"event": "done", "model": str(out), "iteration": model.segmenter.iteration})
-    progress.close()
-    return 0
+        return model.segmenter.iteration
+
+    return run_to_end(work, out, progress)

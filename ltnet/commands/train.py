@@ -1,7 +1,5 @@
 """``ltnet train``: build or resume a model and train it on a cohort."""
 
-import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import torch
 
 from ltnet import distributed, sampling
 from ltnet.commands import train_recipe
+from ltnet.commands.run_arguments import add_run_arguments, check_run, note_nothing_to_do, run_to_end, start_progress
 from ltnet.data.grid import resample, resample_labels
 from ltnet.data.intensity import normalise
 from ltnet.data.io import read_image, read_label_map
@@ -24,8 +23,7 @@ from ltnet.nn.cycle import OPTION_CHOICES
 from ltnet.nn.losses import TERMS, LossWeights
 from ltnet.nn.networks import LTNetNetworks, NetworkConfig, unet_channels
 from ltnet.paths import expand_images
-from ltnet.progress import reporter, start_event
-from ltnet.training import LR_SCHEDULES, Stopped, TrainSettings, train
+from ltnet.training import LR_SCHEDULES, TrainSettings, train
 
 
 def add_arguments(parser) -> None:
@@ -44,16 +42,12 @@ def add_arguments(parser) -> None:
         help="network grid size in voxels (default: the atlas at up to 128 voxels per axis); padded to a multiple of "
         "8 (16 with --unet-levels 4)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--seed", type=int, help="random seed (default 0); CPU runs are deterministic for a seed")
-    parser.add_argument(
-        "--progress", choices=("bar", "jsonl"), default="bar", help="a bar for people or JSON lines for programs"
-    )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the training held in --out with the recipe it holds (schedule, learning rate, seed, loss "
-        "weights, cycle options, network); a flag that contradicts it is refused. --iterations may grow",
+    add_run_arguments(
+        parser,
+        "training",
+        "with the recipe it holds (schedule, learning rate, seed, loss weights, cycle options, network); a flag that "
+        "contradicts it is refused. --iterations may grow",
+        seed_none_if_absent=True,  # a --seed given with --resume is checked against the stored one
     )
     parser.add_argument("--init", help="fine-tune: start from the weights of this model")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default 1e-4)")
@@ -161,9 +155,6 @@ def add_arguments(parser) -> None:
         "docs/BENCHMARKS.md, 'Accuracy'",
     )
     parser.add_argument(
-        "--checkpoint-every", type=int, default=100, help="write the model every N iterations (default 100)"
-    )
-    parser.add_argument(
         "--batch-size",
         type=int,
         help="pairs per iteration on each process (default 1); under torchrun the global batch is this times the "
@@ -218,7 +209,7 @@ def run(args) -> int:
     out = Path(args.out)
     if args.batch_size is not None and args.batch_size < 1:
         raise LTNetError(f"--batch-size {args.batch_size}: give at least 1.")
-    check_output(out, args.resume)
+    check_run(out, args.iterations, args.resume)
     ranks = distributed.from_environment()
     if args.adversarial and args.no_adversarial:
         raise LTNetError("--adversarial and --no-adversarial: give one of them.")
@@ -266,10 +257,7 @@ def run(args) -> int:
     if args.resume and _lacks_full_resolution_atlas(model.atlas):
         model.atlas = _with_full_resolution_atlas(model.atlas, args.atlas_labels, args.atlas_image)
     if args.resume and args.iterations <= model.iteration and ranks.is_main:
-        print(
-            f"ltnet: {out} already has {model.iteration} iterations (--iterations {args.iterations}); nothing to do.",
-            file=sys.stderr,
-        )
+        note_nothing_to_do(out, model.iteration, args.iterations)
     needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
     scans = [
         prepare_scan(read_image(path, refuse_labels), model.atlas, not args.no_prealign, args.seed).image
@@ -288,42 +276,20 @@ def run(args) -> int:
         args.lr_schedule,
         args.augment,
     )
-    progress = reporter(args.progress, "training") if ranks.is_main else None
-    if progress:
-        progress(start_event(device, inference=False))
-    with distributed.session(ranks, device):
-        try:
-            train(model, scans, out, settings, device, progress, ranks)
-        except Stopped as stopped:
-            if progress:
-                progress.close()
-                print(f"ltnet: {stopped}", file=sys.stderr)
-            return 130
-        except torch.cuda.OutOfMemoryError as error:
-            raise LTNetError(
-                f"{out}: the GPU ran out of memory at grid {model.grid.size} with --batch-size {args.batch_size}; "
-                "use --checkpointing, a smaller --grid or --batch-size, or --device cpu."
-            ) from error
-    if progress:
-        progress({"event": "done", "model": str(out), "iteration": model.iteration})
-        progress.close()
-    return 0
+    progress = start_progress(args.progress, "training", device) if ranks.is_main else None
 
+    def work() -> int:
+        with distributed.session(ranks, device):
+            try:
+                train(model, scans, out, settings, device, progress, ranks)
+            except torch.cuda.OutOfMemoryError as error:
+                raise LTNetError(
+                    f"{out}: the GPU ran out of memory at grid {model.grid.size} with --batch-size {args.batch_size}; "
+                    "use --checkpointing, a smaller --grid or --batch-size, or --device cpu."
+                ) from error
+        return model.iteration
 
-def check_output(out: Path, resume: bool) -> None:
-    """Refuse an --out whose folder is missing or read-only, a missing model to --resume, or an existing one without
-    --resume (``train`` and ``distill`` alike)."""
-    folder = out.parent
-    if not folder.is_dir():
-        raise LTNetError(f"{folder}: output folder does not exist; create it or choose another --out.")
-    if not os.access(folder, os.W_OK):
-        raise LTNetError(f"{folder}: output folder is not writable; choose another --out.")
-    if resume and not out.is_file():
-        raise LTNetError(f"{out}: no model to resume; run without --resume to start a new training.")
-    if not resume and out.exists():
-        raise LTNetError(
-            f"{out}: exists already; pass --resume to continue it, or choose another --out (nothing was overwritten)."
-        )
+    return run_to_end(work, out, progress)
 
 
 def _lacks_full_resolution_atlas(atlas: Atlas) -> bool:
