@@ -12,7 +12,8 @@ model on scans it never saw. Two stages, each an ``ltnet train`` run that can be
 The training state (optimizer moments) is dropped from the bundled file to keep it small; `--init`
 fine-tunes from it.
 
-    python benchmarks/build_demo_model.py --work runs/demo [--iterations 1500] [--teach 10]
+    python benchmarks/build_demo_model.py --work runs/demo [--iterations 1500] [--teach 10] [--out PATH]
+                                          [-- further ltnet train arguments for the first stage]
 """
 
 import argparse
@@ -46,7 +47,10 @@ def main() -> None:
     parser.add_argument(
         "--checkpoint", help="finish from this training checkpoint instead of training (same cohort and settings)"
     )
+    parser.add_argument("--out", default=str(sample.demo_model_path()), help="the model to write (default: bundled)")
+    parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: further ltnet train arguments (first stage)")
     args = parser.parse_args()
+    extra = [a for a in args.extra if a != "--"]
     work = Path(args.work)
     cohort = work / "cohort"
     cohort.mkdir(parents=True, exist_ok=True)
@@ -57,7 +61,15 @@ def main() -> None:
     checkpoint = Path(args.checkpoint) if args.checkpoint else work / "demo_model_training.pt"
     if not args.checkpoint:
         train(
-            checkpoint, cohort, "--iterations", str(args.iterations), "--lr", str(args.lr), "--prealign-fixed", "scan"
+            checkpoint,
+            cohort,
+            "--iterations",
+            str(args.iterations),
+            "--lr",
+            str(args.lr),
+            "--prealign-fixed",
+            "scan",
+            *extra,
         )
         if args.teach > 0:
             first, checkpoint = checkpoint, work / "demo_model_taught.pt"
@@ -81,11 +93,9 @@ def main() -> None:
     atlas = torch.from_numpy(model.atlas.image)[None, None]
     atlas_labels = torch.from_numpy(model.atlas.one_hot).float()[None]
     model.reference_lncc, model.reference_label_lncc = reference_lncc(model.networks.eval(), atlas, atlas_labels, scans)
-    save_model(model, sample.demo_model_path())
-    print(
-        f"wrote {sample.demo_model_path()} "
-        f"({sample.demo_model_path().stat().st_size / 1e6:.1f} MB, {model.iteration} iterations)"
-    )
+    out = Path(args.out)
+    save_model(model, out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {model.iteration} iterations)")
 
 
 def train(out: Path, cohort: Path, *arguments: str) -> None:

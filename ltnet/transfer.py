@@ -52,6 +52,7 @@ def transfer(
     qc: bool = True,
     extras: bool = True,
     on_stage=None,
+    labels_on: sitk.Image | None = None,
 ) -> TransferResult:
     """Transfer the atlas labels of ``model`` onto ``target`` (a 3-D image as read by ``ltnet.data.io.read_image``).
 
@@ -63,6 +64,9 @@ def transfer(
     inverse-consistency maps). Without both, only ``G_F`` runs (faster: docs/BENCHMARKS.md, "Speed").
     ``on_stage(stage, step, steps)``: called as each stage begins, for progress reports: ``prealign``
     (when ``prepared`` is not given), ``network``, ``refine`` (step k of ``refine_steps``), ``labels``, ``qc``.
+    ``labels_on``: an image whose grid the labels are put on instead of ``target``'s (the same map, evaluated at its
+    voxels: to compare the labels of two acquisitions of the same anatomy on one grid, for example); the other
+    images stay on ``target``'s grid.
     """
     device = torch.device(device)
     atlas = model.atlas
@@ -111,11 +115,12 @@ def transfer(
         field = cycle.forward
     to_grid = prepared.to_scan.GetInverse()
     stage("labels", 1, 1)
+    labels_grid = target if labels_on is None else labels_on
     if model.segmenter is None:
-        labels = labels_on_scan(atlas.channels_sitk(), atlas.values, field[0], field_grid, target, to_grid)
+        labels = labels_on_scan(atlas.channels_sitk(), atlas.values, field[0], field_grid, labels_grid, to_grid)
     else:  # a distilled model: its segmentation network labels the scan on the grid (ltnet.distill)
         probabilities = model.segmenter.to(device).probabilities(scan_t)[0]
-        labels = labels_on_target(probabilities, atlas.values, grid, target, to_grid)
+        labels = labels_on_target(probabilities, atlas.values, grid, labels_grid, to_grid)
     result = TransferResult(labels)
     if not (qc or extras):
         return result

@@ -67,19 +67,34 @@ def test_the_pre_alignment_does_not_depend_on_the_frame(model):
         for fractions in np.random.default_rng(0).uniform(0.2, 0.8, size=(50, 3))
     ]
     error = [np.linalg.norm(np.subtract(found[0].TransformPoint(p), found[1].TransformPoint(p))) for p in points]
-    # mm, on 1 mm voxels: mean 1.05 and largest 2.06 here; 2.02 and 3.39 when the metric also matched the reframed
-    # scan's zero padding
-    assert np.mean(error) < 1.5, np.mean(error)
-    assert np.max(error) < 2.7, np.max(error)
+    # mm, on 1 mm voxels: mean 0.36 and largest 0.76 here; 1.05 and 2.06 with the metric on the whole support (its
+    # edge voxels mixed with the padding) and one draw of sample points; 2.02 and 3.39 with the padding matched too
+    assert np.mean(error) < 0.7, np.mean(error)
+    assert np.max(error) < 1.5, np.max(error)
 
 
-@pytest.mark.parametrize("index, frame", [(2, FRAMES[0]), (8, FRAMES[1])])
-def test_a_reframed_scan_gets_the_labels_of_the_original_frame(model, index, frame):
-    scan = read_image(sample.scan_paths()[index])
-    original = transfer(model, scan, qc=False, extras=False).labels
-    moved = transfer(model, reframe(scan, frame), qc=False, extras=False).labels
-    back = sitk.Resample(moved, original, sitk.Transform(), sitk.sitkNearestNeighbor, 0, original.GetPixelID())
-    dice = np.mean(list(dice_per_label(back, original, model.atlas.values[1:]).values()))
-    # 0.872 and 0.873 here (at most about 0.90: labels carried back from 1.7 mm voxels, benchmarks/frame.py);
-    # 0.812 and 0.800 when the pre-alignment's metric also matched the reframed scan's zero padding
-    assert dice > 0.85, dice
+def test_reframed_scans_get_the_labels_of_the_original_frame_on_the_same_grid(model):
+    """Each bundled scan on one of the oblique frames: its labels against the original scan's map evaluated on the
+    reframed grid (only the maps differ, not the voxels). The goal of benchmarks/frame.py, on the bundled scans."""
+    agreement = []
+    for index, path in enumerate(sample.scan_paths()):
+        scan = read_image(path)
+        reframed = reframe(scan, FRAMES[index % len(FRAMES)])
+        moved = transfer(model, reframed, qc=False, extras=False).labels
+        original = transfer(model, scan, qc=False, extras=False, labels_on=reframed).labels
+        assert original.GetSize() == reframed.GetSize() and original.GetDirection() == reframed.GetDirection()
+        agreement.append(np.mean(list(dice_per_label(moved, original, model.atlas.values[1:]).values())))
+    # 10 scans: mean 0.955, lowest 0.916 here
+    assert np.mean(agreement) >= 0.95 and min(agreement) >= 0.85, np.round(agreement, 3)
+
+
+def test_labels_on_another_grid_are_the_same_map(model):
+    """``labels_on`` evaluates the scan's map at another grid's voxels: on a crop of the scan's own grid (the same
+    voxels, a shifted origin) they are the crop of the labels on the whole grid."""
+    scan = read_image(sample.scan_paths()[0])
+    whole = transfer(model, scan, qc=False, extras=False).labels
+    crop = scan[2:-3, 4:-1, 1:-2]
+    labels = transfer(model, scan, qc=False, extras=False, labels_on=crop).labels
+    assert labels.GetOrigin() == crop.GetOrigin() and labels.GetSize() == crop.GetSize()
+    assert np.array_equal(sitk.GetArrayFromImage(labels), sitk.GetArrayFromImage(whole[2:-3, 4:-1, 1:-2]))
+    assert sitk.GetArrayFromImage(labels).any()

@@ -6,7 +6,7 @@ import SimpleITK as sitk
 
 from ltnet.data.intensity import normalise
 from ltnet.data.prealign import affine_prealign
-from ltnet.data.support import support
+from ltnet.data.support import inner_support
 
 
 def known_affine(about: sitk.Image) -> sitk.AffineTransform:
@@ -74,7 +74,7 @@ def test_a_registration_that_ends_worse_than_the_centring_is_not_used(atlas_imag
     monkeypatch.setattr(sitk, "ImageRegistrationMethod", DivergingRegistration)
     found = affine_prealign(atlas, scan, fixed="scan")
     assert np.allclose(found.GetMatrix(), np.eye(3).ravel())  # the centring: a translation only, taking
-    centres = [grid_centre(atlas), support_centre(scan)]  # the atlas grid's centre to the scan's support's
+    centres = [grid_centre(atlas), support_centre(scan)]  # the atlas grid's centre to that of the scan's metric region
     assert np.allclose(found.TransformPoint(centres[0].tolist()), centres[1], atol=1e-3)
     assert np.linalg.norm(centres[1] - centres[0]) > 0.3  # mm: the check above tells a shift from none
 
@@ -85,5 +85,5 @@ def grid_centre(image: sitk.Image) -> np.ndarray:
 
 def support_centre(image: sitk.Image) -> np.ndarray:
     shape = sitk.LabelShapeStatisticsImageFilter()
-    shape.Execute(support(image))
+    shape.Execute(inner_support(image))
     return np.asarray(shape.GetCentroid(1))

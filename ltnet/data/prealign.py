@@ -5,11 +5,11 @@ from contextlib import contextmanager
 import numpy as np
 import SimpleITK as sitk
 
-from ltnet.data.support import on_working_grid, support, working_spacing
+from ltnet.data.support import inner_support, on_working_grid, working_spacing
 
 SAMPLES = 50_000  # metric sample points per level at most: the cost stays bounded on large grids
 # At full resolution: a quarter of the voxels, but at least MIN_SAMPLES (about 20 per bin of the 32x32 joint histogram)
-# and at most SAMPLES (docs/BENCHMARKS.md, "Tuning LT-Net", item 28). Coarser levels: every voxel, up to SAMPLES.
+# and at most SAMPLES (docs/TUNING.md#t28). Coarser levels: every voxel, up to SAMPLES.
 FULL_RESOLUTION_SHARE = 0.25
 MIN_SAMPLES = 20_000
 #: The atlas's working grid (``ltnet.data.support``) has at most this many voxels: 64^3. The hippocampus network
@@ -18,7 +18,13 @@ WORKING_VOXELS = 2**18
 #: A scan's working grid (its support's box at the atlas's working spacing) has at most this many times more.
 MAX_SCAN_SHARE = 8
 MIN_LEVEL_SIZE = 16  # voxels along the shortest axis of a coarser level
-ITERATIONS = 50  # per level; on the data measured the optimiser's step falls below its minimum first (item 28)
+ITERATIONS = (
+    50  # per level; on the data measured the optimiser's step falls below its minimum first (docs/TUNING.md#t28)
+)
+#: Registrations per scan, each sampling the metric at its own points; the best by the metric is kept. On the 59
+#: hippocampus scans, one draw in a few ended in a poorer optimum that another draw avoided (docs/BENCHMARKS.md,
+#: "Frame invariance"): two draws halved the pre-alignment's largest change with the frame, at twice the cost.
+DRAWS = 2
 FIXED_IMAGES = (
     "atlas",
     "scan",
@@ -30,7 +36,7 @@ def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0, fixed: s
 
     ``fixed`` is the image whose voxels the metric samples while the other moves:
     "atlas" (the default) or "scan" (as elastix and ANTs register). Which serves a
-    network better depends on the data (docs/BENCHMARKS.md, "Tuning LT-Net", item 25):
+    network better depends on the data (docs/TUNING.md#t25):
     on the hippocampus crops "scan" raised the affine-only Dice from 0.693 to 0.707
     and LT-Net's from 0.763 to 0.770; on the IBSR brains the affine was level and
     LT-Net lost 0.014. ``ltnet train --prealign-fixed`` chooses; the model keeps the
@@ -40,14 +46,17 @@ def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0, fixed: s
     spacing or field of view), only on the anatomy it shows. The scan is resampled
     onto a working grid in the atlas's direction at one isotropic spacing that covers
     its support (``ltnet.data.support``: every voxel but the zeros connected to the
-    border), and the metric counts only points in the scan's support, so the zero
-    padding of a larger field of view or of an oblique grid is never matched. The
+    border), and the metric counts only points inside the scan's support, its outer
+    voxel layer left out (``inner_support``), so neither the zero padding of a larger
+    field of view or of an oblique grid nor the edge voxels that interpolation mixed
+    with it are matched. The
     atlas is the same for every scan and never reframed, so it keeps its whole grid,
     unmasked: masking its support too lowered the hippocampus Dice against the true
     labels (docs/BENCHMARKS.md, "Frame invariance"). Registration starts from the
-    atlas grid's centre on the centre of the scan's support (the centring), runs
+    atlas grid's centre on the centre of that region of the scan (the centring), runs
     multi-resolution (halvings down to 16 voxels per axis) and maximises Mattes
-    mutual information; if it ends worse than the centring, the centring is kept.
+    mutual information, twice with different metric sample points (``DRAWS``); the best
+    of the two and the centring, by the metric, is kept.
     The working spacing keeps the atlas's grid at most ``WORKING_VOXELS`` voxels, so
     large grids cost little more than small ones. Deterministic: the metric's sample
     points come from ``seed`` (ITK takes seed 0 as "use the clock", so ``seed + 1``
@@ -60,11 +69,12 @@ def affine_prealign(atlas: sitk.Image, scan: sitk.Image, seed: int = 0, fixed: s
         direction = atlas.GetDirection()
         cap = MAX_SCAN_SHARE * WORKING_VOXELS
         atlas_grid, atlas_region = on_working_grid(atlas, spacing, direction, cap)  # its whole grid
-        scan_grid, scan_support = on_working_grid(scan, spacing, direction, cap, support(scan))
+        scan_grid, scan_support = on_working_grid(scan, spacing, direction, cap, inner_support(scan))
         if fixed == "atlas":
-            return _register(atlas_grid, None, scan_grid, scan_support, centring(atlas_region, scan_support), seed)
+            initial = centring(atlas_region, scan_support)
+            return _best_registration(atlas_grid, None, scan_grid, scan_support, initial, seed)
         initial = centring(scan_support, atlas_region)
-        return _register(scan_grid, scan_support, atlas_grid, None, initial, seed).GetInverse()
+        return _best_registration(scan_grid, scan_support, atlas_grid, None, initial, seed).GetInverse()
 
 
 @contextmanager
@@ -72,7 +82,7 @@ def _one_itk_thread():
     """ITK on one thread while the registration runs. With more, ITK adds up partial results in no fixed order: two
     runs differed by 1e-5 in the affine parameters, so a seeded training was not reproducible. On the grids
     pre-aligned here one thread also costs less CPU than two (0.32 against 0.36 s per hippocampus crop;
-    docs/BENCHMARKS.md, item 28), if more wall time; batch transfer pre-aligns the next scans in worker processes
+    docs/TUNING.md#t28), if more wall time; batch transfer pre-aligns the next scans in worker processes
     meanwhile."""
     before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
@@ -96,6 +106,21 @@ def centring(fixed_region: sitk.Image, moving_region: sitk.Image) -> sitk.Affine
     return transform
 
 
+def _best_registration(
+    fixed: sitk.Image,
+    fixed_mask: sitk.Image | None,
+    moving: sitk.Image,
+    moving_mask: sitk.Image | None,
+    initial: sitk.AffineTransform,
+    seed: int,
+) -> sitk.AffineTransform:
+    """The best by the metric (``_metric``) of ``initial`` and ``DRAWS`` registrations from it (``_register``), each
+    with its own draw of sample points (seeds ``DRAWS * seed`` on)."""
+    masks = (fixed_mask, moving_mask)
+    found = [_register(fixed, fixed_mask, moving, moving_mask, initial, DRAWS * seed + k) for k in range(DRAWS)]
+    return min([initial, *found], key=lambda transform: _metric(fixed, moving, transform, *masks))
+
+
 def _register(
     fixed: sitk.Image,
     fixed_mask: sitk.Image | None,
@@ -105,8 +130,8 @@ def _register(
     seed: int,
 ) -> sitk.AffineTransform:
     """The affine map of ``fixed`` points to ``moving`` points that maximises their mutual information, the metric
-    restricted to the masks given (None: the whole image), starting from ``initial`` and kept only if it ends better
-    than ``initial`` (see ``affine_prealign``)."""
+    restricted to the masks given (None: the whole image), starting from ``initial`` (``initial`` itself if ITK
+    fails)."""
     registration = sitk.ImageRegistrationMethod()
     registration.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     _set_masks(registration, fixed_mask, moving_mask)
@@ -129,10 +154,7 @@ def _register(
         registration.Execute(fixed, moving)
     except RuntimeError:
         return initial
-    masks = (fixed_mask, moving_mask)
-    return (
-        registered if _metric(fixed, moving, registered, *masks) < _metric(fixed, moving, initial, *masks) else initial
-    )
+    return registered
 
 
 def _metric(
@@ -147,7 +169,7 @@ def _metric(
 
     ITK evaluates it at every voxel of ``fixed``, so both images are first bin-averaged by 2 where every axis keeps
     ``MIN_LEVEL_SIZE`` voxels: on the 60 hippocampus crops that cost 2.6 instead of 14 ms and kept the same choice
-    between registration and centring each time (docs/BENCHMARKS.md, "Tuning LT-Net", item 32).
+    between registration and centring each time (docs/TUNING.md#t32).
     """
     if min(fixed.GetSize()) // 2 >= MIN_LEVEL_SIZE:
         fixed_mask, moving_mask = (
