@@ -23,6 +23,7 @@ from ltnet.fast_inference import inference_networks
 from ltnet.model_file import LTNetModel
 from ltnet.nn.cycle import run_cycle
 from ltnet.nn.warp import field_on_grid, warp
+from ltnet.realign import keep_best_alignment
 from ltnet.refine import refine, refinement_grid
 from ltnet.scan_labels import labels_on_scan
 from ltnet.segmenter import labels_on_target
@@ -43,6 +44,36 @@ class TransferResult:
 
 
 def transfer(
+    model: LTNetModel,
+    target: sitk.Image,
+    device="cpu",
+    prealign: bool = True,
+    refine_steps: int = 0,
+    prepared: PreparedScan | None = None,
+    qc: bool = True,
+    extras: bool = True,
+    on_stage=None,
+    labels_on: sitk.Image | None = None,
+    retry_failed: bool = True,
+) -> TransferResult:
+    """Transfer the atlas labels of ``model`` onto ``target`` (``transfer_once``); with the pre-alignment and the QC
+    on and ``retry_failed``, a transfer whose verdict is "likely failed" is tried again from other pre-alignments
+    and the best by QC score is kept, every try listed in its QC (``ltnet.realign``).
+    """
+    options = dict(refine_steps=refine_steps, qc=qc, extras=extras, on_stage=on_stage, labels_on=labels_on)
+    first = transfer_once(model, target, device, prealign, prepared=prepared, **options)
+    if not (prealign and qc and retry_failed):
+        return first
+
+    def with_seed(seed: int) -> TransferResult:
+        (on_stage or (lambda name, step, steps: None))("prealign", 1, 1)
+        again = prepare_scan(target, model.atlas, True, seed)
+        return transfer_once(model, target, device, True, prepared=again, **options)
+
+    return keep_best_alignment(first, with_seed)
+
+
+def transfer_once(
     model: LTNetModel,
     target: sitk.Image,
     device="cpu",
