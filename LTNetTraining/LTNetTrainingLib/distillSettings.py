@@ -14,8 +14,7 @@ SOURCE_MODEL = "model"
 SOURCES = (SOURCE_TRAINED, SOURCE_BUNDLED, SOURCE_MODEL)  # order of the panel's source combo box items
 
 # The panel's one-line explanation of the step (docs/BENCHMARKS.md, "Distillation": 2000 iterations took 11 min
-# wall on one CPU core at the hippocampus grid; the distilled model scored 0.794 mean Dice against 0.782 for its
-# source model and 0.793 for the source refined 3 steps).
+# wall on one CPU core at the hippocampus grid).
 EXPLANATION = (
     "Distillation trains a segmentation network on the chosen model's transfers to the cohort and writes a new "
     "model that labels targets with that network (no refinement needed at transfer time) while keeping the "
@@ -27,7 +26,7 @@ TOOLTIPS = {
     "source": "The model whose transfers teach the segmentation network: the output model of the training above, "
     "the model bundled with LTNet, or another LTNet model file (.pt).",
     "iterations": "Distillation iterations (one example each). 2000 on the hippocampus benchmark took 11 min on one "
-    "CPU core and scored 0.794 mean Dice against 0.782 for the source model (docs/BENCHMARKS.md).",
+    'CPU core; what the distilled model scored against its source is in docs/BENCHMARKS.md, "Distillation".',
     "refine": "Refinement steps for each cohort scan's transfer before it teaches the network (computed once at the "
     "start). 3 is what the benchmark measured; 0 uses the registration network's own fields (faster start).",
     "learningRate": "Adam learning rate of the segmentation network (1e-3 measured).",
