@@ -8,6 +8,7 @@ lie on the atlas's network grid. A refined field can lie on a finer grid over
 the same box (``ltnet.refine.refinement_grid``); the labels then follow it there.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -56,35 +57,6 @@ def transfer(
     labels_on: sitk.Image | None = None,
     retry_failed: bool = True,
 ) -> TransferResult:
-    """Transfer the atlas labels of ``model`` onto ``target`` (``transfer_once``); with the pre-alignment and the QC
-    on and ``retry_failed``, a transfer whose verdict is "likely failed" is tried again from other pre-alignments
-    and the best by QC score is kept, every try listed in its QC (``ltnet.realign``).
-    """
-    options = dict(refine_steps=refine_steps, qc=qc, extras=extras, on_stage=on_stage, labels_on=labels_on)
-    first = transfer_once(model, target, device, prealign, prepared=prepared, **options)
-    if not (prealign and qc and retry_failed):
-        return first
-
-    def with_seed(seed: int) -> TransferResult:
-        (on_stage or (lambda name, step, steps: None))("prealign", 1, 1)
-        again = prepare_scan(target, model.atlas, True, seed)
-        return transfer_once(model, target, device, True, prepared=again, **options)
-
-    return keep_best_alignment(first, with_seed)
-
-
-def transfer_once(
-    model: LTNetModel,
-    target: sitk.Image,
-    device="cpu",
-    prealign: bool = True,
-    refine_steps: int = 0,
-    prepared: PreparedScan | None = None,
-    qc: bool = True,
-    extras: bool = True,
-    on_stage=None,
-    labels_on: sitk.Image | None = None,
-) -> TransferResult:
     """Transfer the atlas labels of ``model`` onto ``target`` (a 3-D image as read by ``ltnet.data.io.read_image``).
 
     ``refine_steps`` > 0 first fits the forward map to this target (``ltnet.refine``).
@@ -97,11 +69,33 @@ def transfer_once(
     (when ``prepared`` is not given), ``network``, ``refine`` (step k of ``refine_steps``), ``labels``, ``qc``.
     ``labels_on``: an image whose grid the labels are put on instead of ``target``'s (the same map, evaluated at its
     voxels: to compare the labels of two acquisitions of the same anatomy on one grid, for example); the other
-    images stay on ``target``'s grid.
+    images stay on ``target``'s grid. ``retry_failed`` (with the pre-alignment and the QC on): a transfer whose
+    verdict is "likely failed" is tried again from other pre-alignments and the best by QC score is kept, every try
+    listed in its QC (``ltnet.realign``).
     """
     device = torch.device(device)
     atlas = model.atlas
     stage = on_stage or (lambda name, step, steps: None)
+    if prealign and qc and retry_failed:
+        once = functools.partial(
+            transfer,
+            model,
+            target,
+            device,
+            True,
+            refine_steps,
+            qc=qc,
+            extras=extras,
+            on_stage=on_stage,
+            labels_on=labels_on,
+            retry_failed=False,
+        )
+
+        def with_seed(seed: int) -> TransferResult:
+            stage("prealign", 1, 1)
+            return once(prepared=prepare_scan(target, atlas, True, seed))
+
+        return keep_best_alignment(once(prepared=prepared), with_seed)
     if prepared is None:  # given when a batch already prepared it in a worker (ltnet.batch_transfer)
         stage("prealign", 1, 1)
         prepared = prepare_scan(target, atlas, prealign)
