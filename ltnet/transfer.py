@@ -64,7 +64,8 @@ def transfer(
     the QC and the ``extras`` only.
     ``qc`` runs the backward network and the quality checks; ``extras`` also makes the
     images behind them (the warped and reconstructed atlas, field, Jacobian and
-    inverse-consistency maps). Without both, only ``G_F`` runs (faster: docs/BENCHMARKS.md, "Speed").
+    inverse-consistency maps). Without both, only ``G_F`` runs (faster: docs/BENCHMARKS.md, "Speed"), and for a
+    distilled model without refinement only its segmenter.
     ``on_stage(stage, step, steps)``: called as each stage begins, for progress reports: ``prealign``
     (when ``prepared`` is not given), ``network``, ``refine`` (step k of ``refine_steps``), ``labels``, ``qc``.
     ``labels_on``: an image whose grid the labels are put on instead of ``target``'s (the same map, evaluated at its
@@ -133,10 +134,10 @@ def transfer(
         if qc or extras:
             cycle = run_cycle(passes, atlas_t, one_hot_t, scan_t, forward=forward)
             cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
-        elif field is None:
+        elif field is None and model.segmenter is None:  # a segmenter's labels need no field
             field = passes.g_forward(atlas_t, scan_t).float()
     grid = atlas.grid
-    if field is None:
+    if field is None and cycle is not None:
         field = cycle.forward
     to_grid = prepared.to_scan.GetInverse()
     stage("labels", 1, 1)

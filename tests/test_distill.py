@@ -77,6 +77,21 @@ def test_transfer_with_a_distilled_model_labels_the_targets_own_grid(distilled):
         assert result.qc["verdict"] in ("OK", "check", "likely failed")  # the registration's QC, as before
 
 
+def test_a_labels_only_transfer_with_a_distilled_model_runs_no_registration_network(distilled):
+    model = load_model(distilled[0])
+    scan = read_image(sample.held_out_scan_paths()[0])
+    with_qc = transfer(model, scan, retry_failed=False).labels
+
+    def refuse(module, inputs):
+        raise AssertionError("G_F ran")
+
+    model.networks.g_forward.register_forward_pre_hook(refuse)
+    labels_only = transfer(model, scan, qc=False, extras=False).labels
+    assert np.array_equal(sitk.GetArrayFromImage(labels_only), sitk.GetArrayFromImage(with_qc))
+    with pytest.raises(AssertionError, match="G_F ran"):  # the QC still runs the registration
+        transfer(model, scan, retry_failed=False)
+
+
 def test_distilled_labels_on_held_out_scans_are_close_to_the_source_models(distilled):
     source = held_out_dice(load_model(sample.demo_model_path()))
     mine = held_out_dice(load_model(distilled[0]))
