@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import inputChecks
 from .distillSettings import SOURCE_BUNDLED, SOURCE_TRAINED, DistillSettings
+from .runSettings import commandLine
 from .trainingErrors import TrainingInputError
 
 
@@ -89,21 +90,9 @@ class DistillationMixin:
 
     def distillArguments(self, sourcePath, imagePaths, outputModelPath, settings, resume):
         """The `ltnet distill` command line (without the `ltnet` launcher)."""
-        arguments = [
-            "distill",
-            "--model",
-            sourcePath,
-            "--images",
-            *imagePaths,
-            "--out",
-            str(outputModelPath),
-            "--progress",
-            "jsonl",
-        ]
-        arguments += settings.commandArguments()
-        if resume:
-            arguments.append("--resume")
-        return arguments
+        return commandLine(
+            "distill", ["--model", sourcePath, "--images", *imagePaths], outputModelPath, settings, resume
+        )
 
     def startDistillation(
         self,

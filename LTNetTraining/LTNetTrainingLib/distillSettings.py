@@ -5,7 +5,9 @@ model file: the source model's registration networks and atlas plus that network
 Transfer) then label targets with the network, while the QC still comes from the registration.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from .runSettings import RunSettings
 
 # Which model is distilled: the training's output model, the bundled model, or another model file.
 SOURCE_TRAINED = "trained"
@@ -42,8 +44,10 @@ TOOLTIPS = {
 
 
 @dataclass
-class DistillSettings:
+class DistillSettings(RunSettings):
     """Settings of one distillation; names follow the `ltnet distill` options, defaults are ltnet's."""
+
+    kind = "distillation"
 
     iterations: int = 2000
     refine: int = 3
@@ -52,15 +56,6 @@ class DistillSettings:
     device: str = "auto"
     seed: int = 0
     checkpointEvery: int = 100
-
-    @classmethod
-    def fromKeywords(cls, **keywords):
-        """Settings from keyword arguments; unknown names raise a TypeError that lists the known ones."""
-        known = {field.name for field in fields(cls)}
-        unknown = set(keywords) - known
-        if unknown:
-            raise TypeError(f"Unknown distillation setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**keywords)
 
     def commandArguments(self):
         """The `ltnet distill` options for these settings (on --resume ltnet keeps the run's own, except the
@@ -72,12 +67,7 @@ class DistillSettings:
             str(int(self.refine)),
             "--lr",
             repr(float(self.learningRate)),
-            "--device",
-            self.device,
-            "--seed",
-            str(int(self.seed)),
-            "--checkpoint-every",
-            str(max(1, int(self.checkpointEvery))),
+            *self.runOptions(),
         ]
         if not self.augment:
             arguments.append("--no-augment")

@@ -24,6 +24,7 @@ from . import inputChecks
 from .cohortFiles import scanCohortFolder
 from .distillLogic import DistillationMixin
 from .lossPlot import LossPlot
+from .runSettings import commandLine
 from .trainingErrors import TrainingInputError
 from .trainingJob import COMPLETED, TrainingJob
 from .trainingProcess import SubprocessLauncher
@@ -172,23 +173,9 @@ class TrainingLogic(DistillationMixin):
     def commandArguments(
         self, atlasImagePath, atlasLabelsPath, imagePaths, outputModelPath, settings, initPath, resume
     ):
-        arguments = [
-            "train",
-            "--atlas-image",
-            atlasImagePath,
-            "--atlas-labels",
-            atlasLabelsPath,
-            "--images",
-            *imagePaths,
-            "--out",
-            str(outputModelPath),
-            "--progress",
-            "jsonl",
-        ]
-        arguments += settings.commandArguments()
-        if resume:
-            arguments.append("--resume")
-        elif initPath:
+        inputs = ["--atlas-image", atlasImagePath, "--atlas-labels", atlasLabelsPath, "--images", *imagePaths]
+        arguments = commandLine("train", inputs, outputModelPath, settings, resume)
+        if initPath and not resume:
             arguments += ["--init", initPath]
         return arguments
 

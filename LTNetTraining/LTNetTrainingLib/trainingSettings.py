@@ -1,6 +1,8 @@
 """The training settings that matter, their defaults and tooltips, and the `ltnet train` options they make."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from .runSettings import RunSettings
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -70,8 +72,10 @@ TOOLTIPS = {
 
 
 @dataclass
-class TrainingSettings:
+class TrainingSettings(RunSettings):
     """Settings of one training; names follow the `ltnet train` options."""
+
+    kind = "training"
 
     iterations: int = 2000
     learningRate: float = 1e-4
@@ -91,16 +95,8 @@ class TrainingSettings:
     seed: int = 0
     checkpointEvery: int = 100
 
-    @classmethod
-    def fromKeywords(cls, **keywords):
-        """Settings from keyword arguments; unknown names raise a TypeError that lists the known ones."""
-        known = {field.name for field in fields(cls)}
-        unknown = set(keywords) - known
-        if unknown:
-            raise TypeError(f"Unknown training setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        settings = cls(**keywords)
-        settings.grid = tuple(int(size) for size in settings.grid) if settings.grid else None
-        return settings
+    def __post_init__(self):
+        self.grid = tuple(int(size) for size in self.grid) if self.grid else None
 
     def commandArguments(self):
         """The `ltnet train` options for these settings."""
@@ -117,12 +113,7 @@ class TrainingSettings:
             repr(float(self.warmup)),
             "--coupling",
             repr(float(self.coupling)),
-            "--device",
-            self.device,
-            "--seed",
-            str(int(self.seed)),
-            "--checkpoint-every",
-            str(max(1, int(self.checkpointEvery))),
+            *self.runOptions(),
         ]
         if self.grid and all(int(size) > 0 for size in self.grid):
             arguments += ["--grid", *(str(int(size)) for size in self.grid)]
