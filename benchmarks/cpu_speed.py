@@ -9,6 +9,8 @@ bundled demo model's trained networks (fully convolutional, so they run at any g
   onto the scan grid (``ltnet.scan_labels``), the QC (cycle warps, inverse consistency and the numbers);
 - the U-Net passes and whole transfers in torch and in OpenVINO (``ltnet.fast_inference``), with the share of
   voxels whose label agrees between the two;
+- a distilled model's labels (``ltnet distill``'s segmentation network, torch, weights as initialised: the time does
+  not depend on them): its pass, the mapping of its probabilities onto the scan grid, and a labels-only transfer;
 - bfloat16: measured only where the CPU computes it natively (elsewhere torch emulates it, which no transfer uses);
 - elastix (B-spline registration and label warping of the same pair, as in benchmarks/speed.py) when installed;
 - one training step at 64x64x64: the torch operations it spends its time in.
@@ -24,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -43,6 +46,7 @@ from ltnet.model_file import LTNetModel, load_model  # noqa: E402
 from ltnet.nn.cycle import run_cycle  # noqa: E402
 from ltnet.nn.networks import LTNetNetworks, NetworkConfig  # noqa: E402
 from ltnet.scan_labels import labels_on_scan  # noqa: E402
+from ltnet.segmenter import Segmenter, labels_on_target  # noqa: E402
 from ltnet.training import TrainSettings, train  # noqa: E402
 from ltnet.transfer import transfer  # noqa: E402
 
@@ -110,7 +114,18 @@ def stages(model, target, runtimes: list[str]) -> dict:
             return quality.measure(cycle, atlas_t, one_hot, scan_t, consistency, atlas.labels, reference)
 
         result["qc_numbers"], _ = seconds(numbers)
+    segmenter = distilled(model).segmenter
+    result["segmenter"], probabilities = seconds(lambda: segmenter.probabilities(scan_t)[0])
+    result["segmenter_labels"], _ = seconds(
+        lambda: labels_on_target(probabilities, atlas.values, atlas.grid, target, to_grid)
+    )
     return result
+
+
+def distilled(model: LTNetModel) -> LTNetModel:
+    """``model`` with a freshly initialised segmentation network of ``ltnet distill``'s default size."""
+    torch.manual_seed(0)
+    return replace(model, segmenter=Segmenter.new(len(model.atlas.values)))
 
 
 def network_passes(passes, atlas_t, one_hot, scan_t) -> tuple[dict, object]:
@@ -136,6 +151,7 @@ def whole_transfers(model, target, runtimes: list[str]) -> dict:
             key = f"transfer_{'qc' if qc else 'labels'}_{runtime}"
             result[key], out = with_runtime(runtime, lambda qc=qc: seconds(lambda: transfer(model, target, qc=qc)))
             labels[runtime] = sitk.GetArrayFromImage(out.labels)
+    result["transfer_distilled"], _ = seconds(lambda: transfer(distilled(model), target, qc=False))
     if len(runtimes) == 2:
         a, b = labels.values()
         result["agreement"] = float(np.mean(a == b))
@@ -205,6 +221,10 @@ def report(
         row("QC warps", [cell("qc_warps")] + ["same"] * (len(runtimes) - 1) + [""]),
         row("QC numbers and maps", [cell("qc_numbers")] + ["same"] * (len(runtimes) - 1) + [""]),
     ]
+    lines += [
+        row("distilled model: segmentation network pass", [cell("segmenter")] + [""] * len(runtimes)),
+        row("distilled model: its labels onto the scan grid", [cell("segmenter_labels")] + [""] * len(runtimes)),
+    ]
     if "compile_openvino" in stage:
         lines.append(row("OpenVINO export and compile (once per process)", ["", cell("compile_openvino"), ""]))
     for kind, label in (("labels", "whole transfer, labels only (--no-qc)"), ("qc", "whole transfer with the QC")):
@@ -213,6 +233,12 @@ def report(
         lines.append(
             row(label + ", pre-alignment included", values + [_pair_ratio(whole, f"transfer_{kind}", runtimes, ratio)])
         )
+    lines.append(
+        row(
+            "distilled model, whole transfer, labels only (--no-qc), pre-alignment included",
+            [f"{whole['transfer_distilled']:.1f}"] + [""] * len(runtimes),
+        )
+    )
     if elastix_s is not None:
         elastix_cell = f"{elastix_s:.1f}" if isinstance(elastix_s, float) else elastix_s
         lines.append(row("elastix B-spline + transformix (all cores)", [elastix_cell] + [""] * len(runtimes)))
