@@ -69,6 +69,8 @@ def main() -> None:
             str(args.lr),
             "--prealign-fixed",
             "scan",
+            "--teach-stage",
+            "0",  # the second stage below teaches, as measured
             *extra,
         )
         if args.teach > 0:

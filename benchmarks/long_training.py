@@ -47,7 +47,13 @@ def main() -> None:
         if snapshot.exists():
             continue
         command = train_command(
-            out, cohort, DATA / "images" / f"{ATLAS}.nii.gz", DATA / "labels" / f"{ATLAS}.nii.gz", stage, args.lr, extra
+            out,
+            cohort,
+            DATA / "images" / f"{ATLAS}.nii.gz",
+            DATA / "labels" / f"{ATLAS}.nii.gz",
+            stage,
+            args.lr,
+            ["--teach-stage", "0", *extra],  # the registration alone, grown stage by stage
         )
         if out.exists():
             command.append("--resume")

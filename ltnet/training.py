@@ -39,6 +39,10 @@ class TrainSettings:
     batch is ``batch_size × world size``); ``checkpointing`` trades compute for
     memory by recomputing the U-Net activations in ``backward``; ``augment`` moves and
     re-contrasts each drawn scan at random (``ltnet.augment``).
+
+    A run may have two stages (``ltnet train``'s recipe): ``iterations`` of registration, then ``teach_stage``
+    iterations of teaching (``teaching_stage``; 0: none). ``teaching`` says which stage these settings run; each
+    stage's schedule (warm-up, cosine) counts from its own start.
     """
 
     iterations: int = 2000
@@ -50,6 +54,21 @@ class TrainSettings:
     warmup: float = 0.0
     lr_schedule: str = "constant"
     augment: bool = False
+    teach_stage: int = 0
+    teaching: bool = False
+
+    @property
+    def run_end(self) -> int:
+        """The iteration count at the end of the run (of both stages)."""
+        return self.iterations + self.teach_stage
+
+    @property
+    def stage_start(self) -> int:
+        return self.iterations if self.teaching else 0
+
+    @property
+    def stage_end(self) -> int:
+        return self.run_end if self.teaching else self.iterations
 
     def learning_rate_at(self, iteration: int) -> float:
         """Adam's learning rate for the step after ``iteration`` steps.
@@ -60,7 +79,8 @@ class TrainSettings:
         if self.lr_schedule == "constant":
             return self.learning_rate
         if self.lr_schedule == "cosine":
-            return self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * iteration / self.iterations))
+            done = (iteration - self.stage_start) / max(1, self.stage_end - self.stage_start)
+            return self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * done))
         raise ValueError(f"unknown learning-rate schedule {self.lr_schedule!r}; use one of {LR_SCHEDULES}")
 
     def ramp(self, iteration: int) -> float:
@@ -73,10 +93,10 @@ class TrainSettings:
         """
         if self.warmup <= 0.0:
             return 1.0
-        start = self.warmup * self.iterations
+        start = self.stage_start + self.warmup * (self.stage_end - self.stage_start)
         if iteration < start:
             return 0.0
-        return min(1.0, (iteration - start + 1) / max(1.0, self.iterations - start))
+        return min(1.0, (iteration - start + 1) / max(1.0, self.stage_end - start))
 
 
 class Stopped(Exception):
@@ -116,7 +136,7 @@ def train(
     """Train ``model`` on ``scans`` (each ``(D, H, W)`` in [0, 1] on the model's grid) and write it to ``out``.
 
     Starts at ``model.iteration`` (0, or a resumed checkpoint's count) and runs up to
-    ``settings.iterations``. Checkpoints every ``settings.checkpoint_every``
+    ``settings.stage_end``. Checkpoints every ``settings.checkpoint_every``
     iterations and at the end; on SIGTERM/SIGINT writes one and raises ``Stopped``.
     Under ``torchrun`` (``ranks`` of an open ``distributed.session``) a scan this rank
     never draws (``sampling.needed_scans``) may be None; only rank 0 writes ``out`` and
@@ -175,7 +195,7 @@ def train(
     last_report = -float("inf")
     iteration = start_iteration
     with stop:
-        while iteration < settings.iterations:
+        while iteration < settings.stage_end:
             drawn = sampling.draw(order, shards)
             scan = torch.cat([cohort[drawn[slot]] for slot in my_slots]).to(device, non_blocking=True)
             if augmentation is not None:  # drawn for every slot of the global batch, so ranks and resumes agree
@@ -223,22 +243,43 @@ def train(
             iteration += 1
             stopping = distributed.any_rank(stop.requested) if ranks.parallel else stop.requested
             now = time.monotonic()
-            if now - last_report >= report_every_s or iteration == settings.iterations or stopping:
+            if now - last_report >= report_every_s or iteration == settings.stage_end or stopping:
                 last_report = now
-                event = progress_event(
-                    report, iteration, settings.iterations, now - started, iteration - start_iteration
-                )
+                event = progress_event(report, iteration, settings.run_end, now - started, iteration - start_iteration)
                 check_losses(event["losses"], iteration, out, model.iteration)
                 if progress is not None and ranks.is_main:
                     progress(event)
-            if iteration % settings.checkpoint_every == 0 or iteration == settings.iterations or stopping:
+            if iteration % settings.checkpoint_every == 0 or iteration == settings.stage_end or stopping:
                 checkpoint(iteration)
             if stopping:
                 raise Stopped(f"stopped at iteration {iteration}; the model file holds that checkpoint")
+        if stop.requested:  # asked for during the last iteration, which wrote its checkpoint: no stage may follow
+            raise Stopped(f"stopped at iteration {iteration}; the model file holds that checkpoint")
     if iteration == start_iteration:  # nothing to do: still write, so `out` exists
         checkpoint(iteration)
     model.training["iteration"] = iteration
     return model
+
+
+#: The teaching stage of ``ltnet train``'s recipe: ``G_F`` taught by its own refined fields (``ltnet.teach``) with
+#: this weight, at this learning rate, with this warm-up share: the fine-tuning measured best on the hippocampus
+#: benchmark (docs/TUNING.md, "Teaching where the labels go").
+TEACH_STAGE = {"weight": 10.0, "learning_rate": 1e-4, "warmup": 0.5}
+
+
+def teaching_stage(model: LTNetModel, settings: TrainSettings) -> TrainSettings:
+    """Turn ``model``, at the end of the stage ``settings`` describe, to the teaching stage that follows: the teach
+    weight on and fresh optimizers (the iteration count goes on). Returns that stage's settings."""
+    model.weights = replace(model.weights, teach=TEACH_STAGE["weight"])
+    model.training = {"iteration": model.iteration}
+    return replace(
+        settings,
+        learning_rate=TEACH_STAGE["learning_rate"],
+        warmup=TEACH_STAGE["warmup"],
+        lr_schedule="constant",
+        augment=False,
+        teaching=True,
+    )
 
 
 def batch_mean_terms(

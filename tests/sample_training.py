@@ -12,12 +12,14 @@ def train_argv(
     images=None,
     atlas_image=None,
     atlas_labels=None,
+    teach_stage=0,
 ) -> list[str]:
     """``train`` on the CPU into ``out``, every item a string, for ``main()`` or after ``python -m ltnet``.
 
     ``images``: the scans (default the first sample training scan); ``atlas_image``, ``atlas_labels``: default the
     bundled atlas. ``iterations``, ``grid`` (X, Y, Z in voxels) and ``progress`` are given only where set (otherwise
-    the command's defaults hold); ``flags`` follow last, so a flag repeated there wins.
+    the command's defaults hold); ``teach_stage``: the teaching stage's iterations, 0 by default to keep tests
+    short (None: the command's default); ``flags`` follow last, so a flag repeated there wins.
     """
     argv = [
         "train",
@@ -38,4 +40,6 @@ def train_argv(
         argv += ["--grid", *grid]
     if progress is not None:
         argv += ["--progress", progress]
+    if teach_stage is not None:
+        argv += ["--teach-stage", teach_stage]
     return [str(a) for a in [*argv, *flags]]

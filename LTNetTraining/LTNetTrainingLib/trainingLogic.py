@@ -177,6 +177,8 @@ class TrainingLogic(DistillationMixin):
         arguments = commandLine("train", inputs, outputModelPath, settings, resume)
         if initPath and not resume:
             arguments += ["--init", initPath]
+        elif not resume:  # from scratch: the teaching stage that ends ltnet's recipe (resumed: as the model holds)
+            arguments += ["--teach-stage", str(max(0, int(settings.teachStage)))]
         return arguments
 
     def start(

@@ -77,8 +77,8 @@ class TrainingSettings(RunSettings):
 
     kind = "training"
 
-    iterations: int = 2000
-    learningRate: float = 1e-4
+    iterations: int = 1500
+    learningRate: float = 3e-4
     grid: tuple = None  # None or (0, 0, 0): ltnet's default (the atlas grid, at most 128 per axis)
     lambda1: float = 10.0
     lambda2: float = 3.0
@@ -89,6 +89,7 @@ class TrainingSettings(RunSettings):
     fieldDownsize: int = 1
     augment: bool = False
     teach: float = 0.0
+    teachStage: int = 600  # a training from scratch: ltnet train --teach-stage (its default)
     prealign: bool = True
     prealignFixed: str = ""  # "atlas" or "scan"; "": ltnet's default (the resumed or initial model's own, else atlas)
     device: str = "auto"

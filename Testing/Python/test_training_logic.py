@@ -20,7 +20,7 @@ from LTNetCommonLib.recentModels import recentModels
 from LTNetTrainingLib import CANCELLED, COMPLETED, SubprocessLauncher, TrainingJob, TrainingLogic
 from LTNetTrainingLib.lossPlot import ITERATION_COLUMN, LossPlot
 
-SMALL = dict(grid=(32, 32, 32), device="cpu", checkpointEvery=1, seed=1)
+SMALL = dict(grid=(32, 32, 32), device="cpu", checkpointEvery=1, seed=1, teachStage=0)
 RENAMED = "renamed in Slicer"
 
 

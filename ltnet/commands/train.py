@@ -23,7 +23,7 @@ from ltnet.nn.cycle import OPTION_CHOICES
 from ltnet.nn.losses import TERMS, LossWeights
 from ltnet.nn.networks import LTNetNetworks, NetworkConfig, unet_channels
 from ltnet.paths import expand_images
-from ltnet.training import LR_SCHEDULES, TrainSettings, train
+from ltnet.training import LR_SCHEDULES, TrainSettings, teaching_stage, train
 
 
 def add_arguments(parser) -> None:
@@ -33,7 +33,20 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--images", required=True, nargs="+", help="unlabeled scans: files, folders or globs")
     parser.add_argument("--out", required=True, help="the model file to write (also the checkpoint --resume continues)")
-    parser.add_argument("--iterations", type=int, default=2000, help="total iterations (default 2000)")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        help="iterations of the registration stage (default 1500; 2000 with --init); with --resume it may grow while "
+        "that stage runs",
+    )
+    parser.add_argument(
+        "--teach-stage",
+        type=int,
+        metavar="N",
+        help="a new run from scratch ends with a teaching stage of N iterations: G_F learns from its own refined "
+        "fields where the atlas labels go (as --teach 10 at --lr 1e-4 would; default 600; 0 with --init, --voxelmorph "
+        "or --paper; 0 turns it off). The progress counts both stages as one run",
+    )
     parser.add_argument(
         "--grid",
         type=int,
@@ -50,7 +63,7 @@ def add_arguments(parser) -> None:
         seed_none_if_absent=True,  # a --seed given with --resume is checked against the stored one
     )
     parser.add_argument("--init", help="fine-tune: start from the weights of this model")
-    parser.add_argument("--lr", type=float, help="Adam learning rate (default 1e-4)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default 3e-4; 1e-4 with --init)")
     parser.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,
@@ -209,7 +222,9 @@ def run(args) -> int:
     out = Path(args.out)
     if args.batch_size is not None and args.batch_size < 1:
         raise LTNetError(f"--batch-size {args.batch_size}: give at least 1.")
-    check_run(out, args.iterations, args.resume)
+    check_run(out, args.iterations or 0, args.resume)
+    if args.teach_stage is not None and args.teach_stage < 0:
+        raise LTNetError(f"--teach-stage {args.teach_stage}: give 0 (none) or more iterations.")
     ranks = distributed.from_environment()
     if args.adversarial and args.no_adversarial:
         raise LTNetError("--adversarial and --no-adversarial: give one of them.")
@@ -256,7 +271,7 @@ def run(args) -> int:
         )
     if args.resume and _lacks_full_resolution_atlas(model.atlas):
         model.atlas = _with_full_resolution_atlas(model.atlas, args.atlas_labels, args.atlas_image)
-    if args.resume and args.iterations <= model.iteration and ranks.is_main:
+    if args.resume and args.iterations + args.teach_stage <= model.iteration and ranks.is_main:
         note_nothing_to_do(out, model.iteration, args.iterations)
     needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
     scans = [
@@ -275,6 +290,8 @@ def run(args) -> int:
         args.warmup,
         args.lr_schedule,
         args.augment,
+        args.teach_stage,
+        args.teaching,
     )
     progress = start_progress(args.progress, "training", device) if ranks.is_main else None
 
@@ -282,6 +299,8 @@ def run(args) -> int:
         with distributed.session(ranks, device):
             try:
                 train(model, scans, out, settings, device, progress, ranks)
+                if settings.teach_stage > 0 and not settings.teaching:
+                    train(model, scans, out, teaching_stage(model, settings), device, progress, ranks)
             except torch.cuda.OutOfMemoryError as error:
                 raise LTNetError(
                     f"{out}: the GPU ran out of memory at grid {model.grid.size} with --batch-size {args.batch_size}; "

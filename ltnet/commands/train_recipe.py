@@ -13,6 +13,9 @@ from ltnet.nn.cycle import CycleOptions
 from ltnet.nn.networks import DEFAULT_LEVELS, PAPER_LEVELS
 from ltnet.training import TrainSettings
 
+#: The teaching stage a new run from scratch ends with (``ltnet train --teach-stage``).
+TEACH_STAGE_ITERATIONS = 600
+
 # attribute of the parsed flags -> (flag, CycleOptions field)
 CYCLE_FLAGS = {
     "reconstruction": ("--reconstruction", "reconstruction"),
@@ -23,14 +26,16 @@ CYCLE_FLAGS = {
 }
 # attribute -> (flag, TrainSettings field, a new run's default)
 SETTING_FLAGS = {
-    "lr": ("--lr", "learning_rate", 1e-4),
+    "lr": ("--lr", "learning_rate", 3e-4),
     "lr_schedule": ("--lr-schedule", "lr_schedule", "constant"),
     "warmup": ("--warmup", "warmup", 0.5),
     "seed": ("--seed", "seed", 0),
     "batch_size": ("--batch-size", "batch_size", 1),
     "augment": ("--augment", "augment", False),
+    "teach_stage": ("--teach-stage", "teach_stage", TEACH_STAGE_ITERATIONS),
 }
 NEW_RUN_DEFAULTS = {
+    "iterations": 1500,
     **{attr: default for attr, (_, _, default) in SETTING_FLAGS.items()},
     "coupling": 0.1,
     "lambda1": 10.0,
@@ -60,11 +65,20 @@ def apply_paper(args) -> None:
         args.set_by_paper.add("adversarial")
 
 
+#: A new run with --init (fine-tuning) keeps these defaults, and has no teaching stage unless asked.
+FINE_TUNE_DEFAULTS = {"iterations": 2000, "lr": 1e-4}
+
+
 def fill_new_run(args) -> None:
-    """A new run: every recipe flag left out takes its default."""
-    for attr, value in NEW_RUN_DEFAULTS.items():
+    """A new run: every recipe flag left out takes its default. A run from scratch ends with a teaching stage
+    (``ltnet.training.teaching_stage``) unless it reproduces another method (``--voxelmorph``, ``--paper``); a
+    fine-tuning (``--init``) has none unless asked, and its own defaults."""
+    if args.teach_stage is None and (args.init or args.voxelmorph or args.paper):
+        args.teach_stage = 0
+    for attr, value in (NEW_RUN_DEFAULTS | (FINE_TUNE_DEFAULTS if args.init else {})).items():
         if getattr(args, attr) is None:
             setattr(args, attr, value)
+    args.teaching = False
 
 
 def cycle_options(args) -> CycleOptions:
@@ -117,6 +131,14 @@ def keep_stored(args, model: LTNetModel, out) -> None:
     defaults = TrainSettings()  # what a checkpoint written before a setting existed ran with
     for attr, (_, field, _) in SETTING_FLAGS.items():
         setattr(args, attr, stored.get(field, getattr(defaults, field)))
+    args.teaching = stored.get("teaching", False)
+    if args.iterations is None:
+        args.iterations = stored.get("iterations", defaults.iterations)
+    elif args.teaching and args.iterations != stored["iterations"]:
+        raise LTNetError(
+            f"{out}: is in its teaching stage, after {stored['iterations']} iterations of registration; resume it "
+            f"without --iterations {args.iterations} (a finished stage cannot grow; start a new --out to change it)."
+        )
 
 
 def _show(value) -> str:
