@@ -253,7 +253,8 @@ def train(
                 checkpoint(iteration)
             if stopping:
                 raise Stopped(f"stopped at iteration {iteration}; the model file holds that checkpoint")
-        if stop.requested:  # asked for during the last iteration, which wrote its checkpoint: no stage may follow
+        # asked for during the last iteration, which wrote its checkpoint: no stage may follow (on every rank alike)
+        if distributed.any_rank(stop.requested) if ranks.parallel else stop.requested:
             raise Stopped(f"stopped at iteration {iteration}; the model file holds that checkpoint")
     if iteration == start_iteration:  # nothing to do: still write, so `out` exists
         checkpoint(iteration)
