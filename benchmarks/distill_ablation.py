@@ -24,7 +24,6 @@ Results go to the "distill-ablation" section of docs/BENCHMARKS.md and ``docs/be
 """
 
 import argparse
-import copy
 import csv
 import sys
 import warnings
@@ -91,8 +90,9 @@ def with_appearance(examples: Examples, model, scans: list[np.ndarray], refine_s
     atlas = torch.from_numpy(model.atlas.image).float()[None, None]
     draws = torch.Generator().manual_seed(seed)
     tensors = [torch.from_numpy(s).float()[None, None] for s in scans]
-    added = copy.copy(examples)
-    added.images, added.label_of, added.kinds = list(examples.images), list(examples.label_of), list(examples.kinds)
+    added = replace(
+        examples, images=list(examples.images), label_of=list(examples.label_of), kinds=list(examples.kinds)
+    )
     for j, scan_j in enumerate(tensors):
         k = (j + 1 + int(torch.randint(len(scans) - 1, (1,), generator=draws))) % len(scans)
         if refine_steps > 0:
@@ -133,9 +133,9 @@ def run_variant(name: str, seed: int, args, source_path: Path, cohort: Path, bas
         with open(rows_path, newline="") as f:
             return list(csv.DictReader(f))
     model = load_model(source_path)
-    scans = base.setdefault(
-        "scans", [prepare_scan(read_image(p), model.atlas, True, 0).image for p in sorted(cohort.iterdir())]
-    )
+    if "scans" not in base:  # pre-aligned once for every variant
+        base["scans"] = [prepare_scan(read_image(p), model.atlas, True, 0).image for p in sorted(cohort.iterdir())]
+    scans = base["scans"]
     out = work / f"{name}_seed{seed}.pt"
     with Timer() as training:
         examples = Examples([], [], [], [])
