@@ -10,7 +10,8 @@ or refined for ``refine_steps`` steps, ``ltnet.refine``), computed once at the s
 
 and the atlas itself with its labels is one more. Each iteration draws one example (a seeded generator) and, with
 ``augment``, moves it by a small random affine map and changes its contrast (``ltnet.augment``; the labels move
-with the image). The loss is the cross-entropy against the soft labels plus the foreground soft Dice loss.
+with the image). The loss is the cross-entropy against the soft labels plus the foreground soft Dice loss; Adam's
+learning rate is constant or decays along half a cosine (``lr_schedule``).
 
 Deterministic on CPU for a seed (the draws' generator states are saved with each checkpoint, so a resumed run
 continues the same sequence); SIGTERM/SIGINT write a checkpoint and raise ``ltnet.training.Stopped``.
@@ -30,7 +31,7 @@ from ltnet.nn.losses import foreground_dice_loss
 from ltnet.nn.warp import warp
 from ltnet.refine import refine
 from ltnet.segmenter import Segmenter
-from ltnet.training import AUGMENT_SEED_OFFSET, StopFlag, Stopped, check_losses, progress_event
+from ltnet.training import AUGMENT_SEED_OFFSET, StopFlag, Stopped, check_losses, progress_event, scheduled_rate
 
 KINDS = ("scan", "warped_atlas", "atlas")  # what each example's image is (see the module's docstring)
 
@@ -45,6 +46,11 @@ class DistillSettings:
     checkpoint_every: int = 100
     refine_steps: int = 3
     augment: bool = True
+    lr_schedule: str = "constant"
+
+    def learning_rate_at(self, iteration: int) -> float:
+        """Adam's learning rate for the step after ``iteration`` steps (``lr_schedule``, over ``iterations``)."""
+        return scheduled_rate(self.lr_schedule, self.learning_rate, iteration / max(1, self.iterations))
 
 
 @dataclass
@@ -133,6 +139,8 @@ def distill(
     with stop:
         while iteration < settings.iterations:
             network.train()
+            for group in optimizer.param_groups:
+                group["lr"] = settings.learning_rate_at(iteration)
             drawn = int(torch.randint(len(examples.images), (1,), generator=order))
             image = examples.images[drawn].to(device)
             labels = examples.labels[examples.label_of[drawn]].to(device)

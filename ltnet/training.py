@@ -28,6 +28,18 @@ from ltnet.nn.cycle import Cycle, CycleOptions, generator_terms, run_cycle, weig
 from ltnet.training_nets import TrainingNets
 
 LR_SCHEDULES = ("constant", "cosine")
+
+
+def scheduled_rate(schedule: str, learning_rate: float, done: float) -> float:
+    """The learning rate once the share ``done`` (0 to 1) of a run is done: ``constant``: ``learning_rate``
+    throughout; ``cosine``: from ``learning_rate`` down to 0 at the end along half a cosine."""
+    if schedule == "constant":
+        return learning_rate
+    if schedule == "cosine":
+        return learning_rate * 0.5 * (1.0 + math.cos(math.pi * done))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; use one of {LR_SCHEDULES}")
+
+
 AUGMENT_SEED_OFFSET = 1_000_003  # the augmentation draws its own stream, not the scan order's
 
 
@@ -76,12 +88,8 @@ class TrainSettings:
         ``constant``: ``learning_rate`` throughout; ``cosine``: from ``learning_rate``
         down to 0 at the last iteration along half a cosine.
         """
-        if self.lr_schedule == "constant":
-            return self.learning_rate
-        if self.lr_schedule == "cosine":
-            done = (iteration - self.stage_start) / max(1, self.stage_end - self.stage_start)
-            return self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * done))
-        raise ValueError(f"unknown learning-rate schedule {self.lr_schedule!r}; use one of {LR_SCHEDULES}")
+        done = (iteration - self.stage_start) / max(1, self.stage_end - self.stage_start)
+        return scheduled_rate(self.lr_schedule, self.learning_rate, done)
 
     def ramp(self, iteration: int) -> float:
         """Factor on the adversarial weight and on the cycle-to-``G_F`` coupling (times ``LossWeights.coupling``)

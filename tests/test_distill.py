@@ -1,5 +1,6 @@
 """``ltnet distill``: a segmentation network trained on the demo model's transfers to the bundled sample scans."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from ltnet.metrics import dice_per_label
 from ltnet.model_file import load_model, save_model
 from ltnet.scan_labels import labels_on_scan
 from ltnet.segmenter import Segmenter, labels_on_target
+from ltnet.training import Stopped
 from ltnet.transfer import transfer
 
 CPU = torch.device("cpu")
@@ -188,6 +190,40 @@ def test_same_seed_same_network_and_resume_continues_exactly(tmp_path, capsys):
         assert other.iteration == 4
         for name, value in other.network.state_dict().items():
             assert torch.equal(value, reference.network.state_dict()[name]), name
+
+
+def test_the_cosine_schedule_decays_the_rate_to_zero_and_a_resumed_run_keeps_it(tmp_path, capsys):
+    cosine = DistillSettings(iterations=100, learning_rate=1e-3, lr_schedule="cosine")
+    assert cosine.learning_rate_at(0) == pytest.approx(1e-3)
+    assert cosine.learning_rate_at(50) == pytest.approx(5e-4)
+    assert cosine.learning_rate_at(99) == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 0.99)))
+    assert DistillSettings(iterations=100, learning_rate=1e-3).learning_rate_at(99) == 1e-3  # the default: constant
+    straight, stopped = tmp_path / "a.pt", tmp_path / "b.pt"
+    assert run(capsys, *distill_args(straight, None, None, "--iterations", 4, "--lr-schedule", "cosine"))[0] == 0
+    # the same run as the command starts it, stopped by SIGTERM after its second iteration
+    model = load_model(sample.demo_model_path())
+    settings = DistillSettings(4, refine_steps=0, lr_schedule="cosine")
+    torch.manual_seed(settings.seed)
+    model.segmenter = Segmenter.new(len(model.atlas.values))
+    scans = [prepare_scan(read_image(p), model.atlas, True, 0).image for p in sample.training_scan_paths()[:2]]
+
+    def stop_after_two(event):
+        if event["iteration"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Stopped):
+        distill(model, make_examples(model, scans, 0, CPU), stopped, settings, CPU, stop_after_two)
+    training = load_model(stopped).segmenter.training
+    assert training["iteration"] == 2 and training["settings"]["lr_schedule"] == "cosine"
+    assert training["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi / 4)))
+    assert run(capsys, *distill_args(stopped, None, None, "--iterations", 4, "--resume"))[0] == 0  # no schedule flag
+    resumed, reference = load_model(stopped).segmenter, load_model(straight).segmenter
+    assert resumed.training["settings"]["lr_schedule"] == "cosine"
+    assert resumed.training["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
+        1e-3 * 0.5 * (1 + np.cos(np.pi * 3 / 4))
+    )
+    for name, value in resumed.network.state_dict().items():
+        assert torch.equal(value, reference.network.state_dict()[name]), name
 
 
 def test_sigterm_stops_with_a_loadable_checkpoint(tmp_path):

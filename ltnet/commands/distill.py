@@ -15,6 +15,7 @@ from ltnet.input_checks import ALLOW_FLAG
 from ltnet.model_file import load_model
 from ltnet.paths import expand_images
 from ltnet.segmenter import Segmenter
+from ltnet.training import LR_SCHEDULES
 
 DEFAULTS = DistillSettings()
 
@@ -48,6 +49,13 @@ def add_arguments(parser) -> None:
         help=f"Adam learning rate (default {DEFAULTS.learning_rate:g})",
     )
     parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=DEFAULTS.lr_schedule,
+        help="constant, or cosine: decay the learning rate to 0 at the last of --iterations along half a cosine "
+        f"(default {DEFAULTS.lr_schedule}; a resumed run keeps its own)",
+    )
+    parser.add_argument(
         "--no-augment",
         action="store_true",
         help="train on the examples as they are (by default each is moved by a small random affine map and its "
@@ -79,7 +87,13 @@ def run(args) -> int:
             return 0
     else:
         settings = DistillSettings(
-            args.iterations, args.lr, args.seed, max(1, args.checkpoint_every), args.refine, not args.no_augment
+            args.iterations,
+            args.lr,
+            args.seed,
+            max(1, args.checkpoint_every),
+            args.refine,
+            not args.no_augment,
+            args.lr_schedule,
         )
         torch.manual_seed(settings.seed)
         model.segmenter = Segmenter.new(len(model.atlas.values))
