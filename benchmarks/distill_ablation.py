@@ -13,6 +13,10 @@ process); only the examples or one setting differ:
 - ``hard``: each soft transfer replaced by its most probable label;
 - ``refine0``: the transfers from ``G_F``'s own fields (no refinement);
 - ``plain``: no augmentation;
+- ``cosine``: ``all`` with the learning rate decayed to 0 along half a cosine (``--lr-schedule cosine``);
+- ``refine10``: ``all`` with transfers refined for 10 steps (``--refine 10``);
+- ``selftrain``: ``all`` with each scan's soft labels replaced by their mean with the probabilities the ``all``
+  segmenter of the same seed gives that scan (one round of self-training);
 - ``appearance``: ``all`` plus, for each scan ``j``, the atlas warped onto ``j`` with the appearance of another
   cohort scan ``k`` (scan ``k`` carried into the atlas space by ``G_B``, then along ``j``'s field), after Zhao et al.
   (CVPR 2019), with ``j``'s transferred labels.
@@ -59,6 +63,9 @@ VARIANTS = {
     "refine0": "transfers from G_F's fields (no refinement)",
     "plain": "no augmentation",
     "appearance": "all, plus the warped atlas with another scan's appearance",
+    "cosine": "all, the learning rate decayed along a cosine (--lr-schedule cosine)",
+    "refine10": "all, transfers refined for 10 steps instead of 3 (--refine 10)",
+    "selftrain": "all, each scan's labels the mean of its transfer and the 'all' segmenter's (CPU: this round only)",
 }
 
 
@@ -108,10 +115,21 @@ def with_appearance(examples: Examples, model, scans: list[np.ndarray], refine_s
     return added
 
 
-def variant_examples(name: str, model, scans, base: dict[int, Examples], seed: int) -> tuple[Examples, dict]:
+def self_trained(examples: Examples, teacher: Segmenter, scans: list[np.ndarray]) -> Examples:
+    """``examples`` with the soft labels of each scan ``j`` (``examples.labels[1 + j]``, as ``make_examples`` orders
+    them) replaced by their mean with ``teacher``'s probabilities for scan ``j``."""
+    labels = list(examples.labels)
+    for j, scan in enumerate(scans):
+        labels[1 + j] = 0.5 * (labels[1 + j] + teacher.probabilities(torch.from_numpy(scan).float()[None, None]))
+    return replace(examples, labels=labels)
+
+
+def variant_examples(
+    name: str, model, scans, base: dict[int, Examples], seed: int, work: Path
+) -> tuple[Examples, dict]:
     """The examples of variant ``name`` and its changes to ``DistillSettings``; ``base[refine_steps]`` caches
-    ``make_examples``."""
-    refine_steps = 0 if name == "refine0" else 3
+    ``make_examples``; ``work`` holds the trained variants (``selftrain``'s teacher is ``all``'s)."""
+    refine_steps = {"refine0": 0, "refine10": 10}.get(name, 3)
     if refine_steps not in base:
         base[refine_steps] = make_examples(model, scans, refine_steps, torch.device("cpu"))
     examples = base[refine_steps]
@@ -123,7 +141,13 @@ def variant_examples(name: str, model, scans, base: dict[int, Examples], seed: i
         examples = hardened(examples)
     elif name == "appearance":
         examples = with_appearance(examples, model, scans, refine_steps, seed)
-    return examples, {"refine_steps": refine_steps, "augment": name != "plain"}
+    elif name == "selftrain":
+        teacher = work / f"all_seed{seed}.pt"
+        if not teacher.exists():
+            sys.exit(f"{teacher}: missing; the selftrain variant needs the 'all' variant of seed {seed} first")
+        examples = self_trained(examples, load_model(teacher).segmenter, scans)
+    changes = {"refine_steps": refine_steps, "augment": name != "plain"}
+    return examples, changes | ({"lr_schedule": "cosine"} if name == "cosine" else {})
 
 
 def run_variant(name: str, seed: int, args, source_path: Path, cohort: Path, base: dict, work: Path) -> list[dict]:
@@ -140,7 +164,7 @@ def run_variant(name: str, seed: int, args, source_path: Path, cohort: Path, bas
     with Timer() as training:
         examples = Examples([], [], [], [])
         if name != "source":
-            examples, changes = variant_examples(name, model, scans, base["examples"], seed)
+            examples, changes = variant_examples(name, model, scans, base["examples"], seed, work)
             settings = replace(DistillSettings(iterations=args.iterations, seed=seed), **changes)
             torch.manual_seed(seed)
             model.segmenter = Segmenter.new(len(model.atlas.values))
