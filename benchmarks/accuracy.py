@@ -341,15 +341,16 @@ def mean_over_seeds(rows: list[dict]) -> list[dict]:
     return averaged
 
 
-def seed_table(rows: list[dict], methods: list[str]) -> str:
-    """Mean Dice over the targets of each seed of each method, and the spread over seeds."""
+def seed_table(rows: list[dict], methods: list[str], qc_below: bool = True) -> str:
+    """Mean Dice over the targets of each seed of each method, and the spread over seeds (``qc_below``: a QC
+    validation of seed 0 follows)."""
     if not methods:
         return ""
     seeds = sorted({r["seed"] for r in rows if r["method"] in methods})
     lines = [
         "Training seeds: mean Dice over the targets of each model, and the mean ± std over seeds "
         "(the rows above average each",
-        "target over the seeds; the QC validation below uses seed 0).",
+        "target over the seeds" + ("; the QC validation below uses seed 0)." if qc_below else ")."),
         "",
         "| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std over seeds |",
         "|---|" + "---|" * (len(seeds) + 1),

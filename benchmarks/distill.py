@@ -1,15 +1,24 @@
-"""Distillation against its source model on the hippocampus benchmark (needs ../shared/data/hippocampus).
+"""Distillation against its source model, on the hippocampus or the IBSR brains (needs ../shared/data).
 
-Protocol as ``benchmarks/accuracy.py``: atlas hippocampus_007; the unlabeled cohort and the targets are the other
-59 scans, scored on each scan's own grid against its reference labels, which no method saw. The source model is
-the bundled demo model by default (trained on this atlas with ``--prealign-fixed scan``, then ``--teach 10``;
-``benchmarks/build_demo_model.py``); ``ltnet distill`` trains a segmentation network on its transfers to the
-cohort, and the script scores the source model (with and without ``--refine``) and the distilled model.
+Protocol as ``benchmarks/accuracy.py``: the unlabeled cohort of an atlas is every other subject's image, and the
+targets are those same scans, scored on each scan's own grid against reference labels no method saw.
 
-    python benchmarks/distill.py --work runs/distill [--source MODEL] [--iterations 2000] [--refine 3]
+- ``hippocampus``: atlas hippocampus_007, 59 targets. The source model is the bundled demo model by default
+  (trained on this atlas with ``--prealign-fixed scan``; ``benchmarks/build_demo_model.py``).
+- ``ibsr18``: each of the 4 subjects as atlas in turn against the other 3 (12 pairs). Each atlas's source model is
+  trained here with the accuracy benchmark's IBSR recipe (``ltnet train --lambda2 1 --grid 64 48 64``, 1000
+  iterations, lr 3e-4, no teaching stage, seed 0).
 
-The distilled model is kept in --work (``distilled_<refine>_<iterations>.pt``) and resumed when present.
-Results go to the "distill" section of docs/BENCHMARKS.md and ``docs/benchmarks/distill.csv``.
+``ltnet distill`` trains a segmentation network on the source model's transfers to the cohort, once per seed, and
+the script scores the source model (with and without ``--refine 3``) and the distilled models.
+
+    python benchmarks/distill.py --work runs/distill [--data hippocampus] [--source MODEL] [--seeds 2]
+    python benchmarks/distill.py --data ibsr18 --work runs/distill_ibsr18 [--seeds 2]
+    python benchmarks/distill.py --data ibsr18 --work runs/distill_ibsr18 --atlas IBSR_03 --no-write &  # in parallel
+
+Every model is kept in --work and resumed when present (the IBSR source models too), so an interrupted run
+continues where it stopped. Results go to the "distill" (hippocampus) or "distill-ibsr18" section of
+docs/BENCHMARKS.md and ``docs/benchmarks/distill[_ibsr18].csv``.
 """
 
 import argparse
@@ -22,8 +31,8 @@ import SimpleITK as sitk
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import DATA, atlas_cohort, paired_comparison  # noqa: E402
-from classical import DATASETS, OUT, Timer, Warped, score, table, write_csv  # noqa: E402
+from accuracy import TITLES, atlas_cohort, mean_over_seeds, paired_comparison, seed_table, train_command  # noqa: E402
+from classical import DATA, DATASETS, OUT, Timer, Warped, pairs, score, table, write_csv  # noqa: E402
 from report import machine, write_section  # noqa: E402
 
 from ltnet import sample  # noqa: E402
@@ -31,34 +40,44 @@ from ltnet.data.io import read_image  # noqa: E402
 from ltnet.model_file import load_model  # noqa: E402
 from ltnet.transfer import transfer  # noqa: E402
 
-ATLAS = "hippocampus_007"
+#: ibsr18: each atlas's source model, the accuracy benchmark's best learned IBSR row ("LT-Net (--lambda2 1)")
+IBSR_SOURCE_ITERATIONS, IBSR_SOURCE_LR = 1000, 3e-4
+IBSR_SOURCE_FLAGS = ["--lambda2", "1", "--grid", "64", "48", "64", "--teach-stage", "0", "--seed", "0"]
+
+
+def resumed(command: list[str], out: Path) -> None:
+    """Run an ``ltnet train`` or ``ltnet distill`` command line, with ``--resume`` when ``out`` exists (a finished
+    model is left as it is)."""
+    subprocess.run([*command, *(["--resume"] if out.exists() else [])], check=True, stdout=subprocess.DEVNULL)
 
 
 def distill_command(source: Path, cohort: Path, out: Path, iterations: int, refine: int, seed: int) -> list[str]:
-    """The ``ltnet distill`` command line (resumes ``out`` when it exists)."""
+    """The ``ltnet distill`` command line."""
     return [
-        sys.executable,
-        "-m",
-        "ltnet",
-        "distill",
-        "--model",
-        str(source),
-        "--images",
-        str(cohort),
-        "--out",
-        str(out),
-        "--iterations",
-        str(iterations),
-        "--refine",
-        str(refine),
-        "--seed",
-        str(seed),
-        "--device",
-        "cpu",
-        "--progress",
-        "jsonl",
-        *(["--resume"] if out.exists() else []),
+        *[sys.executable, "-m", "ltnet", "distill", "--model", str(source), "--images", str(cohort)],
+        *["--out", str(out), "--iterations", str(iterations), "--refine", str(refine), "--seed", str(seed)],
+        *["--device", "cpu", "--progress", "jsonl"],
     ]
+
+
+def source_model(data: str, atlas: str, cohort: Path, work: Path, given: str | None) -> Path:
+    """The model distilled for ``atlas``: ``given`` (hippocampus: the bundled demo model by default), or for the
+    IBSR atlases one trained (and resumed) in ``work``."""
+    if data == "hippocampus":
+        return Path(given or sample.demo_model_path())
+    folder = DATA / DATASETS[data].folder
+    out = work / f"source_{atlas}.pt"
+    command = train_command(
+        out,
+        cohort,
+        folder / "images" / f"{atlas}.nii.gz",
+        folder / "labels" / f"{atlas}.nii.gz",
+        IBSR_SOURCE_ITERATIONS,
+        IBSR_SOURCE_LR,
+        IBSR_SOURCE_FLAGS,
+    )
+    resumed(command, out)
+    return out
 
 
 def folded(model, qc: dict) -> float | None:
@@ -68,80 +87,101 @@ def folded(model, qc: dict) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", choices=["hippocampus", "ibsr18"], default="hippocampus")
     parser.add_argument("--work", default="runs/distill")
-    parser.add_argument("--source", default=str(sample.demo_model_path()), help="the model to distil (this atlas's)")
+    parser.add_argument("--source", help="hippocampus: the model to distil (default: the bundled demo model)")
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--refine", type=int, default=3, help="ltnet distill --refine: the teaching transfers'")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=2, help="distil with seeds 0..N-1")
     parser.add_argument("--every", type=int, default=1, help="score every K-th target only (quick checks)")
+    parser.add_argument(
+        "--atlas",
+        action="append",
+        help="ibsr18: only this atlas (repeatable; to train atlases in parallel processes, with --no-write)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the results only: no docs section or CSV")
     args = parser.parse_args()
+    if args.source and args.data != "hippocampus":
+        parser.error("--source is for --data hippocampus (the IBSR source models are trained here)")
     warnings.filterwarnings("ignore", module="monai")
-    dataset = DATASETS["hippocampus"]
+    dataset = DATASETS[args.data]
+    folder = DATA / dataset.folder
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    source_path = Path(args.source)
-    source = load_model(source_path)
-    cohort = atlas_cohort(dataset, ATLAS, work)
-    out = work / f"distilled_{args.refine}_{args.iterations}.pt"
-    with Timer() as distilling:
-        subprocess.run(
-            distill_command(source_path, cohort, out, args.iterations, args.refine, args.seed),
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    distilled = load_model(out)
+    scored = [(a, t) for a, t in sorted(pairs(dataset, args.every)) if not args.atlas or a in args.atlas]
+    if not scored:
+        parser.error(f"--atlas {' '.join(args.atlas)}: not an atlas of {args.data}")
     threads = torch.get_num_threads()
-    methods = {
-        "source model": (source, 0),
-        "source model + refinement (3 steps)": (source, 3),
-        f"distilled (--refine {args.refine}, {distilled.segmenter.iteration} iterations)": (distilled, 0),
-    }
-    rows = []
-    targets = sorted(p.name.split(".")[0] for p in cohort.iterdir())[:: args.every]
-    for name in targets:
-        target = read_image(DATA / "images" / f"{name}.nii.gz")
-        reference = sitk.Cast(sitk.ReadImage(str(DATA / "labels" / f"{name}.nii.gz")), sitk.sitkUInt8)
-        for method, (model, steps) in methods.items():
-            with Timer() as t:
-                result = transfer(model, target, "cpu", refine_steps=steps, extras=False)
-            rows.append(
-                score(
-                    Warped(result.labels, folded(model, result.qc), t.wall, t.cpu),
-                    ATLAS,
-                    name,
-                    reference,
-                    dataset,
-                    method,
-                    threads,
-                )
-            )
-        print(name, {r["method"]: r["mean_dice"] for r in rows if r["target"] == name}, flush=True)
-    names = list(methods)
-    comparison = paired_comparison(rows, names[-1], names[:-1])
-    text = f"""## Distillation, MSD hippocampus (`benchmarks/distill.py`)
+    distilled_name = f"distilled (--refine {args.refine}, {args.iterations} iterations)"
+    rows, distilling_cpu, cohort_sizes, sources = [], 0.0, set(), {}
+    for atlas in dict.fromkeys(a for a, _ in scored):
+        cohort = atlas_cohort(dataset, atlas, work)
+        cohort_sizes.add(len(list(cohort.iterdir())))
+        source_path = source_model(args.data, atlas, cohort, work, args.source)
+        distilled = []
+        for seed in range(args.seeds):
+            out = work / f"distilled_{atlas}_{args.refine}_{args.iterations}_seed{seed}.pt"
+            with Timer() as distilling:
+                resumed(distill_command(source_path, cohort, out, args.iterations, args.refine, seed), out)
+            distilling_cpu += distilling.cpu
+            distilled.append(load_model(out))
+        source = load_model(source_path)
+        sources[atlas] = (source_path, source)
+        methods = {
+            "source model": [(source, 0)],
+            "source model + refinement (3 steps)": [(source, 3)],
+            distilled_name: [(model, 0) for model in distilled],
+        }
+        for name in (t for a, t in scored if a == atlas):
+            target = read_image(folder / "images" / f"{name}.nii.gz")
+            reference = sitk.Cast(sitk.ReadImage(str(folder / "labels" / f"{name}.nii.gz")), sitk.sitkUInt8)
+            for method, models in methods.items():
+                for seed, (model, steps) in enumerate(models):
+                    with Timer() as t:
+                        result = transfer(model, target, "cpu", refine_steps=steps, extras=False)
+                    warped = Warped(result.labels, folded(model, result.qc), t.wall, t.cpu)
+                    rows.append({**score(warped, atlas, name, reference, dataset, method, threads), "seed": seed})
+            print(atlas, name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in rows[-(args.seeds + 2) :]})
+    names = ["source model", "source model + refinement (3 steps)", distilled_name]
+    averaged = mean_over_seeds(rows)
+    settings = distilled[0].segmenter.training["settings"]
+    if args.data == "hippocampus":
+        ((source_path, source),) = sources.values()
+        origin = f"the source model (`{source_path.name}`, atlas `{scored[0][0]}`, {source.iteration} iterations)"
+        protocol = f"Scored on {len(scored)} targets"
+    else:
+        flags = " ".join(IBSR_SOURCE_FLAGS)
+        origin = (
+            f"each atlas's source model (`ltnet train ... --iterations {IBSR_SOURCE_ITERATIONS} "
+            f"--lr {IBSR_SOURCE_LR:g} {flags}`, trained by this script)"
+        )
+        protocol = f"Each subject as atlas in turn; scored on {len(scored)} atlas -> target pairs"
+    section, csv_name = (
+        ("distill", "distill.csv")
+        if args.data == "hippocampus"
+        else (f"distill-{args.data}", f"distill_{args.data}.csv")
+    )
+    text = f"""## Distillation, {TITLES[args.data]} (`benchmarks/distill.py --data {args.data}`)
 
-`ltnet distill` trained MONAI's `UNet` (1.19 M parameters) on the transfers of the source model
-(`{source_path.name}`, atlas `{ATLAS}`, {source.iteration} iterations) to the {len(list(cohort.iterdir()))} cohort
-scans (each scan with its transferred labels, the atlas warped onto it, and the atlas; refined with
-`--refine {args.refine}` before distilling), {distilled.segmenter.iteration} iterations, Adam lr
-{distilled.segmenter.training["settings"]["learning_rate"]:g}, seed {args.seed}, augmentation
-{"on" if distilled.segmenter.training["settings"]["augment"] else "off"}: {distilling.wall / 60:.0f} min wall,
-{distilling.cpu / 60:.0f} CPU min (this run; a resumed run counts only its own part). Scored on
-{len(targets)} targets against their reference labels on each scan's own grid; seconds per scan include the
-pre-alignment and the QC (which still runs the registration). Per-target results:
-[`distill.csv`](benchmarks/distill.csv). Machine: {machine()}.
+`ltnet distill` trained MONAI's `UNet` on the transfers of {origin} to the {", ".join(map(str, sorted(cohort_sizes)))}
+cohort scans (each scan with its transferred labels, the atlas warped onto it, and the atlas; refined with
+`--refine {args.refine}` before distilling), {args.iterations} iterations, Adam lr {settings["learning_rate"]:g},
+augmentation {"on" if settings["augment"] else "off"}, seeds 0 to {args.seeds - 1}: {distilling_cpu / 60:.0f} CPU min
+in this run (models already trained count only the part this run did). {protocol} against their reference labels on
+each scan's own grid; the rows average each target over the seeds, and seconds per scan include the pre-alignment and
+the QC (which still runs the registration). Per-target results: [`{csv_name}`](benchmarks/{csv_name}).
+Machine: {machine()}.
 
-{table(rows, dataset, names)}
+{table(averaged, dataset, names)}
 
-{comparison}
+{seed_table(rows, [distilled_name], qc_below=False)}
+
+{paired_comparison(averaged, distilled_name, names[:-1])}
 """
-    if args.no_write:
-        print(text)
-        return
-    write_csv(rows, OUT / "distill.csv")
-    write_section("distill", text)
     print(text)
+    if not args.no_write:
+        write_csv(rows, OUT / csv_name)
+        write_section(section, text)
 
 
 if __name__ == "__main__":

@@ -68,27 +68,24 @@ def labels_on_scan(
     grid_size_xyz = torch.tensor(grid.size, dtype=torch.float64, device=device)
     channels = torch.from_numpy(sitk.GetArrayFromImage(atlas_channels)).to(device)  # uint8 or int16, as stored
     padded = with_background_border(channels)  # once, not per slab
+    near = near_foreground(padded)
     forward = forward.float()
     table = torch.as_tensor(values, dtype=torch.int32, device=device)
     nx, ny, nz = scan.GetSize()
     slab = max(1, SLAB_ELEMENTS // (nx * ny * max(3, len(values))))
-    y, x = torch.meshgrid(
-        torch.arange(ny, device=device, dtype=torch.float64),
-        torch.arange(nx, device=device, dtype=torch.float64),
-        indexing="ij",
-    )
-    one = torch.ones(1, device=device, dtype=torch.float64)
+    # scan index -> grid index is affine: one term per scan axis, summed by broadcasting over a slab
+    x_term, y_term, z_term = (
+        torch.arange(n, device=device, dtype=torch.float64)[:, None] * to_grid_index[:, axis]
+        for axis, n in enumerate((nx, ny, nz))
+    )  # (n, 3) each
+    z_term = z_term + to_grid_index[:, 3]
     result = []
     for z0 in range(0, nz, slab):
-        z = torch.arange(z0, min(nz, z0 + slab), device=device, dtype=torch.float64)
-        q = (
-            torch.stack(torch.broadcast_tensors(x[None], y[None], z[:, None, None], one), dim=-1) @ to_grid_index.T
-        )  # (nz, ny, nx, 3) grid index xyz
+        q = z_term[z0 : z0 + slab, None, None] + y_term[None, :, None] + x_term[None, None, :]  # (nz, ny, nx, 3)
         displacement = _sample(forward, q, grid_size_xyz)  # (3, ...) zyx voxels
         moved = q + displacement.permute(1, 2, 3, 0).flip(-1).double()
-        atlas_index = torch.cat([moved, one.expand(*moved.shape[:-1], 1)], dim=-1) @ to_atlas_index.T
-        votes = trilinear_votes(padded, atlas_index.reshape(-1, 3), len(values))
-        result.append(table[votes.argmax(1)].reshape(moved.shape[:-1]))
+        atlas_index = moved @ to_atlas_index[:, :3].T + to_atlas_index[:, 3]
+        result.append(labels_at(padded, near, atlas_index.reshape(-1, 3), table).reshape(moved.shape[:-1]))
     labels = sitk.GetImageFromArray(torch.cat(result).cpu().numpy())
     labels.CopyInformation(scan)
     return labels
@@ -99,6 +96,26 @@ def with_background_border(channels: torch.Tensor) -> torch.Tensor:
     return F.pad(channels, (1, 1, 1, 1, 1, 1))
 
 
+def near_foreground(padded: torch.Tensor) -> torch.Tensor:
+    """For each cell of ``padded`` (``with_background_border``; a cell = the 8 voxels from its corner ``base`` to
+    ``base + 1``): whether any of them is not background. ``(D + 1, H + 1, W + 1)`` bool, indexed by the cell's
+    corner."""
+    foreground = (padded > 0).float()[None, None]
+    return F.max_pool3d(foreground, kernel_size=2, stride=1)[0, 0] > 0
+
+
+def labels_at(padded: torch.Tensor, near: torch.Tensor, index_xyz: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """The label value (``table[channel]``) with the largest trilinear vote at each of ``index_xyz`` ``(N, 3)``:
+    ``(N,)``. Points whose 8 neighbours are all background (``near``: ``near_foreground(padded)``) take the background
+    without weighing them, which is what the votes would give and most of a scan's points on a small atlas."""
+    base, _ = _cell(padded, index_xyz)
+    inside = near[base[:, 2], base[:, 1], base[:, 0]]
+    labels = table[0].expand(index_xyz.shape[0]).clone()
+    if inside.any():
+        labels[inside] = table[trilinear_votes(padded, index_xyz[inside], len(table)).argmax(1)]
+    return labels
+
+
 def trilinear_votes(padded: torch.Tensor, index_xyz: torch.Tensor, count: int) -> torch.Tensor:
     """Each channel's mask interpolated trilinearly at ``index_xyz`` ``(N, 3)`` (indices of the unpadded volume):
     ``(N, count)``.
@@ -106,13 +123,9 @@ def trilinear_votes(padded: torch.Tensor, index_xyz: torch.Tensor, count: int) -
     ``padded`` is the channel-index volume with its background border (``with_background_border``):
     corners outside the volume land on it, so the background is 1 outside the atlas and every row sums to 1.
     """
-    size_xyz = torch.tensor([n - 2 for n in padded.shape[::-1]], device=padded.device, dtype=index_xyz.dtype)
-    point = torch.minimum(index_xyz.clamp(min=-1.0), size_xyz) + 1.0  # padded index; farther out stays on the border
-    base = torch.minimum(point.floor(), size_xyz)  # so base + 1 is still inside the padded volume
-    upper = (point - base).float()
+    base, upper = _cell(padded, index_xyz)
     weights = (1.0 - upper, upper)  # per axis, for corner offset 0 and 1
     strides = (1, padded.shape[2], padded.shape[1] * padded.shape[2])
-    base = base.long()
     first = (
         base[:, 0] * strides[0] + base[:, 1] * strides[1] + base[:, 2] * strides[2]
     )  # no integer matmul: CUDA has none
@@ -124,6 +137,16 @@ def trilinear_votes(padded: torch.Tensor, index_xyz: torch.Tensor, count: int) -
             1, flat[first + (dx * strides[0] + dy * strides[1] + dz * strides[2])].long()[:, None], weight[:, None]
         )
     return votes
+
+
+def _cell(padded: torch.Tensor, index_xyz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cell of ``padded`` around each point ``index_xyz`` ``(N, 3)`` (indices of the unpadded volume): its corner
+    (padded index, x y z, long) and the point's offset from it along each axis (float32 in [0, 1]), ``(N, 3)`` each.
+    Points farther out than the border stay on it, so ``corner + 1`` is always inside ``padded``."""
+    size_xyz = torch.tensor([n - 2 for n in padded.shape[::-1]], device=padded.device, dtype=index_xyz.dtype)
+    point = torch.minimum(index_xyz.clamp(min=-1.0), size_xyz) + 1.0
+    base = torch.minimum(point.floor(), size_xyz)
+    return base.long(), (point - base).float()
 
 
 def _sample(volume: torch.Tensor, index_xyz: torch.Tensor, size_xyz: torch.Tensor) -> torch.Tensor:
