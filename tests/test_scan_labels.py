@@ -9,7 +9,14 @@ from geometry_helpers import oblique_direction
 
 from ltnet.data.grid import NetworkGrid, argmax_labels, resample
 from ltnet.data.prepare import channel_indices
-from ltnet.scan_labels import affine_matrix, labels_on_scan, trilinear_votes, with_background_border
+from ltnet.scan_labels import (
+    affine_matrix,
+    labels_at,
+    labels_on_scan,
+    near_foreground,
+    trilinear_votes,
+    with_background_border,
+)
 
 VALUES = [0, 3, 17]
 
@@ -116,6 +123,23 @@ def test_votes_are_the_trilinear_weights_of_the_neighbouring_labels():
     np.testing.assert_allclose(votes[4], [0.5, 0, 0.5])  # half a voxel past (x 1, y 1, z 1) = 2
     np.testing.assert_allclose(votes[5:], [[1, 0, 0], [1, 0, 0]])  # far outside: background
     np.testing.assert_allclose(votes.sum(1), 1.0)
+
+
+def test_points_far_from_any_label_take_the_background_without_votes_and_the_rest_their_largest_vote():
+    channels = torch.zeros(12, 10, 14, dtype=torch.uint8)
+    channels[4:7, 3:5, 6:9] = 1
+    channels[5, 4, 7] = 2  # one voxel of the second label inside the first
+    padded = with_background_border(channels)
+    near = near_foreground(padded)
+    table = torch.tensor([0, 3, 17], dtype=torch.int32)
+    points = torch.rand(20000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    points = points * torch.tensor([18.0, 14.0, 16.0], dtype=torch.float64) - 2.0  # x y z, past every border
+    expected = table[trilinear_votes(padded, points, 3).argmax(1)]
+    got = labels_at(padded, near, points, table)
+    assert torch.equal(got, expected)
+    assert (got == 3).sum() > 50 and (got == 17).sum() > 0 and (got == 0).sum() > 10000  # all three cases met
+    cells = (near.sum().item(), near.numel())
+    assert cells == (4 * 3 * 4, 13 * 11 * 15)  # 3x2x3 foreground voxels touch 4x3x4 of the (D+1)(H+1)(W+1) cells
 
 
 def test_affine_matrix_reproduces_the_transform_and_rejects_a_non_affine_one():
