@@ -78,12 +78,14 @@ def inference_precision(device: torch.device):
 def ready_for_inference(networks: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``networks`` (changed in place) on ``device`` in eval mode, laid out for ``inference_precision``.
 
-    Where that is bfloat16 on a CPU, the convolution weights go channels-last, the layout of oneDNN's bfloat16
-    kernels: 0.034 against 0.043 CPU seconds a pass of ``G_F`` at the hippocampus grid (in float32 it gained nothing).
-    The values stay the same; any later use (refinement, training) works with either layout.
+    On a CPU the convolution weights go channels-last, the layout oneDNN's kernels run fastest: in float32 the same
+    time at the hippocampus grid and a faster pass at a whole-brain grid (docs/BENCHMARKS.md, "Speed on a float32
+    CPU", measures both layouts), in bfloat16 0.034 against 0.043 CPU seconds a pass of ``G_F`` at the hippocampus
+    grid. The values stay the same up to float rounding; any later use (refinement, training) works with either
+    layout.
     """
     networks = networks.to(device).eval()
-    if device.type == "cpu" and cpu_has_native_bfloat16():
+    if device.type == "cpu":
         networks = networks.to(memory_format=torch.channels_last_3d)
     return networks
 

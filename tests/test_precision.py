@@ -62,3 +62,19 @@ def test_labels_and_qc_transferred_in_bfloat16_agree_with_float32(monkeypatch):
     assert np.mean(exact != fast) < 0.001  # measured: 2e-5 to 1.3e-4 on the three held-out scans
     assert results[True].qc["score"] == pytest.approx(results[False].qc["score"], abs=0.005)
     assert results[True].qc["verdict"] == results[False].qc["verdict"]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_inference_lays_the_weights_out_channels_last_with_the_same_fields(native, monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: native)
+    model = load_model(sample.demo_model_path())
+    atlas = torch.from_numpy(model.atlas.image).float()[None, None]
+    scan = torch.roll(atlas, shifts=(2, -1, 1), dims=(2, 3, 4))  # a field with something to do
+    with torch.no_grad():
+        contiguous = model.networks.g_forward.eval()(atlas, scan)
+        nets = devices.ready_for_inference(model.networks, torch.device("cpu"))
+        channels_last = nets.g_forward(atlas, scan)
+    weights = [m.weight for m in nets.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last_3d) for w in weights)
+    assert contiguous.abs().max() > 0.1
+    torch.testing.assert_close(channels_last, contiguous, atol=1e-4, rtol=1e-4)
