@@ -161,7 +161,8 @@ def main() -> None:
         if args.data == "hippocampus"
         else (f"distill-{args.data}", f"distill_{args.data}.csv")
     )
-    text = f"""## Distillation, {TITLES[args.data]} (`benchmarks/distill.py --data {args.data}`)
+    command = "benchmarks/distill.py" + ("" if args.data == "hippocampus" else f" --data {args.data}")
+    text = f"""## Distillation, {TITLES[args.data]} (`{command}`)
 
 `ltnet distill` trained MONAI's `UNet` on the transfers of {origin} to the {", ".join(map(str, sorted(cohort_sizes)))}
 cohort scans (each scan with its transferred labels, the atlas warped onto it, and the atlas; refined with
