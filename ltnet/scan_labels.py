@@ -13,7 +13,8 @@ This is what resampling each label's mask with SimpleITK along
 ``CompositeTransform([Δ_F, to_grid])`` gives (``tests/test_scan_labels.py`` checks
 it on oblique, anisotropic grids), done in slabs on the transfer's device instead
 of once per label, and from the 8 atlas voxels around each point instead of from
-one full-size mask per label.
+one full-size mask per label; points with no label among those 8 take the background
+without being weighed (most of a scan around a small structure).
 """
 
 import itertools
