@@ -109,11 +109,11 @@ def labels_at(padded: torch.Tensor, near: torch.Tensor, index_xyz: torch.Tensor,
     """The label value (``table[channel]``) with the largest trilinear vote at each of ``index_xyz`` ``(N, 3)``:
     ``(N,)``. Points whose 8 neighbours are all background (``near``: ``near_foreground(padded)``) take the background
     without weighing them, which is what the votes would give and most of a scan's points on a small atlas."""
-    base, _ = _cell(padded, index_xyz)
+    base, upper = _cell(padded, index_xyz)
     inside = near[base[:, 2], base[:, 1], base[:, 0]]
     labels = table[0].expand(index_xyz.shape[0]).clone()
     if inside.any():
-        labels[inside] = table[trilinear_votes(padded, index_xyz[inside], len(table)).argmax(1)]
+        labels[inside] = table[_cell_votes(padded, base[inside], upper[inside], len(table)).argmax(1)]
     return labels
 
 
@@ -124,14 +124,19 @@ def trilinear_votes(padded: torch.Tensor, index_xyz: torch.Tensor, count: int) -
     ``padded`` is the channel-index volume with its background border (``with_background_border``):
     corners outside the volume land on it, so the background is 1 outside the atlas and every row sums to 1.
     """
-    base, upper = _cell(padded, index_xyz)
+    return _cell_votes(padded, *_cell(padded, index_xyz), count)
+
+
+def _cell_votes(padded: torch.Tensor, base: torch.Tensor, upper: torch.Tensor, count: int) -> torch.Tensor:
+    """``trilinear_votes`` of points given by their cell in ``padded`` (``_cell``: corner and offset, ``(N, 3)``
+    each): ``(N, count)``."""
     weights = (1.0 - upper, upper)  # per axis, for corner offset 0 and 1
     strides = (1, padded.shape[2], padded.shape[1] * padded.shape[2])
     first = (
         base[:, 0] * strides[0] + base[:, 1] * strides[1] + base[:, 2] * strides[2]
     )  # no integer matmul: CUDA has none
     flat = padded.reshape(-1)
-    votes = torch.zeros(index_xyz.shape[0], count, device=padded.device)
+    votes = torch.zeros(base.shape[0], count, device=padded.device)
     for dx, dy, dz in itertools.product((0, 1), repeat=3):
         weight = weights[dx][:, 0] * weights[dy][:, 1] * weights[dz][:, 2]
         votes.scatter_add_(
