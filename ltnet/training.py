@@ -50,7 +50,9 @@ class TrainSettings:
     ``batch_size`` is the number of pairs per iteration on each process (the global
     batch is ``batch_size × world size``); ``checkpointing`` trades compute for
     memory by recomputing the U-Net activations in ``backward``; ``augment`` moves and
-    re-contrasts each drawn scan at random (``ltnet.augment``).
+    re-contrasts each drawn scan at random (``ltnet.augment``); ``snapshot_every`` (0: never) keeps a copy of
+    the model at each multiple of that many iterations beside the model file (``snapshot_path``), for accuracy
+    against iterations.
 
     A run may have two stages (``ltnet train``'s recipe): ``iterations`` of registration, then ``teach_stage``
     iterations of teaching (``teaching_stage``; 0: none). ``teaching`` says which stage these settings run; each
@@ -68,6 +70,7 @@ class TrainSettings:
     augment: bool = False
     teach_stage: int = 0
     teaching: bool = False
+    snapshot_every: int = 0
 
     @property
     def run_end(self) -> int:
@@ -144,7 +147,7 @@ def train(
     """Train ``model`` on ``scans`` (each ``(D, H, W)`` in [0, 1] on the model's grid) and write it to ``out``.
 
     Starts at ``model.iteration`` (0, or a resumed checkpoint's count) and runs up to
-    ``settings.stage_end``. Checkpoints every ``settings.checkpoint_every``
+    ``settings.stage_end``. Checkpoints every ``settings.checkpoint_every`` (and ``snapshot_every``)
     iterations and at the end; on SIGTERM/SIGINT writes one and raises ``Stopped``.
     Under ``torchrun`` (``ranks`` of an open ``distributed.session``) a scan this rank
     never draws (``sampling.needed_scans``) may be None; only rank 0 writes ``out`` and
@@ -181,7 +184,7 @@ def train(
     autocast = mixed_precision(device)
     report_every_s = 1.0 if device.type == "cuda" else 0.0  # CPU: every iteration (reading a loss costs nothing)
 
-    def checkpoint(iteration: int) -> None:
+    def checkpoint(iteration: int, snapshot: bool = True) -> None:
         if not ranks.is_main:
             return
         model.reference_lncc, model.reference_label_lncc = quality.reference_lncc(
@@ -196,6 +199,8 @@ def train(
             "augment_rng": augment_draws.get_state(),
         }
         save_model(model, out)
+        if snapshot and settings.snapshot_every and iteration % settings.snapshot_every == 0:
+            save_model(model, snapshot_path(out, iteration))
 
     stop = StopFlag()
     start_iteration = model.iteration
@@ -259,15 +264,24 @@ def train(
                     progress(event)
             if iteration % settings.checkpoint_every == 0 or iteration == settings.stage_end or stopping:
                 checkpoint(iteration)
+            elif settings.snapshot_every and iteration % settings.snapshot_every == 0:
+                checkpoint(iteration)  # a snapshot is the checkpoint of its iteration too
             if stopping:
                 raise Stopped(f"stopped at iteration {iteration}; the model file holds that checkpoint")
         # asked for during the last iteration, which wrote its checkpoint: no stage may follow (on every rank alike)
         if distributed.any_rank(stop.requested) if ranks.parallel else stop.requested:
             raise Stopped(f"stopped at iteration {iteration}; the model file holds that checkpoint")
     if iteration == start_iteration:  # nothing to do: still write, so `out` exists
-        checkpoint(iteration)
+        checkpoint(iteration, snapshot=False)
     model.training["iteration"] = iteration
     return model
+
+
+def snapshot_path(out, iteration: int) -> Path:
+    """Where a run writing ``out`` keeps its model at ``iteration`` (``TrainSettings.snapshot_every``):
+    ``model.pt`` -> ``model_it2500.pt``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_it{iteration}{out.suffix}")
 
 
 #: The teaching stage of ``ltnet train``'s recipe: ``G_F`` taught by its own refined fields (``ltnet.teach``) with

@@ -1,6 +1,8 @@
-"""`ltnet train --resume` keeps the recipe of the run it resumes; `--paper` and the method switches reach the model."""
+"""`ltnet train --resume` keeps the recipe of the run it resumes; `--paper` and the method switches reach the model;
+`--snapshot-every` keeps the model along a run."""
 
 import pytest
+import torch
 from sample_training import train_argv
 
 from ltnet.cli import main
@@ -92,3 +94,28 @@ def test_gan_weight_and_method_switches_reach_a_new_model(tmp_path, capsys):
     assert model.cycle_options == CycleOptions(anatomy="foreground", diff_cyc="balanced", trans_order="paper")
     code, err = run(capsys, *train_args(tmp_path / "x.pt", 1, "--no-adversarial", "--gan-weight", "1"))
     assert code != 0 and "--gan-weight" in err
+
+
+def test_snapshots_keep_the_model_at_each_multiple_across_a_resume_and_are_never_overwritten(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    code, err = run(capsys, *train_args(out, 3, "--snapshot-every", "2"))
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.glob("run_it*.pt")) == ["run_it2.pt"]
+    assert load_model(tmp_path / "run_it2.pt").iteration == 2
+    code, err = run(capsys, *train_args(out, 4, "--resume", "--snapshot-every", "2"))
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.glob("run_it*.pt")) == ["run_it2.pt", "run_it4.pt"]
+    at_four, final = load_model(tmp_path / "run_it4.pt"), load_model(out)
+    assert at_four.iteration == final.iteration == 4
+    for name, weight in final.networks.state_dict().items():
+        assert torch.equal(weight, at_four.networks.state_dict()[name]), name
+    snapshot_two = (tmp_path / "run_it2.pt").read_bytes()
+
+    # a new run whose snapshot would land on an existing file is refused before any work
+    (tmp_path / "again_it2.pt").write_bytes(snapshot_two)
+    code, err = run(capsys, *train_args(tmp_path / "again.pt", 2, "--snapshot-every", "2"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "again_it2.pt: exists already" in lines[0], err
+    assert not (tmp_path / "again.pt").exists() and (tmp_path / "again_it2.pt").read_bytes() == snapshot_two
+    code, err = run(capsys, *train_args(tmp_path / "neg.pt", 1, "--snapshot-every", "-1"))
+    assert code == 2 and "--snapshot-every -1" in err

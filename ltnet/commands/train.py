@@ -23,7 +23,7 @@ from ltnet.nn.cycle import OPTION_CHOICES
 from ltnet.nn.losses import TERMS, LossWeights
 from ltnet.nn.networks import LTNetNetworks, NetworkConfig, unet_channels
 from ltnet.paths import expand_images
-from ltnet.training import LR_SCHEDULES, TrainSettings, teaching_stage, train
+from ltnet.training import LR_SCHEDULES, TrainSettings, snapshot_path, teaching_stage, train
 
 
 def add_arguments(parser) -> None:
@@ -46,6 +46,14 @@ def add_arguments(parser) -> None:
         help="a new run from scratch ends with a teaching stage of N iterations: G_F learns from its own refined "
         "fields where the atlas labels go (as --teach 10 at --lr 1e-4 would; default 600; 0 with --init, --voxelmorph "
         "or --paper; 0 turns it off). The progress counts both stages as one run",
+    )
+    parser.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also keep the model at every N-th iteration as OUT_itN.pt beside --out, to score accuracy against "
+        "iterations (default 0: none)",
     )
     parser.add_argument(
         "--grid",
@@ -223,6 +231,8 @@ def run(args) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise LTNetError(f"--batch-size {args.batch_size}: give at least 1.")
     check_run(out, args.iterations or 0, args.resume)
+    if args.snapshot_every < 0:
+        raise LTNetError(f"--snapshot-every {args.snapshot_every}: give 0 (none) or more iterations.")
     if args.teach_stage is not None and args.teach_stage < 0:
         raise LTNetError(f"--teach-stage {args.teach_stage}: give 0 (none) or more iterations.")
     ranks = distributed.from_environment()
@@ -273,13 +283,6 @@ def run(args) -> int:
         model.atlas = _with_full_resolution_atlas(model.atlas, args.atlas_labels, args.atlas_image)
     if args.resume and args.iterations + args.teach_stage <= model.iteration and ranks.is_main:
         note_nothing_to_do(out, model.iteration, args.iterations)
-    needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
-    scans = [
-        prepare_scan(read_image(path, refuse_labels), model.atlas, not args.no_prealign, args.seed).image
-        if i in needed
-        else None
-        for i, path in enumerate(image_paths)
-    ]
     settings = TrainSettings(
         args.iterations,
         args.lr,
@@ -292,7 +295,16 @@ def run(args) -> int:
         args.augment,
         args.teach_stage,
         args.teaching,
+        args.snapshot_every,
     )
+    refuse_existing_snapshots(out, model.iteration, settings)
+    needed = sampling.needed_scans(len(image_paths), args.batch_size, ranks.rank, ranks.world_size)
+    scans = [
+        prepare_scan(read_image(path, refuse_labels), model.atlas, not args.no_prealign, args.seed).image
+        if i in needed
+        else None
+        for i, path in enumerate(image_paths)
+    ]
     progress = start_progress(args.progress, "training", device) if ranks.is_main else None
 
     def work() -> int:
@@ -309,6 +321,19 @@ def run(args) -> int:
         return model.iteration
 
     return run_to_end(work, out, progress)
+
+
+def refuse_existing_snapshots(out: Path, start: int, settings: TrainSettings) -> None:
+    """Refuse, before any work, a run that would write a snapshot (``--snapshot-every``) over an existing file."""
+    if not settings.snapshot_every:
+        return
+    first = (start // settings.snapshot_every + 1) * settings.snapshot_every
+    for iteration in range(first, settings.run_end + 1, settings.snapshot_every):
+        if snapshot_path(out, iteration).exists():
+            raise LTNetError(
+                f"{snapshot_path(out, iteration)}: exists already, and this run would write its snapshot of iteration "
+                f"{iteration} there; move it away or choose another --out (nothing was overwritten)."
+            )
 
 
 def _lacks_full_resolution_atlas(atlas: Atlas) -> bool:
