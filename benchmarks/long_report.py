@@ -169,8 +169,9 @@ def main() -> None:
         parts += [
             table(mean_over_seeds(final), DATASET, methods),
             seed_table(final, [m for m in methods if len(runs[m]) > 1], qc_below=False),
-            against_baseline(final, methods, baseline),
+            against_baseline(final, methods, baseline) if len(methods) > 1 else "",
         ]
+        parts = [part for part in parts if part]
     else:
         parts.append(f"Not yet at {args.iterations} iterations: {', '.join(missing)}; the final tables wait for them.")
     if args.no_write:
