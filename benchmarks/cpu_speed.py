@@ -13,7 +13,9 @@ bundled demo model's trained networks (fully convolutional, so they run at any g
   not depend on them): its pass, the mapping of its probabilities onto the scan grid, and a labels-only transfer;
 - bfloat16: measured only where the CPU computes it natively (elsewhere torch emulates it, which no transfer uses);
 - elastix (B-spline registration and label warping of the same pair, as in benchmarks/speed.py) when installed;
-- one training step at 64x64x64: the torch operations it spends its time in.
+- one training step at 64x64x64: the torch operations it spends its time in;
+- a training step with the networks' weights channels-last (``ltnet.device.ready_for_training``, the default on
+  a CPU) against the contiguous layout, at the hippocampus grid 40x48x40 and at 64x64x64, alternating.
 
     OMP_NUM_THREADS=2 python benchmarks/cpu_speed.py [--threads 2] [--no-train] [--no-write]
 
@@ -21,6 +23,7 @@ Results go to the "speed-float32-cpu" section of docs/BENCHMARKS.md.
 """
 
 import argparse
+import contextlib
 import copy
 import os
 import shutil
@@ -39,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, write_section  # noqa: E402
 from speed import PAPER, elastix, pair  # noqa: E402
 
-from ltnet import fast_inference, sample  # noqa: E402
+from ltnet import fast_inference, sample, training  # noqa: E402
 from ltnet import qc as quality  # noqa: E402
 from ltnet.data.prepare import prepare_scan  # noqa: E402
 from ltnet.device import cpu_has_native_bfloat16, cpu_name, ready_for_inference  # noqa: E402
@@ -180,6 +183,58 @@ def whole_transfers(model, target, runtimes: list[str]) -> dict:
     return result
 
 
+LAYOUT_GRIDS = ((40, 48, 40), TRAIN_GRID)
+
+
+def training_step(grid, layout: torch.memory_format, steps: int = 6) -> float:
+    """Seconds of one training step of fresh networks (the demo model's configuration) at ``grid`` with the weights
+    in ``layout``: the mean over ``steps`` steps after the first two."""
+    atlas, target = pair(grid)
+    torch.manual_seed(0)
+    model = the_model(atlas)
+    model.networks = LTNetNetworks(model.networks.config)
+    times = []
+    with tempfile.TemporaryDirectory() as folder, layout_for_training(layout):
+        settings = TrainSettings(iterations=steps + 2, checkpoint_every=10**6)
+        train(
+            model,
+            [sitk.GetArrayFromImage(target)],
+            Path(folder) / "m.pt",
+            settings,
+            torch.device("cpu"),
+            lambda event: times.append(event["elapsed_s"]),
+        )
+    return (times[-1] - times[1]) / steps
+
+
+@contextlib.contextmanager
+def layout_for_training(layout: torch.memory_format):
+    """``ltnet.training.train`` with its networks' weights in ``layout`` (the default puts them channels-last)."""
+    chosen = training.ready_for_training
+
+    def ready(networks, device):
+        return chosen(networks, device).to(memory_format=layout)
+
+    training.ready_for_training = ready
+    try:
+        yield
+    finally:
+        training.ready_for_training = chosen
+
+
+def training_layouts() -> dict:
+    """Seconds of a training step at each of ``LAYOUT_GRIDS``, contiguous and channels-last, the better of two
+    rounds that alternate them."""
+    layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last_3d}
+    result = {}
+    for grid in LAYOUT_GRIDS:
+        for _ in range(2):
+            for name, layout in layouts.items():
+                step = training_step(grid, layout)
+                result[(grid, name)] = min(step, result.get((grid, name), float("inf")))
+    return result
+
+
 def training_profile(threads: int) -> list[tuple[str, float]]:
     """The torch operations training at ``TRAIN_GRID`` spends its time in: ``[("step_s", seconds of a step after the
     first), (name, share of the CPU time of 3 steps), ...]``, largest first (the share includes the model's
@@ -213,7 +268,16 @@ def row(name: str, values: list[str]) -> str:
 
 
 def report(
-    grid, stage: dict, whole: dict, runtimes: list[str], bf16: str, elastix_s, profile_rows, command: str, load: float
+    grid,
+    stage: dict,
+    whole: dict,
+    runtimes: list[str],
+    bf16: str,
+    elastix_s,
+    profile_rows,
+    layouts: dict,
+    command: str,
+    load: float,
 ) -> str:
     def cell(key):
         return f"{stage[key]:.1f}" if key in stage else "-"
@@ -285,6 +349,18 @@ def report(
             "| torch operation | share |",
             "| --- | --- |",
         ] + [row(name, [f"{100 * share:.1f} %"]) for name, share in ops]
+    if layouts:
+        lines += [
+            "",
+            "A training step by the networks' weight layout, each the better of two rounds that alternate the layouts "
+            "(channels-last is what `ltnet train` uses on a CPU, `ltnet.device.ready_for_training`):",
+            "",
+            "| grid | contiguous (s) | channels-last (s) | contiguous / channels-last |",
+            "| --- | --- | --- | --- |",
+        ]
+        for g in LAYOUT_GRIDS:
+            before, after = layouts[(g, "contiguous")], layouts[(g, "channels_last")]
+            lines.append(row(f"{g[0]}x{g[1]}x{g[2]}", [f"{before:.2f}", f"{after:.2f}", f"{before / after:.2f}x"]))
     lines += ["", f"Command: `{command}`"]
     return "\n".join(lines)
 
@@ -299,7 +375,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch and OpenVINO threads (default 2)")
     parser.add_argument("--grid", type=int, nargs=3, default=PAPER, help="network grid x y z (default 160 192 224)")
-    parser.add_argument("--no-train", action="store_true", help="skip the training-step profile")
+    parser.add_argument("--no-train", action="store_true", help="skip the training-step profile and layouts")
     parser.add_argument("--no-elastix", action="store_true", help="skip elastix")
     parser.add_argument("--no-write", action="store_true", help="print, do not write docs/BENCHMARKS.md")
     args = parser.parse_args()
@@ -326,10 +402,12 @@ def main() -> None:
             elastix_s = float(elastix(grid, torch.device("cpu"), 1)["transfer_s"])
         print("elastix", elastix_s, file=sys.stderr, flush=True)
     profile_rows = [] if args.no_train else training_profile(args.threads)
+    layouts = {} if args.no_train else training_layouts()
+    print(layouts, file=sys.stderr, flush=True)
     command = "OMP_NUM_THREADS={0} python benchmarks/cpu_speed.py --threads {0}".format(args.threads) + (
         (" --no-train" if args.no_train else "") + (f" --grid {' '.join(map(str, grid))}" if grid != PAPER else "")
     )
-    section = report(grid, stage, whole, runtimes, bf16, elastix_s, profile_rows, command, os.getloadavg()[1])
+    section = report(grid, stage, whole, runtimes, bf16, elastix_s, profile_rows, layouts, command, os.getloadavg()[1])
     print(section)
     if not args.no_write:
         write_section("speed-float32-cpu", section)

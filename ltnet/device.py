@@ -90,6 +90,18 @@ def ready_for_inference(networks: torch.nn.Module, device: torch.device) -> torc
     return networks
 
 
+def ready_for_training(networks: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``networks`` (changed in place) on ``device`` in training mode; on a CPU with the convolution weights
+    channels-last, so the activations follow: oneDNN's forward and backward kernels run fastest so (one training step
+    of ``ltnet train`` at the hippocampus grid, float32, 1 thread: docs/BENCHMARKS.md, "Speed on a float32 CPU").
+    The values stay the same up to float rounding, and a CPU run stays deterministic for a seed.
+    """
+    networks = networks.to(device).train()
+    if device.type == "cpu":
+        networks = networks.to(memory_format=torch.channels_last_3d)
+    return networks
+
+
 @functools.cache
 def cpu_has_native_bfloat16() -> bool:
     """Whether this CPU has bfloat16 instructions that torch's CPU kernels use (AVX512-BF16 or AMX-BF16)."""

@@ -21,7 +21,7 @@ import torch
 
 from ltnet import augment, distributed, sampling, teach
 from ltnet import qc as quality
-from ltnet.device import mixed_precision
+from ltnet.device import mixed_precision, ready_for_training
 from ltnet.errors import LTNetError
 from ltnet.model_file import LTNetModel, save_model
 from ltnet.nn.cycle import Cycle, CycleOptions, generator_terms, run_cycle, weighted_total
@@ -154,8 +154,7 @@ def train(
     calls ``progress``; without ``ranks``, this is the only process.
     """
     ranks = ranks if ranks is not None else distributed.Ranks()
-    nets = model.networks.to(device)
-    nets.train()
+    nets = ready_for_training(model.networks, device)
     weights = model.weights
     batch = settings.batch_size
     atlas = torch.from_numpy(model.atlas.image).float()[None, None].to(device).expand(batch, -1, -1, -1, -1)
