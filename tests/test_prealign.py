@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from ltnet.data import prealign
 from ltnet.data.intensity import normalise
 from ltnet.data.prealign import affine_prealign
-from ltnet.data.support import inner_support
+from ltnet.data.support import box_eroded, inner_support
 
 
 def known_affine(about: sitk.Image) -> sitk.AffineTransform:
@@ -53,6 +54,36 @@ def test_the_pre_alignment_is_reproducible_and_leaves_itk_threads_as_they_were(a
     runs = [affine_prealign(atlas, scan, fixed="scan").GetParameters() for _ in range(3)]
     assert runs[0] == runs[1] == runs[2]  # bitwise: ITK runs the registration on one thread
     assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == before
+
+
+def test_the_draws_side_by_side_give_what_they_give_one_after_the_other(atlas_image, monkeypatch):
+    atlas = normalise(atlas_image)
+    scan = sitk.Resample(atlas, atlas, known_affine(atlas).GetInverse(), sitk.sitkLinear, 0.0)
+    side_by_side = affine_prealign(atlas, scan, seed=3).GetParameters()
+
+    class OneAfterTheOther:  # the pool's interface, run in this thread
+        def __init__(self, workers):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, function, items):
+            return [function(item) for item in items]
+
+    monkeypatch.setattr(prealign, "ThreadPoolExecutor", OneAfterTheOther)
+    assert affine_prealign(atlas, scan, seed=3).GetParameters() == side_by_side
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 11), (1, 5, 5), (2, 3, 4), (12, 10, 8)])
+def test_the_inner_support_erodes_as_simpleitk_does(shape):
+    mask = np.random.default_rng(sum(shape)).random(shape) < 0.85
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    expected = sitk.BinaryErode(image, [1] * 3, sitk.sitkBox, 0, 1, False)  # the grid's border counts as background
+    assert np.array_equal(box_eroded(mask), sitk.GetArrayFromImage(expected) > 0)
 
 
 class DivergingRegistration(sitk.ImageRegistrationMethod):

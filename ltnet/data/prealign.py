@@ -1,5 +1,6 @@
 """Affine pre-alignment of a scan to the atlas (SimpleITK registration)."""
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -116,9 +117,16 @@ def _best_registration(
     seed: int,
 ) -> sitk.AffineTransform:
     """The best by the metric (``_metric``) of ``initial`` and ``DRAWS`` registrations from it (``_register``), each
-    with its own draw of sample points (seeds ``DRAWS * seed`` on)."""
+    with its own draw of sample points (seeds ``DRAWS * seed`` on). The draws run side by side, each on one ITK
+    thread (SimpleITK lets go of Python's lock while it registers): the same results as one after the other, in about
+    half the wall time on two cores."""
     masks = (fixed_mask, moving_mask)
-    found = [_register(fixed, fixed_mask, moving, moving_mask, initial, DRAWS * seed + k) for k in range(DRAWS)]
+    with ThreadPoolExecutor(DRAWS) as draws:
+        found = list(
+            draws.map(
+                lambda k: _register(fixed, fixed_mask, moving, moving_mask, initial, DRAWS * seed + k), range(DRAWS)
+            )
+        )
     return min([initial, *found], key=lambda transform: _metric(fixed, moving, transform, *masks))
 
 

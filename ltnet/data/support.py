@@ -40,8 +40,25 @@ def inner_support(image: sitk.Image) -> sitk.Image:
     support too thin to lose a layer is kept whole.
     """
     whole = support(image)
-    inner = sitk.BinaryErode(whole, [1] * 3, sitk.sitkBox, 0, 1, False)  # False: the grid's border is not support
-    return inner if sitk.GetArrayViewFromImage(inner).any() else whole
+    inner = box_eroded(sitk.GetArrayViewFromImage(whole) > 0)
+    if not inner.any():
+        return whole
+    mask = sitk.GetImageFromArray(inner.view(np.uint8))
+    mask.CopyInformation(whole)
+    return mask
+
+
+def box_eroded(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (bool, any shape) less every voxel with a neighbour outside it, by face, edge or corner, or outside the
+    grid: the erosion by a box of 3 voxels a side (SimpleITK's ``BinaryErode`` with radius 1, ``sitkBox`` and the
+    border as background), one axis at a time, several times faster at a whole-brain grid."""
+    eroded = mask.copy()
+    for axis in range(mask.ndim):
+        inside = np.moveaxis(eroded, axis, 0)  # a view: writing it writes ``eroded``
+        kept = inside[1:-1] & inside[:-2] & inside[2:]
+        inside[1:-1] = kept
+        inside[[0, -1]] = False
+    return eroded
 
 
 def working_spacing(image: sitk.Image, max_voxels: int) -> float:
