@@ -190,21 +190,28 @@ def training_step(grid, layout: torch.memory_format, steps: int = 6) -> float:
     """Seconds of one training step of fresh networks (the demo model's configuration) at ``grid`` with the weights
     in ``layout``: the mean over ``steps`` steps after the first two."""
     atlas, target = pair(grid)
+    with layout_for_training(layout):
+        times = train_fresh(atlas, target, steps + 2)
+    return (times[-1] - times[1]) / steps
+
+
+def train_fresh(atlas, target, iterations: int) -> list[float]:
+    """Train fresh networks of the demo model's configuration (seed 0) on ``atlas`` and ``target`` for
+    ``iterations`` iterations; the elapsed seconds after each."""
     torch.manual_seed(0)
     model = the_model(atlas)
     model.networks = LTNetNetworks(model.networks.config)
     times = []
-    with tempfile.TemporaryDirectory() as folder, layout_for_training(layout):
-        settings = TrainSettings(iterations=steps + 2, checkpoint_every=10**6)
+    with tempfile.TemporaryDirectory() as folder:
         train(
             model,
             [sitk.GetArrayFromImage(target)],
             Path(folder) / "m.pt",
-            settings,
+            TrainSettings(iterations=iterations, checkpoint_every=10**6),
             torch.device("cpu"),
             lambda event: times.append(event["elapsed_s"]),
         )
-    return (times[-1] - times[1]) / steps
+    return times
 
 
 @contextlib.contextmanager
@@ -242,20 +249,8 @@ def training_profile(threads: int) -> list[tuple[str, float]]:
     from torch.profiler import ProfilerActivity, profile
 
     atlas, target = pair(TRAIN_GRID)
-    torch.manual_seed(0)
-    model = the_model(atlas)
-    model.networks = LTNetNetworks(model.networks.config)
-    times = []
-    with tempfile.TemporaryDirectory() as folder, profile(activities=[ProfilerActivity.CPU]) as profiled:
-        settings = TrainSettings(iterations=3, checkpoint_every=10**6)
-        train(
-            model,
-            [sitk.GetArrayFromImage(target)],
-            Path(folder) / "m.pt",
-            settings,
-            torch.device("cpu"),
-            lambda event: times.append(event["elapsed_s"]),
-        )
+    with profile(activities=[ProfilerActivity.CPU]) as profiled:
+        times = train_fresh(atlas, target, 3)
     step = (times[-1] - times[0]) / (len(times) - 1)
     events = [e for e in profiled.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)

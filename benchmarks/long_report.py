@@ -123,7 +123,8 @@ def curve_plot(rows: list[dict], methods: list[str], iterations: list[int], path
 
     figure, axes = plt.subplots(figsize=(6, 4))
     for method in methods:
-        points = [(i, np.mean(seed_means(rows, method, i))) for i in iterations if seed_means(rows, method, i)]
+        scored = {i: seed_means(rows, method, i) for i in iterations}
+        points = [(i, np.mean(means)) for i, means in scored.items() if means]
         axes.plot(*zip(*points), marker="o", label=method)
     axes.set(xlabel="training iterations", ylabel="mean Dice, 59 targets", title="MSD hippocampus, one atlas")
     axes.grid(alpha=0.3)
@@ -183,6 +184,11 @@ def main() -> None:
     seeds = ", ".join(f"{m}: `{'`, `'.join(stems)}`" for m, stems in runs.items())
     command = "python benchmarks/long_report.py " + " ".join(f'--run "{item}"' for item in args.run)
     command += f" --baseline {baseline}" if args.baseline else ""
+    defaults = {"work": "runs/long", "iterations": 10000, "every": 2500, "targets_every": 1}
+    for name, default in defaults.items():  # the options given otherwise, so the command reproduces the section
+        if getattr(args, name) != default:
+            command += f" --{name.replace('_', '-')} {getattr(args, name)}"
+    final_tables = "\n\n".join(parts[1:])
     text = f"""## Accuracy against training iterations, MSD hippocampus (`benchmarks/long_report.py`)
 
 Each configuration trained by `benchmarks/long_training.py` (`ltnet train --snapshot-every {args.every}`, lr 3e-4,
@@ -197,7 +203,7 @@ Mean Dice against iterations (the mean over seeds; each seed in brackets):
 
 ![mean Dice against iterations](benchmarks/long_training.png)
 
-{chr(10).join(chr(10) + p for p in parts[1:]).strip()}
+{final_tables}
 
 Command: `{command}`
 """
