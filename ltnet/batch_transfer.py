@@ -66,6 +66,7 @@ def run_batch(
     *,
     on_stage: Callable[[int, Job, str, int, int], None] | None = None,
     refuse_labels_unless: str | None = None,
+    qc_cycle: bool = True,
 ) -> float:
     """Transfer every job; ``write`` runs in a background thread, ``on_done(k, job, result)`` once job ``k`` is written.
 
@@ -73,6 +74,7 @@ def run_batch(
     ``refine_steps`` > 0 refines the forward map on each target first (``ltnet.refine``).
     ``on_stage(k, job, stage, step, steps)``: job ``k`` (from 1) enters a stage (``ltnet.transfer.transfer``'s, and
     ``prealign`` while its reading and pre-alignment is awaited). ``refuse_labels_unless``: see ``read_image``.
+    ``qc_cycle``: see ``transfer``.
     Returns the seconds taken.
     """
     started = time.monotonic()
@@ -114,6 +116,7 @@ def run_batch(
                 qc=qc,
                 extras=extras,
                 on_stage=stage,
+                qc_cycle=qc_cycle,
             )
             if result.qc is not None:
                 result.qc["target"] = str(job.target)

@@ -79,7 +79,7 @@ def measure(
     atlas: torch.Tensor,
     atlas_one_hot: torch.Tensor,
     scan: torch.Tensor,
-    inverse_consistency: torch.Tensor,
+    inverse_consistency: torch.Tensor | None,
     labels,
     reference: tuple[float | None, float | None],
     field: torch.Tensor | None = None,
@@ -92,17 +92,26 @@ def measure(
     labels follow where it lies on a finer grid than ``cycle.forward`` (a refinement, ``ltnet.refine``): its
     folded voxels are the ones counted. ``network_match``: ``image_match`` of ``G_F``'s own prediction when
     ``cycle.forward`` was refined; the score then reads it (see module doc).
+    A cycle without its backward half (``inverse_consistency`` None) gives the QC without the cycle numbers: the
+    score is the same, and the verdict is not gated by a label cycle Dice. It needs the model's reference match.
     """
-    dice = label_cycle_dice(atlas_one_hot, cycle.reconstructed_labels)
+    with_cycle = cycle.backward is not None
+    if not with_cycle and not any(reference):
+        raise ValueError("a QC without the cycle scores the match against the model's reference, which it lacks")
     folded = float((jacobian_determinant(cycle.forward if field is None else field) <= 0).float().mean())
     lncc, label_lncc = image_match(scan, cycle.warped, cycle.warped_labels)
-    qc = {
-        "label_cycle_dice": [
-            {"value": label.value, "name": label.name, "dice": round(d, 4)} for label, d in zip(labels, dice)
-        ],
-        "label_cycle_dice_mean": round(float(np.mean(dice)), 4),
-        "image_cycle_error": round(float(losses.image_cycle(atlas, cycle.reconstructed)), 5),
-        "inverse_consistency_mm": round(float(inverse_consistency.mean()), 4),
+    qc = {}
+    if with_cycle:
+        dice = label_cycle_dice(atlas_one_hot, cycle.reconstructed_labels)
+        qc = {
+            "label_cycle_dice": [
+                {"value": label.value, "name": label.name, "dice": round(d, 4)} for label, d in zip(labels, dice)
+            ],
+            "label_cycle_dice_mean": round(float(np.mean(dice)), 4),
+            "image_cycle_error": round(float(losses.image_cycle(atlas, cycle.reconstructed)), 5),
+            "inverse_consistency_mm": round(float(inverse_consistency.mean()), 4),
+        }
+    qc |= {
         "folded_fraction": round(folded, 6),
         "lncc": round(lncc, 4),
         "reference_lncc": None if reference[0] is None else round(reference[0], 4),
@@ -112,7 +121,7 @@ def measure(
     if network_match is not None:
         qc["network_lncc"], qc["network_label_lncc"] = (round(value, 4) for value in network_match)
     qc["score"] = round(score(qc), 4)
-    qc["verdict"] = verdict(qc["score"], qc["label_cycle_dice_mean"])
+    qc["verdict"] = verdict(qc["score"], qc.get("label_cycle_dice_mean", 1.0))
     return qc
 
 

@@ -56,6 +56,7 @@ def transfer(
     on_stage=None,
     labels_on: sitk.Image | None = None,
     retry_failed: bool = True,
+    qc_cycle: bool = True,
 ) -> TransferResult:
     """Transfer the atlas labels of ``model`` onto ``target`` (a 3-D image as read by ``ltnet.data.io.read_image``).
 
@@ -72,8 +73,12 @@ def transfer(
     voxels: to compare the labels of two acquisitions of the same anatomy on one grid, for example); the other
     images stay on ``target``'s grid. ``retry_failed`` (with the pre-alignment and the QC on): a transfer whose
     verdict is "likely failed" is tried again from other pre-alignments and the best by QC score is kept, every try
-    listed in its QC (``ltnet.realign``).
+    listed in its QC (``ltnet.realign``). ``qc_cycle=False`` (with ``qc``, without ``extras``): the QC without
+    ``G_B``, its score and verdict from ``G_F``'s image match and folding alone, no cycle numbers (``ltnet.qc``);
+    on a large grid it costs a fraction of the full QC.
     """
+    if extras and not qc_cycle:
+        raise ValueError("the extras images show the cycle: they need qc_cycle")
     device = torch.device(device)
     atlas = model.atlas
     stage = on_stage or (lambda name, step, steps: None)
@@ -90,6 +95,7 @@ def transfer(
             on_stage=on_stage,
             labels_on=labels_on,
             retry_failed=False,
+            qc_cycle=qc_cycle,
         )
 
         def with_seed(seed: int) -> TransferResult:
@@ -132,7 +138,7 @@ def transfer(
     cycle = None  # labels only: G_F's field (or the refined one), no warped images
     with torch.no_grad(), inference_precision(device):
         if qc or extras:
-            cycle = run_cycle(passes, atlas_t, one_hot_t, scan_t, forward=forward)
+            cycle = run_cycle(passes, atlas_t, one_hot_t, scan_t, with_backward=qc_cycle, forward=forward)
             cycle = type(cycle)(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in vars(cycle).items()})
         elif field is None and model.segmenter is None:  # a segmenter's labels need no field
             field = passes.g_forward(atlas_t, scan_t).float()
@@ -151,7 +157,7 @@ def transfer(
     if not (qc or extras):
         return result
     stage("qc", 1, 1)
-    inverse_consistency = quality.inverse_consistency_mm(cycle, grid.spacing)
+    inverse_consistency = quality.inverse_consistency_mm(cycle, grid.spacing) if qc_cycle else None
     if qc:
         result.qc = quality.measure(
             cycle,

@@ -10,7 +10,7 @@ from ltnet import qc, sample
 from ltnet.cli import main
 from ltnet.data.io import read_image, read_label_map
 from ltnet.data.prepare import Atlas
-from ltnet.model_file import load_model
+from ltnet.model_file import load_model, save_model
 from ltnet.transfer import transfer
 
 pytestmark = pytest.mark.skipif(not sample.demo_model_path().exists(), reason="needs the bundled demo model")
@@ -111,3 +111,52 @@ def test_a_wrong_atlas_is_flagged():
     assert wrong_qc["verdict"] == "likely failed", wrong_qc
     assert wrong_qc["label_lncc"] < wrong_qc["lncc"], wrong_qc
     assert wrong_qc["score"] < min(good_scores) - 0.5, (wrong_qc, good_scores)
+
+
+CYCLE_NUMBERS = {"label_cycle_dice", "label_cycle_dice_mean", "image_cycle_error", "inverse_consistency_mm"}
+
+
+def test_the_qc_without_the_cycle_scores_as_the_full_qc_and_still_flags_a_flipped_scan(model):
+    for path in sample.held_out_scan_paths():
+        scan = read_image(path)
+        full = transfer(model, scan, extras=False)
+        quick = transfer(model, scan, extras=False, qc_cycle=False)
+        assert np.array_equal(sitk.GetArrayFromImage(quick.labels), sitk.GetArrayFromImage(full.labels))
+        assert CYCLE_NUMBERS <= full.qc.keys() and not CYCLE_NUMBERS & quick.qc.keys(), quick.qc
+        assert {k: v for k, v in full.qc.items() if k not in CYCLE_NUMBERS} == quick.qc
+        bad = transfer(model, flipped(scan), extras=False, qc_cycle=False).qc
+        assert bad["verdict"] == "likely failed" and bad["score"] < quick.qc["score"] - 0.5, bad
+    with pytest.raises(ValueError, match="cycle"):
+        transfer(model, scan, qc_cycle=False)  # the extras images show the cycle
+
+
+def test_without_the_cycle_the_verdict_is_the_scores_alone(model):
+    # the full QC turns an OK into a check where the atlas labels do not survive the cycle; without the cycle only
+    # the score decides
+    scan = read_image(sample.held_out_scan_paths()[0])
+    quick = transfer(model, scan, extras=False, qc_cycle=False).qc
+    assert quick["verdict"] == qc.verdict(quick["score"])
+    assert qc.verdict(1.0, 0.5) == "check" and qc.verdict(1.0) == "OK"
+    no_reference = type(model)(model.networks, model.atlas, model.weights)
+    with pytest.raises(ValueError, match="reference"):
+        transfer(no_reference, scan, extras=False, qc_cycle=False)
+
+
+def test_the_command_writes_the_qc_without_the_cycle_and_refuses_it_with_the_extras(tmp_path, capsys):
+    common = ["transfer", "--model", str(sample.demo_model_path()), "--target", str(sample.held_out_scan_paths()[0])]
+    common += ["--device", "cpu", "--workers", "0"]
+    out = ["--out", str(tmp_path / "l.nii.gz"), "--qc", str(tmp_path / "qc.json")]
+    assert main([*common, *out, "--no-cycle-qc"]) == 0
+    written = json.loads((tmp_path / "qc.json").read_text())
+    assert not CYCLE_NUMBERS & written.keys() and written["verdict"] == qc.verdict(written["score"])
+    assert "QC: " in capsys.readouterr().err
+    for conflicting in (["--extras", str(tmp_path / "x")], ["--no-qc"]):
+        assert main([*common, "--out", str(tmp_path / "m.nii.gz"), "--no-cycle-qc", *conflicting]) != 0
+        assert "--no-cycle-qc" in capsys.readouterr().err
+    assert not (tmp_path / "m.nii.gz").exists() and not (tmp_path / "x").exists()
+    early = tmp_path / "early.pt"  # a model file written before the reference match was kept
+    model = load_model(sample.demo_model_path())
+    save_model(type(model)(model.networks, model.atlas, model.weights), early)
+    common[2] = str(early)
+    assert main([*common, "--out", str(tmp_path / "m.nii.gz"), "--no-cycle-qc"]) != 0
+    assert "early.pt" in capsys.readouterr().err and not (tmp_path / "m.nii.gz").exists()

@@ -61,6 +61,12 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="labels only: skip the backward network and the quality checks (faster; docs/BENCHMARKS.md, 'Speed')",
     )
+    parser.add_argument(
+        "--no-cycle-qc",
+        action="store_true",
+        help="the QC score and verdict without the backward network: the image match and folding only, no cycle "
+        "numbers (on a whole-brain grid about half the cost of the full QC; docs/QC.md)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment to the atlas")
     parser.add_argument(
@@ -101,6 +107,11 @@ def run(args) -> int:
         read_image(args.atlas_image, refuse_labels)
     device = pick_device(args.device, announce=ranks.is_main or ranks.local_rank == 0, local_rank=ranks.local_rank)
     model = load_model(args.model, device)
+    if args.no_cycle_qc and model.reference_lncc is None and model.reference_label_lncc is None:
+        raise LTNetError(
+            f"{args.model}: --no-cycle-qc scores the image match against the model's typical match, which this "
+            "model file (written by an early LTNet) does not hold; leave out --no-cycle-qc."
+        )
     if args.atlas_image:
         # another atlas, on a grid as large (in voxels) as the model's
         model.atlas = Atlas.from_files(
@@ -158,6 +169,7 @@ def run(args) -> int:
                 not args.no_qc,
                 bool(args.extras),
                 on_stage=on_stage,
+                qc_cycle=not args.no_cycle_qc,
                 refuse_labels_unless=refuse_labels,
             )
         except torch.cuda.OutOfMemoryError as error:
@@ -196,6 +208,8 @@ def _check_arguments(args) -> None:
         raise LTNetError(f"--refine {args.refine}: give 0 or more steps.")
     if args.no_qc and (args.qc or args.extras):
         raise LTNetError("--no-qc: leave out --qc and --extras, which need the quality checks.")
+    if args.no_cycle_qc and (args.no_qc or args.extras):
+        raise LTNetError("--no-cycle-qc: leave out --no-qc (no QC at all) and --extras (images of the cycle).")
     if args.workers < 0:
         raise LTNetError(f"--workers {args.workers}: give 0 or more.")
 
