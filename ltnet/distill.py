@@ -103,13 +103,17 @@ def distill(
     settings: DistillSettings,
     device: torch.device,
     progress: Callable[[dict], None] | None = None,
+    cpu_start: float | None = None,
 ) -> LTNetModel:
     """Train ``model.segmenter`` on ``examples`` (``make_examples``) and write ``model`` to ``out``.
 
     Starts at the segmenter's iteration (0, or a resumed checkpoint's) and runs up to ``settings.iterations``.
     Checkpoints every ``settings.checkpoint_every`` iterations and at the end; on SIGTERM/SIGINT writes one and
-    raises ``Stopped``.
+    raises ``Stopped``. Each checkpoint records ``cpu_seconds``, the process CPU time (all threads) the
+    distillation has cost so far, over every run that resumed it: this run's counts from ``cpu_start`` (a
+    ``time.process_time()`` reading when it began its work, such as making the examples; default: now).
     """
+    cpu_start = time.process_time() if cpu_start is None else cpu_start
     segmenter: Segmenter = model.segmenter
     network = segmenter.network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
@@ -117,6 +121,7 @@ def distill(
     augmentation = augment.Augmentation() if settings.augment else None
     augment_draws = torch.Generator().manual_seed(settings.seed + AUGMENT_SEED_OFFSET)
     state = segmenter.training
+    cpu_before = float(state.get("cpu_seconds", 0.0))
     if state.get("optimizer"):
         optimizer.load_state_dict(state["optimizer"])
         order.set_state(state["order_rng"])
@@ -130,6 +135,7 @@ def distill(
             "optimizer": optimizer.state_dict(),
             "order_rng": order.get_state(),
             "augment_rng": augment_draws.get_state(),
+            "cpu_seconds": cpu_before + time.process_time() - cpu_start,
         }
         save_model(model, out)
 

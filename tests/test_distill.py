@@ -179,9 +179,13 @@ def test_same_seed_same_network_and_resume_continues_exactly(tmp_path, capsys):
     for out, iterations in ((straight, 4), (again, 4), (halfway, 2)):
         code, _, _ = run(capsys, *distill_args(out, None, None, "--iterations", iterations, "--seed", "3"))
         assert code == 0
-    assert load_model(halfway).segmenter.iteration == 2
+    first_part = load_model(halfway).segmenter
+    assert first_part.iteration == 2
     code, out_text, _ = run(capsys, *distill_args(halfway, None, None, "--iterations", "4", "--resume"))
     assert code == 0 and '"iteration": 3' in out_text and '"event": "done"' in out_text
+    # the CPU time is the whole distillation's: the resumed run's (its examples made again, two steps) on top
+    spent = first_part.training["cpu_seconds"], load_model(halfway).segmenter.training["cpu_seconds"]
+    assert 0 < spent[0] < spent[1] < 3 * load_model(straight).segmenter.training["cpu_seconds"], spent
     code, _, err = run(capsys, *distill_args(halfway, None, None, "--iterations", "4", "--resume"))
     assert code == 0 and "already has 4 iterations" in err
     reference = load_model(straight).segmenter

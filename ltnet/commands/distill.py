@@ -1,5 +1,6 @@
 """``ltnet distill``: train a segmentation network on a model's transfers to the cohort (``ltnet.distill``)."""
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -105,6 +106,7 @@ def run(args) -> int:
         )
     device = pick_device(args.device)
     refuse_labels = None if args.allow_label_like_images else ALLOW_FLAG
+    cpu_start = time.process_time()
     scans = [
         prepare_scan(read_image(path, refuse_labels), model.atlas, True, settings.seed).image for path in image_paths
     ]
@@ -112,7 +114,7 @@ def run(args) -> int:
     examples = make_examples(model, scans, settings.refine_steps, device)
 
     def work() -> int:
-        distill(model, examples, out, settings, device, progress)
+        distill(model, examples, out, settings, device, progress, cpu_start)
         return model.segmenter.iteration
 
     return run_to_end(work, out, progress)
