@@ -92,7 +92,7 @@ def measure(
     labels follow where it lies on a finer grid than ``cycle.forward`` (a refinement, ``ltnet.refine``): its
     folded voxels are the ones counted. ``network_match``: ``image_match`` of ``G_F``'s own prediction when
     ``cycle.forward`` was refined; the score then reads it (see module doc).
-    A cycle without its backward half (``inverse_consistency`` None) gives the QC without the cycle numbers: the
+    A cycle without its backward half (and ``inverse_consistency`` None) gives the QC without the cycle numbers: the
     score is the same, and the verdict is not gated by a label cycle Dice. It needs the model's reference match.
     """
     with_cycle = cycle.backward is not None

@@ -65,7 +65,7 @@ def add_arguments(parser) -> None:
         "--no-cycle-qc",
         action="store_true",
         help="the QC score and verdict without the backward network: the image match and folding only, no cycle "
-        "numbers (on a whole-brain grid about half the cost of the full QC; docs/QC.md)",
+        "numbers (on a whole-brain grid a transfer takes about half as long as with the full QC; docs/QC.md)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--no-prealign", action="store_true", help="skip the affine pre-alignment to the atlas")
