@@ -93,11 +93,10 @@ def measure(
     folded voxels are the ones counted. ``network_match``: ``image_match`` of ``G_F``'s own prediction when
     ``cycle.forward`` was refined; the score then reads it (see module doc).
     A cycle without its backward half (and ``inverse_consistency`` None) gives the QC without the cycle numbers: the
-    score is the same, and the verdict is not gated by a label cycle Dice. It needs the model's reference match.
+    score is the same, and the verdict is not gated by a label cycle Dice. It needs the model's reference match
+    (``transfer`` refuses a model without it before any work).
     """
     with_cycle = cycle.backward is not None
-    if not with_cycle and not any(reference):
-        raise ValueError("a QC without the cycle scores the match against the model's reference, which it lacks")
     folded = float((jacobian_determinant(cycle.forward if field is None else field) <= 0).float().mean())
     lncc, label_lncc = image_match(scan, cycle.warped, cycle.warped_labels)
     qc = {}
