@@ -17,8 +17,9 @@ the script scores the source model (with and without ``--refine 3``) and the dis
     python benchmarks/distill.py --data ibsr18 --work runs/distill_ibsr18 --atlas IBSR_03 --no-write &  # in parallel
 
 Every model is kept in --work and resumed when present (the IBSR source models too), so an interrupted run
-continues where it stopped. Results go to the "distill" (hippocampus) or "distill-ibsr18" section of
-docs/BENCHMARKS.md and ``docs/benchmarks/distill[_ibsr18].csv``.
+continues where it stopped; each atlas's scores are kept there too (``scores_<atlas>_<refine>_<iterations>.csv``), so a
+run without ``--atlas`` after the parallel ones only writes the results. Results go to the "distill" (hippocampus) or
+"distill-ibsr18" section of docs/BENCHMARKS.md and ``docs/benchmarks/distill[_ibsr18].csv``.
 """
 
 import argparse
@@ -33,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import TITLES, atlas_cohort, mean_over_seeds, paired_comparison, seed_table, train_command  # noqa: E402
-from classical import DATA, DATASETS, OUT, Timer, Warped, pairs, score, table, write_csv  # noqa: E402
+from classical import DATA, DATASETS, OUT, Timer, Warped, pairs, read_csv, score, table, write_csv  # noqa: E402
 from report import machine, write_section  # noqa: E402
 
 from ltnet import sample  # noqa: E402
@@ -52,16 +53,20 @@ def resumed(command: list[str], out: Path) -> None:
     subprocess.run([*command, *(["--resume"] if out.exists() else [])], check=True, stdout=subprocess.DEVNULL)
 
 
-def distill_command(source: Path, cohort: Path, out: Path, iterations: int, refine: int, seed: int) -> list[str]:
+def distill_command(
+    source: Path, cohort: Path, out: Path, iterations: int, refine: int, seed: int, device: str
+) -> list[str]:
     """The ``ltnet distill`` command line."""
     return [
         *[sys.executable, "-m", "ltnet", "distill", "--model", str(source), "--images", str(cohort)],
         *["--out", str(out), "--iterations", str(iterations), "--refine", str(refine), "--seed", str(seed)],
-        *["--device", "cpu", "--progress", "jsonl"],
+        *["--device", device, "--progress", "jsonl"],
     ]
 
 
-def source_model(data: str, atlas: str, cohort: Path, work: Path, given: str | None) -> Path:
+def source_model(
+    data: str, atlas: str, cohort: Path, work: Path, given: str | None, device: str, iterations: int
+) -> Path:
     """The model distilled for ``atlas``: ``given`` (hippocampus: the bundled demo model by default), or for the
     IBSR atlases one trained (and resumed) in ``work``."""
     if data == "hippocampus":
@@ -73,11 +78,13 @@ def source_model(data: str, atlas: str, cohort: Path, work: Path, given: str | N
         cohort,
         folder / "images" / f"{atlas}.nii.gz",
         folder / "labels" / f"{atlas}.nii.gz",
-        IBSR_SOURCE_ITERATIONS,
+        iterations,
         IBSR_SOURCE_LR,
         IBSR_SOURCE_FLAGS,
+        device,
     )
-    resumed(command, out)
+    if not (out.exists() and load_model(out).iteration >= iterations):
+        resumed(command, out)
     return out
 
 
@@ -104,6 +111,9 @@ def main() -> None:
     parser.add_argument("--work", default="runs/distill")
     parser.add_argument("--source", help="hippocampus: the model to distil (default: the bundled demo model)")
     parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument(
+        "--source-iterations", type=int, default=IBSR_SOURCE_ITERATIONS, help="ibsr18: the source models' training"
+    )
     parser.add_argument("--refine", type=int, default=3, help="ltnet distill --refine: the teaching transfers'")
     parser.add_argument("--seeds", type=int, default=2, help="distil with seeds 0..N-1")
     parser.add_argument("--every", type=int, default=1, help="score every K-th target only (quick checks)")
@@ -113,6 +123,9 @@ def main() -> None:
         help="ibsr18: only this atlas (repeatable; to train atlases in parallel processes, with --no-write)",
     )
     parser.add_argument("--no-write", action="store_true", help="print the results only: no docs section or CSV")
+    parser.add_argument(
+        "--device", default="cpu", help="where the models train and transfer (default cpu; cuda: the GPU's precision)"
+    )
     args = parser.parse_args()
     if args.source and args.data != "hippocampus":
         parser.error("--source is for --data hippocampus (the IBSR source models are trained here)")
@@ -130,11 +143,12 @@ def main() -> None:
     for atlas in dict.fromkeys(a for a, _ in scored):
         cohort = atlas_cohort(dataset, atlas, work)
         cohort_sizes.add(len(list(cohort.iterdir())))
-        source_path = source_model(args.data, atlas, cohort, work, args.source)
+        source_path = source_model(args.data, atlas, cohort, work, args.source, args.device, args.source_iterations)
         distilled = []
         for seed in range(args.seeds):
             out = work / f"distilled_{atlas}_{args.refine}_{args.iterations}_seed{seed}.pt"
-            resumed(distill_command(source_path, cohort, out, args.iterations, args.refine, seed), out)
+            if not (out.exists() and load_model(out).segmenter.iteration >= args.iterations):
+                resumed(distill_command(source_path, cohort, out, args.iterations, args.refine, seed, args.device), out)
             distilled.append(load_model(out))
             distillations.append(distilled[-1].segmenter.training)
         source = load_model(source_path)
@@ -144,16 +158,26 @@ def main() -> None:
             "source model + refinement (3 steps)": [(source, 3)],
             distilled_name: [(model, 0) for model in distilled],
         }
-        for name in (t for a, t in scored if a == atlas):
+        targets = [t for a, t in scored if a == atlas]
+        cache = work / f"scores_{atlas}_{args.refine}_{args.iterations}.csv"  # an atlas's rows, for a later run
+        kept = [{**r, "seed": int(r["seed"])} for r in (read_csv(cache) if cache.exists() else [])]
+        kept = [r for r in kept if r["target"] in targets]
+        if {r["target"] for r in kept} == set(targets):
+            rows += kept
+            continue
+        scores = []
+        for name in targets:
             target = read_image(folder / "images" / f"{name}.nii.gz")
             reference = sitk.Cast(sitk.ReadImage(str(folder / "labels" / f"{name}.nii.gz")), sitk.sitkUInt8)
             for method, models in methods.items():
                 for seed, (model, steps) in enumerate(models):
                     with Timer() as t:
-                        result = transfer(model, target, "cpu", refine_steps=steps, extras=False)
+                        result = transfer(model, target, args.device, refine_steps=steps, extras=False)
                     warped = Warped(result.labels, folded(model, result.qc), t.wall, t.cpu)
-                    rows.append({**score(warped, atlas, name, reference, dataset, method, threads), "seed": seed})
-            print(atlas, name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in rows[-(args.seeds + 2) :]})
+                    scores.append({**score(warped, atlas, name, reference, dataset, method, threads), "seed": seed})
+            print(atlas, name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in scores[-(args.seeds + 2) :]})
+        write_csv(scores, cache)
+        rows += scores
     names = ["source model", "source model + refinement (3 steps)", distilled_name]
     averaged = mean_over_seeds(rows)
     settings = distilled[0].segmenter.training["settings"]
@@ -164,7 +188,7 @@ def main() -> None:
     else:
         flags = " ".join(IBSR_SOURCE_FLAGS)
         origin = (
-            f"each atlas's source model (`ltnet train ... --iterations {IBSR_SOURCE_ITERATIONS} "
+            f"each atlas's source model (`ltnet train ... --iterations {args.source_iterations} "
             f"--lr {IBSR_SOURCE_LR:g} {flags}`, trained by this script)"
         )
         protocol = f"Each subject as atlas in turn; scored on {len(scored)} atlas -> target pairs"

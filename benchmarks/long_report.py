@@ -7,8 +7,9 @@ scans with the QC, Dice against their reference labels on each scan's own grid. 
 iterations (the mean over seeds, each seed in brackets), and at ``--iterations`` Dice per label, HD95, folding,
 the seed spread and the paired difference of each configuration against ``--baseline``.
 
-Each snapshot's scores are kept in ``<work>/<STEM>_it<N>.scores.csv``, so a rerun scores only new snapshots;
-a snapshot not trained yet is left out of the curve (the final tables need every run at ``--iterations``).
+Each snapshot's scores are kept in ``<work>/<STEM>_it<N>.scores.csv``, so a rerun scores only new snapshots (and
+scores made where the models were trained stand without them); a snapshot not trained yet is left out of the
+curve (the final tables need every run at ``--iterations``).
 
     python benchmarks/long_report.py --run "VoxelMorph=voxelmorph_scan_seed0,voxelmorph_scan_seed1" \\
         --run "LT-Net recipe=ltnet_scan_seed0,ltnet_scan_seed1" --baseline VoxelMorph
@@ -144,6 +145,10 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=2500, help="the snapshots' spacing")
     parser.add_argument("--targets-every", type=int, default=1, help="score every K-th target only (quick checks)")
     parser.add_argument("--no-write", action="store_true", help="print the results only: no docs section, CSV or plot")
+    parser.add_argument(
+        "--trained-by", help="how the runs were trained, for the docs (default: benchmarks/long_training.py's command)"
+    )
+    parser.add_argument("--machine", help="where the runs were trained and scored (default: this machine)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="monai")
     work = Path(args.work)
@@ -159,7 +164,7 @@ def main() -> None:
         for seed, stem in enumerate(stems):
             for iteration in iterations:
                 path = snapshot_path(work / f"{stem}.pt", iteration)
-                if path.exists():
+                if path.exists() or path.with_suffix(".scores.csv").exists():  # scores kept where the model is not
                     rows += snapshot_scores(path, method, seed, targets)
                     print(method, stem, iteration, flush=True)
     final = [r for r in rows if int(r["iteration"]) == args.iterations]
@@ -188,14 +193,17 @@ def main() -> None:
     for name, default in defaults.items():  # the options given otherwise, so the command reproduces the section
         if getattr(args, name) != default:
             command += f" --{name.replace('_', '-')} {getattr(args, name)}"
+    trained_by = args.trained_by or (
+        f"`benchmarks/long_training.py` (`ltnet train --snapshot-every {args.every}`, lr 3e-4, batch 1, on the "
+        "accuracy benchmark's cohort and atlas)"
+    )
     final_tables = "\n\n".join(parts[1:])
     text = f"""## Accuracy against training iterations, MSD hippocampus (`benchmarks/long_report.py`)
 
-Each configuration trained by `benchmarks/long_training.py` (`ltnet train --snapshot-every {args.every}`, lr 3e-4,
-batch 1, on the accuracy benchmark's cohort and atlas), one model per seed ({seeds}), each snapshot scored on
+Each configuration trained by {trained_by}, one model per seed ({seeds}), each snapshot scored on
 {len(targets)} targets as the accuracy benchmark scores a model (the QC on; seconds per scan from this run).
 Per-target rows at {args.iterations} iterations: [`long_training.csv`](benchmarks/long_training.csv).
-Machine: {machine()}.
+Machine: {args.machine or machine()}.
 
 Mean Dice against iterations (the mean over seeds; each seed in brackets):
 
