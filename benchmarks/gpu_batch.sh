@@ -11,6 +11,10 @@
 #      (benchmarks/distill.py --data ibsr18), one process per atlas;
 #   3. every snapshot scored where it is (benchmarks/long_report.py, the twins too), the IBSR comparison written.
 #
+# On one H200 with 16 cores this load made a hippocampus training step 0.05-0.12 s and each training's preparation
+# of its 59 scans 85 s (twice: timing run and real run), so the long runs reached 1200 iterations and the IBSR
+# distillations missed their deadline (docs/BENCHMARKS.md, "Training on a GPU"): give a lease fewer trainings.
+#
 # Needs ../shared/data, or a copy in ./shared/data; brings back in $OUT (default runs/gpu_out) at most 8 files: the
 # logs and scores in results.tgz, and the models that are scored elsewhere (tar files). The sizes below are the
 # GPU's; smaller ones through the environment make a quick check on a CPU, e.g.
@@ -22,7 +26,7 @@ OUT=${OUT:-runs/gpu_out}
 WORK=${WORK:-runs/gpu}
 DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}
-BUDGET_S=${BUDGET_S:-280}              # wall seconds of the side-by-side trainings, start-up included
+BUDGET_S=${BUDGET_S:-260}              # wall seconds of the side-by-side trainings, start-up included
 CALIBRATE=${CALIBRATE:-40}
 TWIN_ITERATIONS=${TWIN_ITERATIONS:-1500}
 DISTILL_ITERATIONS=${DISTILL_ITERATIONS:-6000}
@@ -30,7 +34,7 @@ SOURCE_ITERATIONS=${SOURCE_ITERATIONS:-1000}
 IBSR_ITERATIONS=${IBSR_ITERATIONS:-2000}
 SPEED_GRID=${SPEED_GRID:-160 192 224}
 BACKGROUND_S=${BACKGROUND_S:-$((BUDGET_S + 100))}  # the distillations' deadline, from their start
-SCORE_S=${SCORE_S:-120}
+SCORE_S=${SCORE_S:-100}
 TARGETS_EVERY=${TARGETS_EVERY:-1}  # score every K-th target of the long runs (quick checks)
 LONG_RECIPES=${LONG_RECIPES:-voxelmorph_scan recipe_scan paper_scan}
 IBSR_ATLASES=${IBSR_ATLASES:-IBSR_01 IBSR_03 IBSR_07 IBSR_08}
