@@ -105,9 +105,8 @@ def fitted_iterations(models: list[dict], budget_s: float, margin: float, same: 
             fewest -= fewest % (100 * snapshots)
         for m in fitted:
             m["iterations"] = fewest
-    for m in fitted:
-        if snapshots and m["iterations"] % snapshots == 0:
-            m["snapshot_every"] = m["iterations"] // snapshots
+            if snapshots and fewest % snapshots == 0:
+                m["snapshot_every"] = fewest // snapshots
 
 
 def run_side_by_side(commands: list[list[str]], logs: list[Path]) -> list[float]:

@@ -147,9 +147,11 @@ def main() -> None:
         distilled = []
         for seed in range(args.seeds):
             out = work / f"distilled_{atlas}_{args.refine}_{args.iterations}_seed{seed}.pt"
-            if not (out.exists() and load_model(out).segmenter.iteration >= args.iterations):
+            model = load_model(out) if out.exists() else None
+            if model is None or model.segmenter.iteration < args.iterations:
                 resumed(distill_command(source_path, cohort, out, args.iterations, args.refine, seed, args.device), out)
-            distilled.append(load_model(out))
+                model = load_model(out)
+            distilled.append(model)
             distillations.append(distilled[-1].segmenter.training)
         source = load_model(source_path)
         sources[atlas] = (source_path, source)

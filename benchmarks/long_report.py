@@ -145,10 +145,6 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=2500, help="the snapshots' spacing")
     parser.add_argument("--targets-every", type=int, default=1, help="score every K-th target only (quick checks)")
     parser.add_argument("--no-write", action="store_true", help="print the results only: no docs section, CSV or plot")
-    parser.add_argument(
-        "--trained-by", help="how the runs were trained, for the docs (default: benchmarks/long_training.py's command)"
-    )
-    parser.add_argument("--machine", help="where the runs were trained and scored (default: this machine)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="monai")
     work = Path(args.work)
@@ -193,17 +189,14 @@ def main() -> None:
     for name, default in defaults.items():  # the options given otherwise, so the command reproduces the section
         if getattr(args, name) != default:
             command += f" --{name.replace('_', '-')} {getattr(args, name)}"
-    trained_by = args.trained_by or (
-        f"`benchmarks/long_training.py` (`ltnet train --snapshot-every {args.every}`, lr 3e-4, batch 1, on the "
-        "accuracy benchmark's cohort and atlas)"
-    )
     final_tables = "\n\n".join(parts[1:])
     text = f"""## Accuracy against training iterations, MSD hippocampus (`benchmarks/long_report.py`)
 
-Each configuration trained by {trained_by}, one model per seed ({seeds}), each snapshot scored on
+Each configuration trained by `benchmarks/long_training.py` (`ltnet train --snapshot-every {args.every}`, lr 3e-4,
+batch 1, on the accuracy benchmark's cohort and atlas), one model per seed ({seeds}), each snapshot scored on
 {len(targets)} targets as the accuracy benchmark scores a model (the QC on; seconds per scan from this run).
 Per-target rows at {args.iterations} iterations: [`long_training.csv`](benchmarks/long_training.csv).
-Machine: {args.machine or machine()}.
+Machine: {machine()}.
 
 Mean Dice against iterations (the mean over seeds; each seed in brackets):
 
