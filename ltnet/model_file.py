@@ -72,6 +72,12 @@ class LTNetModel:
     def iteration(self) -> int:
         return int(self.training.get("iteration", 0))
 
+    @property
+    def has_reference_match(self) -> bool:
+        """Whether the file holds the typical match a QC score is read against (not in files of an early LTNet);
+        a QC without the cycle needs it."""
+        return self.reference_lncc is not None or self.reference_label_lncc is not None
+
 
 def save_model(model: LTNetModel, path) -> None:
     """Write ``model`` to ``path`` atomically."""

@@ -79,7 +79,7 @@ def transfer(
     """
     if extras and not qc_cycle:
         raise ValueError("the extras images show the cycle: they need qc_cycle")
-    if qc and not qc_cycle and model.reference_lncc is None and model.reference_label_lncc is None:
+    if qc and not qc_cycle and not model.has_reference_match:
         raise ValueError("a QC without the cycle scores the match against the model's reference, which it lacks")
     device = torch.device(device)
     atlas = model.atlas

@@ -107,7 +107,7 @@ def run(args) -> int:
         read_image(args.atlas_image, refuse_labels)
     device = pick_device(args.device, announce=ranks.is_main or ranks.local_rank == 0, local_rank=ranks.local_rank)
     model = load_model(args.model, device)
-    if args.no_cycle_qc and model.reference_lncc is None and model.reference_label_lncc is None:
+    if args.no_cycle_qc and not model.has_reference_match:
         raise LTNetError(
             f"{args.model}: --no-cycle-qc scores the image match against the model's typical match, which this "
             "model file (written by an early LTNet) does not hold; leave out --no-cycle-qc."
