@@ -1,12 +1,16 @@
 """Where one labels-only transfer's time goes: PyTorch's profiler over ``transfer(..., qc=False)`` on the speed
 benchmark's pair (``benchmarks/speed.py``), after one warm-up call; prints the operations that took the most device
-time (on a GPU) or CPU time, and writes the whole table as JSON lines to ``--out`` when given.
+time (on a GPU) or CPU time, and writes the whole table as JSON lines to ``--out`` when given. With ``--python``,
+Python's own profiler instead: the functions by cumulative time, which shows the host work around torch's operators.
 
     python benchmarks/profile_transfer.py --grid 160 192 224 --device cuda [--out profile.jsonl]
+    python benchmarks/profile_transfer.py --grid 160 192 224 --device cuda --python
 """
 
 import argparse
+import cProfile
 import json
+import pstats
 import sys
 from pathlib import Path
 
@@ -28,6 +32,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--rows", type=int, default=25, help="operations printed")
     parser.add_argument("--out", type=Path, help="every operation's totals as JSON lines")
+    parser.add_argument("--python", action="store_true", help="Python's profiler (cProfile) instead of torch's")
     args = parser.parse_args()
     device = torch.device(args.device)
     atlas, target = pair(tuple(args.grid))
@@ -39,6 +44,11 @@ def main() -> None:
         sync(device)
 
     labels_only()
+    if args.python:
+        with cProfile.Profile() as profiler:
+            labels_only()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.rows)
+        return
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as profiler:
         labels_only()

@@ -134,9 +134,8 @@ class PreparedScan:
 def prepare_scan(scan: sitk.Image, atlas: Atlas, prealign: bool = True, seed: int = 0) -> PreparedScan:
     """Normalise ``scan``, align it affinely to the atlas (or only centre it) and resample it on the grid."""
     scan = normalise(scan)
-    atlas_image = atlas.image_sitk()
     if prealign:
-        to_scan = affine_prealign(atlas_image, scan, seed, atlas.prealign_fixed)
+        to_scan = affine_prealign(atlas.image_sitk(), scan, seed, atlas.prealign_fixed)
     else:
         to_scan = sitk.AffineTransform(3)
     return PreparedScan(sitk.GetArrayFromImage(resample(scan, atlas.grid.reference(), to_scan)), to_scan)
