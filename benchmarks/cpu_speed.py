@@ -20,13 +20,15 @@ bundled demo model's trained networks (fully convolutional, so they run at any g
 
     OMP_NUM_THREADS=2 python benchmarks/cpu_speed.py [--threads 2] [--no-train] [--no-write]
 
-Results go to the "speed-float32-cpu" section of docs/BENCHMARKS.md.
+Results go to the "speed-float32-cpu" section of docs/BENCHMARKS.md, and the whole transfers' and elastix's seconds
+to ``docs/benchmarks/cpu_speed.json``, from which ``benchmarks/summary.py`` writes the README's speed sentence.
 """
 
 import argparse
 import contextlib
 import copy
 import functools
+import json
 import os
 import shutil
 import sys
@@ -57,6 +59,7 @@ from ltnet.training import TrainSettings, train  # noqa: E402
 from ltnet.transfer import transfer  # noqa: E402
 
 TRAIN_GRID = (64, 64, 64)
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "cpu_speed.json"
 
 
 def seconds(function, repeats: int = 1):
@@ -423,6 +426,23 @@ def main() -> None:
     print(section)
     if not args.no_write:
         write_section("speed-float32-cpu", section)
+        write_results(RESULTS, grid, args.threads, runtimes, whole, elastix_s, command)
+
+
+def write_results(path: Path, grid, threads: int, runtimes: list[str], whole: dict, elastix_s, command: str) -> None:
+    """The whole transfers' seconds per runtime and elastix's, with the CPU they ran on, as JSON."""
+    results = {
+        "cpu": cpu_name(),
+        "threads": threads,
+        "grid": list(grid),
+        "seconds": {
+            kind: {runtime: round(whole[f"transfer_{kind}_{runtime}"], 2) for runtime in runtimes}
+            for kind in WHOLE_TRANSFERS
+        },
+        "elastix_seconds": round(elastix_s, 2) if isinstance(elastix_s, float) else None,
+        "command": command,
+    }
+    path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

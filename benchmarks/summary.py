@@ -2,11 +2,13 @@
 
 Usage: ``python benchmarks/summary.py`` (rewrites both tables; ``--check`` only says whether they are current).
 Every number in the table comes from the per-pair CSVs in docs/benchmarks/ that ``benchmarks/accuracy.py`` and
-``benchmarks/classical.py`` write, so the README cannot drift from the benchmark pages.
+``benchmarks/classical.py`` write, so the README cannot drift from the benchmark pages. The README's sentence on
+speed without bfloat16 comes the same way from ``docs/benchmarks/cpu_speed.json`` (``benchmarks/cpu_speed.py``).
 """
 
 import argparse
 import csv
+import json
 import re
 import sys
 from collections import defaultdict
@@ -17,12 +19,14 @@ CSV_DIR = ROOT / "docs" / "benchmarks"
 README = ROOT / "README.md"
 BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+SPEED_BEGIN, SPEED_END = "<!-- cpu-speed:begin -->", "<!-- cpu-speed:end -->"
+RUNTIMES = {"openvino": "with the `fast` extra (OpenVINO)", "torch": "in torch alone"}
 SECTION = "results"  # docs/BENCHMARKS.md: <!-- results --> ... <!-- /results -->, as benchmarks/report.py writes
 
-# (data set heading, CSV stem of benchmarks/accuracy.py, of benchmarks/classical.py)
+# (data set heading, CSV stems of benchmarks/classical.py, benchmarks/accuracy.py and benchmarks/distill.py)
 DATASETS = (
-    ("MSD hippocampus, 59 scans", "accuracy_hippocampus", "classical_hippocampus"),
-    ("IBSR brains, 12 pairs", "accuracy_ibsr18", "classical_ibsr18"),
+    ("MSD hippocampus, 59 scans", ("classical_hippocampus", "accuracy_hippocampus", "distill")),
+    ("IBSR brains, 12 pairs", ("classical_ibsr18", "accuracy_ibsr18", "distill_ibsr18")),
 )
 # (row label, method name in the CSVs per data set, in the order of DATASETS)
 ROWS = (
@@ -68,11 +72,13 @@ def score(rows: list[dict]) -> tuple[float, float]:
 def results_table(csv_dir: Path = CSV_DIR, details: str = "[docs/BENCHMARKS.md](docs/BENCHMARKS.md)") -> str:
     """The Markdown table (and its note) of mean Dice and CPU seconds per scan for each data set and method."""
     methods = []
-    for _, accuracy, classical in DATASETS:
-        merged = read_rows(csv_dir / f"{classical}.csv")
-        merged.update(read_rows(csv_dir / f"{accuracy}.csv"))
+    for _, stems in DATASETS:
+        merged = {}
+        for stem in stems:
+            if (csv_dir / f"{stem}.csv").exists():
+                merged.update(read_rows(csv_dir / f"{stem}.csv"))
         methods.append(merged)
-    header = "| method | " + " | ".join(f"{name}: Dice | CPU s" for name, _, _ in DATASETS) + " |"
+    header = "| method | " + " | ".join(f"{name}: Dice | CPU s" for name, _ in DATASETS) + " |"
     lines = [header, "|---|" + "---:|---:|" * len(DATASETS)]
     for label, names in ROWS:
         cells = []
@@ -93,8 +99,38 @@ def replace_block(text: str, begin: str, end: str, block: str) -> str:
     return pattern.sub(lambda _: f"{begin}\n{block}\n{end}", text)
 
 
+def cpu_speed_sentence(csv_dir: Path = CSV_DIR) -> str:
+    """The README's sentence on a whole-brain transfer's time without bfloat16, as ratios to elastix on the same pair
+    (they hold on other CPUs better than the seconds, which it gives with the CPU they were measured on)."""
+    speed = json.loads((csv_dir / "cpu_speed.json").read_text(encoding="utf-8"))
+    seconds, elastix = speed["seconds"], speed["elastix_seconds"]
+    if elastix is None:
+        raise SystemExit(
+            f"benchmarks/summary.py: {csv_dir / 'cpu_speed.json'} has no elastix time: rerun "
+            "benchmarks/cpu_speed.py where elastix is installed"
+        )
+    runtimes = [r for r in RUNTIMES if r in seconds["labels"]]
+    first = runtimes[0]
+
+    def times(kind: str, runtime: str) -> str:
+        return f"{seconds[kind][runtime] / elastix:.2f} times"
+
+    labels = " and ".join(f"{times('labels', r)} {RUNTIMES[r]}" for r in runtimes)
+    shown = ", ".join(f"{seconds['labels'][r]:.1f} s" for r in runtimes)
+    x, y, z = speed["grid"]
+    return (
+        f"**Speed without bfloat16.** On a CPU without bfloat16 instructions ({speed['cpu']}, {speed['threads']} "
+        f"threads), labelling a whole brain at {x}x{y}x{z}, the pre-alignment included, takes {labels} as long as "
+        f"elastix's B-spline registration of the same pair ({shown}; elastix {elastix:.1f} s); "
+        f"{RUNTIMES[first]}, the QC without the backward network (`--no-cycle-qc`) makes it "
+        f"{times('match', first)} and the full QC {times('qc', first)} "
+        "([Speed on a float32 CPU](docs/BENCHMARKS.md#speed-on-a-float32-cpu))."
+    )
+
+
 def readme_text(readme: str, csv_dir: Path = CSV_DIR) -> str:
-    return replace_block(readme, README_BEGIN, README_END, results_table(csv_dir))
+    readme = replace_block(readme, README_BEGIN, README_END, results_table(csv_dir))
+    return replace_block(readme, SPEED_BEGIN, SPEED_END, cpu_speed_sentence(csv_dir))
 
 
 def benchmarks_text(benchmarks: str, csv_dir: Path = CSV_DIR) -> str:

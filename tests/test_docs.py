@@ -1,6 +1,7 @@
 """The README's and BENCHMARKS.md's results tables are what benchmarks/summary.py computes from the benchmark CSVs."""
 
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -62,3 +63,26 @@ def test_missing_method_is_one_clear_error(tmp_path):
     )
     with pytest.raises(SystemExit, match="no rows for 'LT-Net \\(--lambda2 1\\) \\+ refinement \\(3 steps\\)'"):
         summary.results_table(csv_dir)
+
+
+def test_speed_sentence_follows_the_cpu_speed_results(tmp_path):
+    summary = load_summary()
+    csv_dir = tmp_path / "benchmarks"
+    shutil.copytree(ROOT / "docs" / "benchmarks", csv_dir)
+    path = csv_dir / "cpu_speed.json"
+    speed = json.loads(path.read_text(encoding="utf-8"))
+    speed["elastix_seconds"] = 10.0
+    speed["seconds"]["labels"] = {"torch": 12.0, "openvino": 8.0}
+    speed["seconds"]["qc"] = {"torch": 30.0, "openvino": 20.0}
+    path.write_text(json.dumps(speed), encoding="utf-8")
+    sentence = summary.cpu_speed_sentence(csv_dir)
+    assert "0.80 times with the `fast` extra (OpenVINO) and 1.20 times in torch alone" in sentence
+    assert "(8.0 s, 12.0 s; elastix 10.0 s)" in sentence
+    assert "the full QC 2.00 times" in sentence  # the first runtime's, OpenVINO's
+    del speed["seconds"]["labels"]["openvino"]  # measured without the extra
+    path.write_text(json.dumps(speed), encoding="utf-8")
+    assert "1.20 times in torch alone as long" in summary.cpu_speed_sentence(csv_dir)
+    speed["elastix_seconds"] = None
+    path.write_text(json.dumps(speed), encoding="utf-8")
+    with pytest.raises(SystemExit, match="has no elastix time"):
+        summary.cpu_speed_sentence(csv_dir)
