@@ -18,6 +18,7 @@ import io
 import os
 import warnings
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -99,11 +100,17 @@ def _compiled_unet(net: RegistrationNet, example: tuple[torch.Tensor, torch.Tens
             dynamo=False,
         )
     core = _openvino().Core()
-    compiled = core.compile_model(
-        core.read_model(buffer.getvalue(), b""),
-        "CPU",
-        {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
-    )
+    # OpenVINO's CPU plugin gives the thread that compiles an alternate signal stack of its own and frees it with
+    # the compiled models, not always restoring the one before: compiled on the main thread, a later SIGTERM or
+    # Ctrl-C (Slicer's Cancel) landed on freed memory and the process crashed instead of writing its checkpoint.
+    # A thread of its own keeps the main thread's signal stack as it was (tests/test_fast_inference.py).
+    with ThreadPoolExecutor(1, thread_name_prefix="ltnet-openvino-compile") as compiler:
+        compiled = compiler.submit(
+            core.compile_model,
+            core.read_model(buffer.getvalue(), b""),
+            "CPU",
+            {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+        ).result()
     _compiled[net] = (key, threads, compiled)
     return compiled
 

@@ -1,7 +1,12 @@
 """The U-Nets in OpenVINO on a float32 CPU (``ltnet.fast_inference``): the same labels as torch, and torch whenever
 OpenVINO is missing, not wanted, or not the right tool (a GPU, a CPU with bfloat16 instructions)."""
 
+import ctypes
+import gc
 import importlib
+import os
+import signal
+import sys
 
 import numpy as np
 import pytest
@@ -87,6 +92,42 @@ def test_openvino_field_matches_torch_and_is_recompiled_when_the_weights_change(
         torch.testing.assert_close(passes.g_forward(*odd), nets.g_forward(*odd), rtol=1e-4, atol=1e-4)
         nets.g_forward.unet.net[1].final_conv_out.conv.bias += 1.0
         torch.testing.assert_close(passes.g_forward(moving, fixed), expected + 1.0, rtol=1e-4, atol=1e-4)
+
+
+class _SignalStack(ctypes.Structure):
+    """``stack_t`` of ``sigaltstack(2)``."""
+
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+def signal_stack() -> tuple:
+    """This thread's alternate signal stack: (address, flags, size)."""
+    stack = _SignalStack()
+    assert ctypes.CDLL(None).sigaltstack(None, ctypes.byref(stack)) == 0
+    return stack.ss_sp, stack.ss_flags, stack.ss_size
+
+
+@needs_openvino
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack is read through Linux's libc")
+def test_compiling_keeps_the_main_threads_signal_stack_so_a_cancel_still_stops(float32_cpu):
+    """OpenVINO's CPU plugin sets an alternate signal stack on the thread that compiles and may free it with the
+    models; compiled on the main thread, a SIGTERM sent after that (Slicer's Cancel) crashed the process."""
+    torch.manual_seed(0)
+    networks = LTNetNetworks(NetworkConfig()).eval()
+    image = torch.rand(1, 1, 16, 16, 16)
+    before = signal_stack()
+    for net in (networks.g_forward, networks.g_backward):
+        fast_inference.OpenVinoRegistrationNet(net).unet_field(image, image)
+    assert signal_stack() == before
+    del networks, net
+    gc.collect()  # the compiled models go with their networks
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: received.append(signal.SIGTERM))
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert received == [signal.SIGTERM]
 
 
 def test_without_openvino_the_transfer_runs_in_torch(float32_cpu, without_openvino):
