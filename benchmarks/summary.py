@@ -115,15 +115,15 @@ def cpu_speed_sentence(csv_dir: Path = CSV_DIR) -> str:
     def times(kind: str, runtime: str) -> str:
         return f"{seconds[kind][runtime] / elastix:.2f} times"
 
-    labels = " and ".join(f"{times('labels', r)} {RUNTIMES[r]}" for r in runtimes)
-    shown = ", ".join(f"{seconds['labels'][r]:.1f} s" for r in runtimes)
+    ratios = [f"{times('labels', r)} as long {RUNTIMES[r]}" for r in runtimes]
+    ratios[0] = ratios[0].replace(" as long ", " as long as elastix's B-spline registration of the same pair ")
+    shown = " and ".join(f"{seconds['labels'][r]:.1f} s" for r in runtimes)
     x, y, z = speed["grid"]
     return (
         f"**Speed without bfloat16.** On a CPU without bfloat16 instructions ({speed['cpu']}, {speed['threads']} "
-        f"threads), labelling a whole brain at {x}x{y}x{z}, the pre-alignment included, takes {labels} as long as "
-        f"elastix's B-spline registration of the same pair ({shown}; elastix {elastix:.1f} s); "
-        f"{RUNTIMES[first]}, the QC without the backward network (`--no-cycle-qc`) makes it "
-        f"{times('match', first)} and the full QC {times('qc', first)} "
+        f"threads), labelling a whole brain at {x}x{y}x{z}, the pre-alignment included, takes {' and '.join(ratios)} "
+        f"({shown}; elastix {elastix:.1f} s); {RUNTIMES[first]}, the QC without the backward network "
+        f"(`--no-cycle-qc`) makes it {times('match', first)} and the full QC {times('qc', first)} elastix's time "
         "([Speed on a float32 CPU](docs/BENCHMARKS.md#speed-on-a-float32-cpu))."
     )
 

@@ -76,12 +76,14 @@ def test_speed_sentence_follows_the_cpu_speed_results(tmp_path):
     speed["seconds"]["qc"] = {"torch": 30.0, "openvino": 20.0}
     path.write_text(json.dumps(speed), encoding="utf-8")
     sentence = summary.cpu_speed_sentence(csv_dir)
-    assert "0.80 times with the `fast` extra (OpenVINO) and 1.20 times in torch alone" in sentence
-    assert "(8.0 s, 12.0 s; elastix 10.0 s)" in sentence
-    assert "the full QC 2.00 times" in sentence  # the first runtime's, OpenVINO's
+    assert "0.80 times as long as elastix's B-spline registration of the same pair with the `fast` extra" in sentence
+    assert "and 1.20 times as long in torch alone (8.0 s and 12.0 s; elastix 10.0 s)" in sentence
+    assert "the full QC 2.00 times elastix's" in sentence  # the first runtime's, OpenVINO's
     del speed["seconds"]["labels"]["openvino"]  # measured without the extra
     path.write_text(json.dumps(speed), encoding="utf-8")
-    assert "1.20 times in torch alone as long" in summary.cpu_speed_sentence(csv_dir)
+    assert "takes 1.20 times as long as elastix's B-spline registration of the same pair in torch alone (12.0 s;" in (
+        summary.cpu_speed_sentence(csv_dir)
+    )
     speed["elastix_seconds"] = None
     path.write_text(json.dumps(speed), encoding="utf-8")
     with pytest.raises(SystemExit, match="has no elastix time"):
