@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from monai.losses import LocalNormalizedCrossCorrelationLoss
 
 from ltnet.nn import losses
 from ltnet.nn.cycle import Cycle, generator_terms, run_cycle
@@ -21,6 +22,22 @@ def test_lncc_of_an_image_with_itself_is_one():
     assert losses.similarity(image, image).item() == pytest.approx(-1.0, abs=1e-4)
     noise = torch.rand(image.shape, generator=torch.Generator().manual_seed(1))
     assert losses.similarity(image, noise).item() > -0.6  # unrelated content matches far less
+
+
+def test_the_qcs_lncc_map_is_monais_and_its_mean_is_l_sim():
+    """The QC's one-call window sums give MONAI's local NCC per voxel, whose mean is L_sim; on a batch of two, an odd
+    grid, a flat slab, and faint texture near the variance floor."""
+    shape = (2, 1, 25, 21, 27)
+    fixed, moving = smooth_volume(2, shape), smooth_volume(3, shape)
+    faint = 2e-3 * torch.rand(2, 1, 15, 13, 17, generator=torch.Generator().manual_seed(4))
+    block = (slice(None), slice(None), slice(5, 20), slice(4, 17), slice(5, 22))
+    fixed[block], moving[block] = 0.5 + faint, 0.5 + faint.flip(-1)  # windows inside: variance near the floor
+    fixed[:, :, :, :, :3] = 0.5  # a flat slab along the edge: no variance at all
+    monai_map = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=losses.LNCC_WINDOW, reduction="none")
+    ours = losses.local_ncc(fixed, moving)
+    assert ours.shape == fixed.shape and torch.allclose(ours, -monai_map(moving, fixed), atol=1e-6)
+    assert 0.0 <= ours.min() and ours.max() <= 1.0 + 1e-6 and ours[block].mean() < 0.5 < ours.max()
+    assert losses.similarity(fixed, moving).item() == pytest.approx(-ours.mean().item(), abs=1e-6)
 
 
 def test_charbonnier_matches_its_formula():

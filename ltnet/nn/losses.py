@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss
+from monai.networks.layers import separable_filtering
 
 TERMS = ("sim", "smooth", "gan", "cyc", "trans", "anatomy_cyc", "diff_cyc")
 
@@ -53,8 +54,8 @@ class LossWeights:
 
 
 LNCC_WINDOW = 9  # voxels per side of the local window of L_sim and of the QC's image match
-_LNCC = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=LNCC_WINDOW)
-_LNCC_MAP = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=LNCC_WINDOW, reduction="none")
+LNCC_VARIANCE_FLOOR = 1e-5  # the least local variance, so flat windows do not divide by 0 (MONAI's default)
+_LNCC = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=LNCC_WINDOW, smooth_dr=LNCC_VARIANCE_FLOOR)
 _DIFFUSION = DiffusionLoss()
 
 
@@ -76,15 +77,27 @@ def in_float32(loss):
 
 @in_float32
 def similarity(fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
-    """``L_sim``: negative local (9³) normalised cross-correlation; -1 for identical images."""
+    """``L_sim``: negative local (9³) normalised cross-correlation (MONAI's); -1 for identical images."""
     return _LNCC(warped, fixed)
 
 
 @in_float32
 def local_ncc(fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
-    """The local (9³) normalised cross-correlation per voxel, ``(B, 1, D, H, W)`` in [-1, 1]; ``-similarity`` is its
-    mean."""
-    return -_LNCC_MAP(warped, fixed)
+    """The local (9³) normalised cross-correlation per voxel, ``(B, 1, D, H, W)`` in [0, 1] (squared, as VoxelMorph's);
+    ``-similarity`` is its mean. For the QC, which needs no gradient.
+
+    MONAI's per-voxel values to float rounding (``tests/test_losses.py``), with the five window sums taken by one call
+    of MONAI's ``separable_filtering`` on the five maps stacked instead of one call each, which is faster without
+    gradients on a CPU; with gradients (training, refinement) MONAI's own, in ``similarity``, is the faster.
+    """
+    window = torch.ones(LNCC_WINDOW, dtype=fixed.dtype, device=fixed.device)
+    maps = torch.cat([fixed, warped, fixed * fixed, warped * warped, fixed * warped], dim=1)
+    f_sum, w_sum, f2_sum, w2_sum, fw_sum = separable_filtering(maps, [window] * 3).chunk(5, dim=1)
+    volume = LNCC_WINDOW**3
+    cross = fw_sum - w_sum / volume * f_sum
+    f_var = torch.clamp(f2_sum - f_sum / volume * f_sum, min=LNCC_VARIANCE_FLOOR)
+    w_var = torch.clamp(w2_sum - w_sum / volume * w_sum, min=LNCC_VARIANCE_FLOOR)
+    return cross * cross / (f_var * w_var)
 
 
 @in_float32
