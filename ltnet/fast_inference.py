@@ -101,9 +101,10 @@ def _compiled_unet(net: RegistrationNet, example: tuple[torch.Tensor, torch.Tens
         )
     core = _openvino().Core()
     # OpenVINO's CPU plugin gives the thread that compiles an alternate signal stack of its own and frees it with
-    # the compiled models, not always restoring the one before: compiled on the main thread, a later SIGTERM or
-    # Ctrl-C (Slicer's Cancel) landed on freed memory and the process crashed instead of writing its checkpoint.
-    # A thread of its own keeps the main thread's signal stack as it was (tests/test_fast_inference.py).
+    # the compiled models, not always restoring the one before. Python runs its signal handlers on that stack, so
+    # compiled on the main thread, a later Ctrl-C (or the SIGTERM that stops a training in the same process) landed
+    # on freed memory and crashed the process. A thread of its own leaves the main thread's stack as it was
+    # (tests/test_fast_inference.py).
     with ThreadPoolExecutor(1, thread_name_prefix="ltnet-openvino-compile") as compiler:
         compiled = compiler.submit(
             core.compile_model,

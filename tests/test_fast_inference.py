@@ -109,9 +109,10 @@ def signal_stack() -> tuple:
 
 @needs_openvino
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack is read through Linux's libc")
-def test_compiling_keeps_the_main_threads_signal_stack_so_a_cancel_still_stops(float32_cpu):
+def test_compiling_keeps_the_main_threads_signal_stack_so_a_stop_still_stops(float32_cpu):
     """OpenVINO's CPU plugin sets an alternate signal stack on the thread that compiles and may free it with the
-    models; compiled on the main thread, a SIGTERM sent after that (Slicer's Cancel) crashed the process."""
+    models; compiled on the main thread, a signal handled after that (Ctrl-C, the SIGTERM that stops a training)
+    crashed the process."""
     torch.manual_seed(0)
     networks = LTNetNetworks(NetworkConfig()).eval()
     image = torch.rand(1, 1, 16, 16, 16)
