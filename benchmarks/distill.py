@@ -163,8 +163,10 @@ def main() -> None:
         targets = [t for a, t in scored if a == atlas]
         cache = work / f"scores_{atlas}_{args.refine}_{args.iterations}.csv"  # an atlas's rows, for a later run
         kept = [{**r, "seed": int(r["seed"])} for r in (read_csv(cache) if cache.exists() else [])]
-        kept = [r for r in kept if r["target"] in targets]
-        if {r["target"] for r in kept} == set(targets):
+        kept = [r for r in kept if r["target"] in targets and r["seed"] < len(methods[distilled_name])]
+        if {(r["target"], r["method"], r["seed"]) for r in kept} == {
+            (t, m, s) for t in targets for m, models in methods.items() for s in range(len(models))
+        }:
             rows += kept
             continue
         scores = []
@@ -205,7 +207,7 @@ def main() -> None:
 `ltnet distill` trained MONAI's `UNet` on the transfers of {origin} to the {", ".join(map(str, sorted(cohort_sizes)))}
 cohort scans (each scan with its transferred labels, the atlas warped onto it, and the atlas; refined with
 `--refine {args.refine}` before distilling), {args.iterations} iterations, Adam lr {settings["learning_rate"]:g},
-augmentation {"on" if settings["augment"] else "off"}, seeds 0 to {args.seeds - 1}: {distilling_cost(distillations)}.
+augmentation {"on" if settings["augment"] else "off"}, {"seed 0" if args.seeds == 1 else f"seeds 0 to {args.seeds - 1}"}: {distilling_cost(distillations)}.
 {protocol} against their reference labels on
 each scan's own grid; the rows average each target over the seeds, and seconds per scan include the pre-alignment and
 the QC (which still runs the registration). Per-target results: [`{csv_name}`](benchmarks/{csv_name}).
