@@ -34,6 +34,11 @@ from ltnet.segmenter import Segmenter
 from ltnet.training import AUGMENT_SEED_OFFSET, StopFlag, Stopped, check_losses, progress_event, scheduled_rate
 
 KINDS = ("scan", "warped_atlas", "atlas")  # what each example's image is (see the module's docstring)
+#: The segmenter labels at the network grid; one coarser than this many times the atlas's finest spacing loses what
+#: the registration's labels keep: on the IBSR brains at 4 mm (about 4 times the atlas's spacing) the reference labels
+#: themselves, carried onto that grid and back, scored below the refined registration (docs/BENCHMARKS.md,
+#: "Distillation, IBSR18 brain MRI").
+COARSE_GRID_RATIO = 2.0
 
 
 @dataclass
@@ -87,6 +92,26 @@ def make_examples(model: LTNetModel, scans: list[np.ndarray], refine_steps: int,
                 examples.label_of.append(len(examples.labels) - 1)
                 examples.kinds.append(kind)
     return examples
+
+
+def coarse_grid_note(model: LTNetModel) -> str | None:
+    """What to tell a user distilling ``model`` when its network grid is more than ``COARSE_GRID_RATIO`` times the
+    atlas's finest spacing (the segmenter then labels more coarsely than the registration's labels, which follow the
+    field at the atlas's own resolution); None otherwise, and for a model that keeps no atlas labels at their own
+    resolution."""
+    if model.atlas.channels is None:
+        return None
+    atlas_spacing = min(model.atlas.channels.GetSpacing())
+    grid_spacing = model.grid.spacing
+    if grid_spacing <= COARSE_GRID_RATIO * atlas_spacing:
+        return None
+    return (
+        f"the segmentation network labels on the model's network grid, at {grid_spacing:.3g} mm, "
+        f"{grid_spacing / atlas_spacing:.1f} times the atlas's finest spacing ({atlas_spacing:.3g} mm), so it cannot "
+        f"draw structures much thinner than {grid_spacing:.3g} mm, which the registration's labels keep. For such "
+        "structures `ltnet transfer --refine 3` with the source model may label better (docs/BENCHMARKS.md, "
+        '"Distillation, IBSR18 brain MRI"); a source model trained on a finer --grid gives a finer segmenter.'
+    )
 
 
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ from ltnet import sample
 from ltnet.cli import main
 from ltnet.data.io import read_image
 from ltnet.data.prepare import prepare_scan
-from ltnet.distill import DistillSettings, distill, make_examples
+from ltnet.distill import DistillSettings, coarse_grid_note, distill, make_examples
 from ltnet.metrics import dice_per_label
 from ltnet.model_file import load_model, save_model
 from ltnet.scan_labels import labels_on_scan
@@ -172,6 +172,22 @@ def test_bad_inputs_are_refused_with_one_line_and_nothing_is_written(tmp_path, c
     plain = tmp_path / "plain.pt"
     save_model(load_model(sample.demo_model_path()), plain)
     one_line_error(*run(capsys, *distill_args(plain, None, None, "--resume"))[::2], plain, "no distillation")
+
+
+def test_a_network_grid_much_coarser_than_the_atlas_gets_a_note_before_the_distillation(tmp_path, capsys):
+    model = load_model(sample.demo_model_path())
+    assert model.grid.spacing == 1.0 and coarse_grid_note(model) is None  # the demo grid is at the atlas's 1 mm
+    model.atlas.channels.SetSpacing([0.5] * 3)  # twice as fine as the grid: still no note
+    assert coarse_grid_note(model) is None
+    model.atlas.channels.SetSpacing([0.4, 0.8, 0.8])  # the finest axis counts
+    note = coarse_grid_note(model)
+    assert "at 1 mm, 2.5 times the atlas's finest spacing (0.4 mm)" in note and "--refine 3" in note
+    coarse = tmp_path / "coarse.pt"
+    save_model(model, coarse)
+    code, _, err = run(capsys, *distill_args(tmp_path / "out.pt", coarse, None, "--iterations", "0"))
+    assert code == 0 and f"ltnet: note: {note}" in err.splitlines()
+    code, _, err = run(capsys, *distill_args(tmp_path / "plain_out.pt", None, None, "--iterations", "0"))
+    assert code == 0 and "note" not in err
 
 
 def test_same_seed_same_network_and_resume_continues_exactly(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """``ltnet distill``: train a segmentation network on a model's transfers to the cohort (``ltnet.distill``)."""
 
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +11,7 @@ from ltnet.commands.run_arguments import add_run_arguments, check_run, note_noth
 from ltnet.data.io import read_image
 from ltnet.data.prepare import prepare_scan
 from ltnet.device import pick_device
-from ltnet.distill import DistillSettings, distill, make_examples
+from ltnet.distill import DistillSettings, coarse_grid_note, distill, make_examples
 from ltnet.errors import LTNetError
 from ltnet.input_checks import ALLOW_FLAG
 from ltnet.model_file import load_model
@@ -104,6 +105,9 @@ def run(args) -> int:
             f"{args.model}: its network grid {model.grid.size} is not a multiple of {multiple} voxels per axis, "
             "which the segmentation network needs; train a model with a --grid of multiples of 8."
         )
+    note = coarse_grid_note(model)
+    if note:
+        print(f"ltnet: note: {note}", file=sys.stderr)
     device = pick_device(args.device)
     refuse_labels = None if args.allow_label_like_images else ALLOW_FLAG
     cpu_start = time.process_time()
