@@ -1,8 +1,8 @@
 """The results table of the README and of docs/BENCHMARKS.md's summary, computed from the benchmark CSVs.
 
 Usage: ``python benchmarks/summary.py`` (rewrites both tables; ``--check`` only says whether they are current).
-Every number in the table comes from the per-pair CSVs in docs/benchmarks/ that ``benchmarks/accuracy.py`` and
-``benchmarks/classical.py`` write, so the README cannot drift from the benchmark pages. The README's sentence on
+Every number in the table comes from the per-pair CSVs in docs/benchmarks/ that ``benchmarks/accuracy.py``,
+``benchmarks/classical.py`` and ``benchmarks/distill.py`` write, so the README cannot drift from the benchmark pages. The README's sentence on
 speed without bfloat16 comes the same way from ``docs/benchmarks/cpu_speed.json`` (``benchmarks/cpu_speed.py``).
 """
 
@@ -42,11 +42,20 @@ ROWS = (
         ),
     ),
 )
+# The distilled row (benchmarks/distill.py): its method and the source model it was distilled from, timed in the same
+# run, so its CPU time shows as a ratio to that model's (the distillation benchmark's timings are not the accuracy
+# benchmark's: other runs, other versions of the pre-alignment). Shown once every data set has its distill CSV.
+DISTILLED = ("**LTNet distilled**", "distilled (--refine 3, 2000 iterations)", "source model")
 NOTE = (
     "Mean Dice over the targets against their reference labels (one labeled atlas each; the learned models never "
     "saw a label of their cohort) and CPU seconds per scan (user + system), pre-alignment and LTNet's QC included. "
     "LTNet and VoxelMorph: hippocampus `--prealign-fixed scan`, LTNet also `--teach 10` (the bundled model's "
-    "recipe), averaged over 3 training seeds; IBSR a 4 mm grid, LTNet `--lambda2 1`. Details: "
+    "recipe), averaged over 3 training seeds; IBSR a 4 mm grid, LTNet `--lambda2 1`. "
+)
+DISTILLED_NOTE = (
+    "LTNet distilled: a segmentation network trained by `ltnet distill` on LTNet's refined transfers to the cohort "
+    "(2000 iterations; training seeds: {seeds}), its CPU time a ratio to its LTNet model's timed in the same run, "
+    "both with the QC, which runs the registration. "
 )
 
 
@@ -88,7 +97,18 @@ def results_table(csv_dir: Path = CSV_DIR, details: str = "[docs/BENCHMARKS.md](
             dice, cpu = score(merged[name])
             cells += [f"{dice:.3f}", f"{cpu:.3g}"]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n" + NOTE + details + "."
+    label, distilled, source = DISTILLED
+    if all(distilled in merged for merged in methods):
+        cells, seeds = [], []
+        for (heading, _), merged in zip(DATASETS, methods):
+            dice, cpu = score(merged[distilled])
+            cells += [f"{dice:.3f}", f"{cpu / score(merged[source])[1]:.2f}x LTNet"]
+            seeds.append(f"{len({row['seed'] for row in merged[distilled]})} ({heading.split(',')[0]})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        note = NOTE + DISTILLED_NOTE.format(seeds=", ".join(seeds))
+    else:
+        note = NOTE
+    return "\n".join(lines) + "\n\n" + note + "Details: " + details + "."
 
 
 def replace_block(text: str, begin: str, end: str, block: str) -> str:

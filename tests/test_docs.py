@@ -1,5 +1,6 @@
 """The README's and BENCHMARKS.md's results tables are what benchmarks/summary.py computes from the benchmark CSVs."""
 
+import csv
 import importlib.util
 import json
 import shutil
@@ -50,6 +51,30 @@ def test_table_follows_the_csvs(tmp_path):
     assert "| elastix affine + B-spline | 0.500 |" in after and after != before
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert summary.readme_text(readme, csv_dir) != readme
+
+
+def test_the_distilled_row_appears_with_every_data_sets_distillation_and_times_as_a_ratio(tmp_path):
+    summary = load_summary()
+    csv_dir = tmp_path / "benchmarks"
+    shutil.copytree(ROOT / "docs" / "benchmarks", csv_dir)
+    (csv_dir / "distill_ibsr18.csv").unlink(missing_ok=True)
+    assert "LTNet distilled" not in summary.results_table(csv_dir)  # the IBSR distillation not measured
+    with open(csv_dir / "distill.csv", newline="", encoding="utf-8") as handle:
+        hippocampus = list(csv.DictReader(handle))
+    # the hippocampus rows as IBSR's, seed 0 only, the distilled model twice as slow as its source
+    ibsr = [
+        {**row, "mean_dice": "0.5", "seconds_cpu": "2.0" if row["method"] == "source model" else "4.0"}
+        for row in hippocampus
+        if row["method"] in ("source model", summary.DISTILLED[1]) and row["seed"] == "0"
+    ]
+    with open(csv_dir / "distill_ibsr18.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(ibsr[0]))
+        writer.writeheader()
+        writer.writerows(ibsr)
+    table = summary.results_table(csv_dir)
+    distilled = next(line for line in table.splitlines() if line.startswith("| **LTNet distilled** |"))
+    assert distilled.endswith("| 0.500 | 2.00x LTNet |"), distilled
+    assert "training seeds: 2 (MSD hippocampus), 1 (IBSR brains)" in table
 
 
 def test_missing_method_is_one_clear_error(tmp_path):
