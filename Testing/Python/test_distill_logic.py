@@ -174,6 +174,20 @@ def test_real_distillation_writes_a_model_with_the_segmenter(shortDistillation):
     assert job.workFolder is None  # the cohort volume's temporary file is removed
 
 
+def test_a_model_on_a_grid_coarser_than_its_atlas_gets_ltnets_note_in_the_log(module_scene, tmp_path):
+    from ltnet.distill import coarse_grid_note
+    from ltnet.model_file import load_model, save_model
+
+    model = load_model(bundled())
+    model.atlas.channels.SetSpacing([0.4] * 3)  # the atlas's labels 2.5 times finer than its 1 mm grid
+    coarse = tmp_path / "coarse.pt"
+    save_model(model, coarse)
+    _, _, scans = loadSample(module_scene)
+    job = TrainingLogic().startDistillation(str(coarse), scans[:2], tmp_path / "distilled.pt", iterations=1, **SMALL)
+    assert job.wait(timeout=300) == COMPLETED, job.errorMessage()
+    assert f"ltnet: note: {coarse_grid_note(model)}" in job.log  # a note: the distillation still ran to its end
+
+
 def test_resume_continues_the_count_and_cancel_keeps_the_checkpoint(shortDistillation, tmp_path):
     job, scene, scans, outputPath, recent = shortDistillation
     from ltnet.model_file import load_model
