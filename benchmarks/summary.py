@@ -2,8 +2,9 @@
 
 Usage: ``python benchmarks/summary.py`` (rewrites both tables; ``--check`` only says whether they are current).
 Every number in the table comes from the per-pair CSVs in docs/benchmarks/ that ``benchmarks/accuracy.py``,
-``benchmarks/classical.py`` and ``benchmarks/distill.py`` write, so the README cannot drift from the benchmark pages. The README's sentence on
-speed without bfloat16 comes the same way from ``docs/benchmarks/cpu_speed.json`` (``benchmarks/cpu_speed.py``).
+``benchmarks/classical.py`` and ``benchmarks/distill.py`` write, so the README cannot drift from the benchmark pages.
+The README's sentence on speed without bfloat16 comes the same way from ``docs/benchmarks/cpu_speed.json``
+(``benchmarks/cpu_speed.py``).
 """
 
 import argparse
