@@ -172,6 +172,8 @@ def transfer(
             field,
             network_match,
         )
+        # the QC judges the registration; a distilled model's labels come from its segmenter, taught by such maps
+        result.qc["labels_from"] = "registration" if model.segmenter is None else "segmentation network"
         if refine_steps > 0:  # what the refinement ran on, so a result can be reproduced and its cost understood
             result.qc["refinement"] = {
                 "steps": refine_steps,

@@ -77,6 +77,7 @@ def test_transfer_with_a_distilled_model_labels_the_targets_own_grid(distilled):
         assert labels.GetDirection() == target.GetDirection()
         assert set(np.unique(sitk.GetArrayViewFromImage(labels))) == {0, 1, 2}
         assert result.qc["verdict"] in ("OK", "check", "likely failed")  # the registration's QC, as before
+        assert result.qc["labels_from"] == "segmentation network"  # the QC file says what drew the labels
 
 
 def test_a_labels_only_transfer_with_a_distilled_model_runs_no_registration_network(distilled):
@@ -124,6 +125,8 @@ def test_a_model_without_a_segmenter_loads_and_transfers_as_before(tmp_path):
     save_model(model, tmp_path / "copy.pt")
     assert "segmenter" not in torch.load(tmp_path / "copy.pt", weights_only=True)
     assert load_model(tmp_path / "copy.pt").segmenter is None
+    scan = read_image(sample.held_out_scan_paths()[0])
+    assert transfer(model, scan, extras=False).qc["labels_from"] == "registration"
 
 
 def run(capsys, *argv):
