@@ -5,6 +5,7 @@ import vtk
 #: Per-target columns: (QC JSON key, short column title). The verdict's thresholds are defined by `ltnet.qc`.
 TARGET_COLUMNS = [
     ("verdict", "Verdict"),
+    ("labels_from", "Labels from"),
     ("score", "Score"),
     ("label_cycle_dice_mean", "Cycle Dice"),
     ("image_cycle_error", "Img cycle err"),
@@ -20,6 +21,8 @@ TARGET_COLUMNS = [
 #: What each short title means: the column's description (Slicer's table views show it as the header's tooltip).
 COLUMN_DESCRIPTIONS = {
     "verdict": "OK, check or likely failed, from the score",
+    "labels_from": "What drew the labels: the registration, or a distilled model's segmentation network (the QC "
+    "numbers judge the registration either way)",
     "score": "Image match where the labels went, relative to the model's reference (about 1 when good), "
     "minus 10 times the share of folded voxels beyond 1%",
     "label_cycle_dice_mean": "Label cycle Dice (mean over the labels): how well the atlas labels survive "
@@ -36,6 +39,10 @@ COLUMN_DESCRIPTIONS = {
 }
 
 
+#: Columns of text; the others are numbers.
+TEXT_COLUMNS = {"verdict", "labels_from"}
+
+
 def _addColumn(tableNode, title: str, numeric: bool):
     column = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
     column.SetName(title)
@@ -45,8 +52,15 @@ def _addColumn(tableNode, title: str, numeric: bool):
 
 def reportedColumns(qcs: list[dict]) -> list[tuple[str, str]]:
     """The ``TARGET_COLUMNS`` some target's QC reports (the network's own numbers, for example, only come with
-    refinement), the verdict always: a column no target has would be NaN in every row."""
-    return [(key, title) for key, title in TARGET_COLUMNS if key == "verdict" or any(key in qc for qc in qcs)]
+    refinement), the verdict always: a column no target has would be NaN in every row. What drew the labels only
+    where some target's labels come from a distilled model's network (otherwise every row would say registration)."""
+
+    def shown(key: str) -> bool:
+        if key == "labels_from":
+            return any(qc.get(key, "registration") != "registration" for qc in qcs)
+        return key == "verdict" or any(key in qc for qc in qcs)
+
+    return [(key, title) for key, title in TARGET_COLUMNS if shown(key)]
 
 
 def addQcTableNodes(scene, targetNames: list[str], qcs: list[dict], name: str = "LTNet QC"):
@@ -56,7 +70,7 @@ def addQcTableNodes(scene, targetNames: list[str], qcs: list[dict], name: str = 
     targetTable.SetUseColumnTitleAsColumnHeader(True)
     targetColumn = _addColumn(targetTable, "Target", numeric=False)
     shown = reportedColumns(qcs)
-    columns = {key: _addColumn(targetTable, title, numeric=key != "verdict") for key, title in shown}
+    columns = {key: _addColumn(targetTable, title, numeric=key not in TEXT_COLUMNS) for key, title in shown}
     for key, title in shown:
         targetTable.SetColumnDescription(title, COLUMN_DESCRIPTIONS[key])
 
@@ -71,8 +85,8 @@ def addQcTableNodes(scene, targetNames: list[str], qcs: list[dict], name: str = 
         targetColumn.InsertNextValue(targetName)
         for key, column in columns.items():
             value = qc.get(key)
-            if key == "verdict":
-                column.InsertNextValue(str(value))
+            if key in TEXT_COLUMNS:
+                column.InsertNextValue("" if value is None else str(value))
             else:
                 column.InsertNextValue(float("nan") if value is None else float(value))
         for entry in qc.get("label_cycle_dice", []):

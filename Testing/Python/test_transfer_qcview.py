@@ -38,3 +38,18 @@ def test_qc_table_leaves_out_columns_no_target_reports():
     assert [key for key, _ in reportedColumns([plain])] == ["verdict", "score", "label_lncc"]
     assert "network_label_lncc" in [key for key, _ in reportedColumns([plain, refined])]
     assert [key for key, _ in reportedColumns([{}])] == ["verdict"]
+    registration = {**plain, "labels_from": "registration"}
+    assert [key for key, _ in reportedColumns([registration])] == ["verdict", "score", "label_lncc"]
+    distilled = {**plain, "labels_from": "segmentation network"}
+    assert [key for key, _ in reportedColumns([plain, distilled])][:2] == ["verdict", "labels_from"]
+
+
+def test_qc_table_says_which_targets_a_distilled_models_network_labelled(scene):
+    from LTNetTransferLib.qcTable import addQcTableNodes
+
+    plain = {"verdict": "OK", "score": 1.0, "labels_from": "registration"}
+    distilled = {"verdict": "check", "score": 0.8, "labels_from": "segmentation network"}
+    targets, _ = addQcTableNodes(scene, ["a", "b"], [plain, distilled])
+    column = targets.GetTable().GetColumnByName("Labels from")
+    assert not column.IsNumeric() and [column.GetValue(i) for i in range(2)] == ["registration", "segmentation network"]
+    assert targets.GetTable().GetColumnByName("Score").GetValue(1) == 0.8
