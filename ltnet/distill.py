@@ -36,7 +36,7 @@ from ltnet.training import AUGMENT_SEED_OFFSET, StopFlag, Stopped, check_losses,
 KINDS = ("scan", "warped_atlas", "atlas")  # what each example's image is (see the module's docstring)
 #: The segmenter labels at the network grid; one coarser than this many times the atlas's finest spacing loses what
 #: the registration's labels keep: on the IBSR brains at 4 mm (about 4 times the atlas's spacing) the reference labels
-#: themselves, carried onto that grid and back, scored below the refined registration (docs/BENCHMARKS.md,
+#: themselves, carried onto that grid and back, scored no better than the refined registration (docs/BENCHMARKS.md,
 #: "Distillation, IBSR18 brain MRI").
 COARSE_GRID_RATIO = 2.0
 
