@@ -52,8 +52,8 @@ def _addColumn(tableNode, title: str, numeric: bool):
 
 def reportedColumns(qcs: list[dict]) -> list[tuple[str, str]]:
     """The ``TARGET_COLUMNS`` some target's QC reports (the network's own numbers, for example, only come with
-    refinement), the verdict always: a column no target has would be NaN in every row. What drew the labels only
-    where some target's labels come from a distilled model's network (otherwise every row would say registration)."""
+    refinement), the verdict always: a column no target has would be NaN in every row. *Labels from* only where
+    some target's labels come from a distilled model's network (otherwise every row would say registration)."""
 
     def shown(key: str) -> bool:
         if key == "labels_from":
