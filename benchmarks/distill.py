@@ -97,26 +97,28 @@ def source_model(
     return out
 
 
-def through_the_grid(model, target: sitk.Image, reference: sitk.Image, grid: NetworkGrid) -> sitk.Image:
-    """``reference`` (``target``'s label map) carried onto ``grid`` (``model``'s network grid, or a finer one over the
-    same box) and back as a segmenter's labels are (``ltnet.segmenter.labels_on_target``), through ``model``'s
-    pre-alignment of ``target``: the labels of a segmenter on that grid that gave each voxel its true share of every
+def through_the_grid(
+    values: list[int], target: sitk.Image, reference: sitk.Image, grid: NetworkGrid, to_scan: sitk.Transform
+) -> sitk.Image:
+    """``reference`` (``target``'s label map, label ``values`` with the background first) carried onto ``grid`` (a
+    model's network grid, or a finer one over the same box) and back as a segmenter's labels are
+    (``ltnet.segmenter.labels_on_target``), through the model's pre-alignment ``to_scan`` (grid points -> ``target``
+    points): the labels of a segmenter on that grid that gave each voxel its true share of every
     label, about the best any segmenter there can do. Each label's mask is smoothed to about one grid voxel
     (Gaussian, FWHM one grid spacing) before the grid samples it, so a voxel gets its share, not the label at its
     centre."""
-    prepared = prepare_scan(target, model.atlas, True)
     sigma = grid.spacing / (2 * np.sqrt(2 * np.log(2)))
     shares = [
         resample(
             sitk.SmoothingRecursiveGaussian(sitk.Cast(reference == value, sitk.sitkFloat32), sigma),
             grid.reference(),
-            prepared.to_scan,
+            to_scan,
             default=1.0 if k == 0 else 0.0,
         )
-        for k, value in enumerate(model.atlas.values)
+        for k, value in enumerate(values)
     ]
     probabilities = torch.from_numpy(np.stack([sitk.GetArrayFromImage(share) for share in shares]))
-    return labels_on_target(probabilities, model.atlas.values, grid, target, prepared.to_scan.GetInverse())
+    return labels_on_target(probabilities, values, grid, target, to_scan.GetInverse())
 
 
 def ceiling_text(rows: list[dict], refined: str, spacings: set[float], dataset) -> str:
@@ -232,10 +234,13 @@ def main() -> None:
                         result = transfer(model, target, args.device, refine_steps=steps, extras=False)
                     warped = Warped(result.labels, folded(model, result.qc), t.wall, t.cpu)
                     scores.append({**score(warped, atlas, name, reference, dataset, method, threads), "seed": seed})
+            to_scan = None  # the source model's pre-alignment of the target, once for every grid
             for method, grid in ceilings.items():
                 if (name, method, 0) in missing:
                     with Timer() as t:
-                        ceiling = Warped(through_the_grid(source, target, reference, grid), None, t.wall, t.cpu)
+                        to_scan = to_scan or prepare_scan(target, source.atlas, True).to_scan
+                        labels = through_the_grid(source.atlas.values, target, reference, grid, to_scan)
+                    ceiling = Warped(labels, None, t.wall, t.cpu)
                     scores.append({**score(ceiling, atlas, name, reference, dataset, method, threads), "seed": 0})
             print(atlas, name, {f"{r['method']} {r['seed']}": r["mean_dice"] for r in scores if r["target"] == name})
         if missing:
