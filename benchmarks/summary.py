@@ -104,9 +104,13 @@ def results_table(csv_dir: Path = CSV_DIR, details: str = "[docs/BENCHMARKS.md](
         for (heading, _), merged in zip(DATASETS, methods):
             dice, cpu = score(merged[distilled])
             cells += [f"{dice:.3f}", f"{cpu / score(merged[source])[1]:.2f}x LTNet"]
-            seeds.append(f"{len({row['seed'] for row in merged[distilled]})} ({heading.split(',')[0]})")
+            seeds.append((len({row["seed"] for row in merged[distilled]}), heading.split(",")[0]))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        note = NOTE + DISTILLED_NOTE.format(seeds=", ".join(seeds))
+        if len({count for count, _ in seeds}) == 1:
+            each = f"{seeds[0][0]} on each data set"
+        else:
+            each = ", ".join(f"{count} ({name})" for count, name in seeds)
+        note = NOTE + DISTILLED_NOTE.format(seeds=each)
     else:
         note = NOTE
     return "\n".join(lines) + "\n\n" + note + "Details: " + details + "."

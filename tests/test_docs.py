@@ -61,20 +61,25 @@ def test_the_distilled_row_appears_with_every_data_sets_distillation_and_times_a
     assert "LTNet distilled" not in summary.results_table(csv_dir)  # the IBSR distillation not measured
     with open(csv_dir / "distill.csv", newline="", encoding="utf-8") as handle:
         hippocampus = list(csv.DictReader(handle))
-    # the hippocampus rows as IBSR's, seed 0 only, the distilled model twice as slow as its source
-    ibsr = [
-        {**row, "mean_dice": "0.5", "seconds_cpu": "2.0" if row["method"] == "source model" else "4.0"}
-        for row in hippocampus
-        if row["method"] in ("source model", summary.DISTILLED[1]) and row["seed"] == "0"
-    ]
-    with open(csv_dir / "distill_ibsr18.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(ibsr[0]))
-        writer.writeheader()
-        writer.writerows(ibsr)
-    table = summary.results_table(csv_dir)
+
+    def as_ibsr(seeds: set[str]) -> str:
+        """The hippocampus rows of ``seeds`` as IBSR's, the distilled model twice as slow as its source."""
+        ibsr = [
+            {**row, "mean_dice": "0.5", "seconds_cpu": "2.0" if row["method"] == "source model" else "4.0"}
+            for row in hippocampus
+            if row["method"] in ("source model", summary.DISTILLED[1]) and row["seed"] in seeds
+        ]
+        with open(csv_dir / "distill_ibsr18.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(ibsr[0]))
+            writer.writeheader()
+            writer.writerows(ibsr)
+        return summary.results_table(csv_dir)
+
+    table = as_ibsr({"0"})
     distilled = next(line for line in table.splitlines() if line.startswith("| **LTNet distilled** |"))
     assert distilled.endswith("| 0.500 | 2.00x LTNet |"), distilled
     assert "training seeds: 2 (MSD hippocampus), 1 (IBSR brains)" in table
+    assert "training seeds: 2 on each data set" in as_ibsr({"0", "1"})
 
 
 def test_missing_method_is_one_clear_error(tmp_path):
