@@ -24,20 +24,21 @@ from ltnet.training import Stopped
 from ltnet.transfer import transfer
 
 CPU = torch.device("cpu")
-ITERATIONS = 100  # the held-out comparison below was measured at this count
+ITERATIONS = 400  # the held-out comparison below was measured at this count
 
 
 @pytest.fixture(scope="module")
 def distilled(tmp_path_factory):
-    """The demo model distilled on the seven sample training scans (G_F's own fields): its file and the losses."""
+    """The demo model distilled on the seven sample training scans (fields refined for 3 steps, as ``ltnet distill``
+    does by default): its file and the losses."""
     out = tmp_path_factory.mktemp("distill") / "distilled.pt"
     model = load_model(sample.demo_model_path())
     scans = [prepare_scan(read_image(p), model.atlas).image for p in sample.training_scan_paths()]
-    examples = make_examples(model, scans, 0, CPU)
+    examples = make_examples(model, scans, 3, CPU)
     torch.manual_seed(0)
     model.segmenter = Segmenter.new(len(model.atlas.values))
     losses = []
-    settings = DistillSettings(ITERATIONS, checkpoint_every=ITERATIONS, refine_steps=0)
+    settings = DistillSettings(ITERATIONS, checkpoint_every=ITERATIONS, refine_steps=3)
     distill(model, examples, out, settings, CPU, lambda event: losses.append(event["losses"]["loss"]))
     return out, losses
 
@@ -95,13 +96,12 @@ def test_a_labels_only_transfer_with_a_distilled_model_runs_no_registration_netw
         transfer(model, scan, retry_failed=False)
 
 
-def test_distilled_labels_on_held_out_scans_are_close_to_the_source_models(distilled):
+def test_distilled_labels_on_held_out_scans_are_no_worse_than_the_source_models(distilled):
     source = held_out_dice(load_model(sample.demo_model_path()))
     mine = held_out_dice(load_model(distilled[0]))
-    # measured: source 0.719 / 0.714 / 0.742 (mean 0.725), distilled after 100 iterations 0.690 / 0.639 / 0.761
-    # (mean 0.697); 150 iterations from refined fields reached the source's mean (0.725)
-    assert np.mean(mine) > np.mean(source) - 0.05, (source, mine)
-    assert min(mine) > 0.6, mine
+    # measured: source 0.718 / 0.696 / 0.765 (mean 0.726); distilled, seed 0, 0.739 / 0.743 / 0.808 (mean 0.763).
+    # On one thread the mean was 0.710 after 100 iterations, 0.749 after 300, 0.760 after 400 (seed 1: 0.732).
+    assert np.mean(mine) >= np.mean(source), (source, mine)
 
 
 def test_grid_probabilities_reach_the_target_as_the_registration_maps_labels():
