@@ -372,10 +372,14 @@ def classical_rows(data: str, scored: set[tuple[str, str]]) -> list[dict]:
     return [r for r in read_csv(path) if r["method"] in CLASSICAL and (r["atlas"], r["target"]) in scored]
 
 
+def rows_by_pair(rows: list[dict], method: str) -> dict[tuple[str, str], dict]:
+    """``method``'s rows keyed by their (atlas, target) pair."""
+    return {(r["atlas"], r["target"]): r for r in rows if r["method"] == method}
+
+
 def paired_comparison(rows: list[dict], method: str, others: list[str]) -> str:
     """One line per other method: paired mean Dice difference over the pairs both scored, wins, and the time ratio."""
-    by_target = lambda m: {(r["atlas"], r["target"]): r for r in rows if r["method"] == m}  # noqa: E731
-    mine = by_target(method)
+    mine = rows_by_pair(rows, method)
     lines = [
         f"Paired over atlas -> target pairs, {method} against each method:",
         "",
@@ -383,7 +387,7 @@ def paired_comparison(rows: list[dict], method: str, others: list[str]) -> str:
         "|---|---|---|---|---|",
     ]
     for other in others:
-        theirs = by_target(other)
+        theirs = rows_by_pair(rows, other)
         common = sorted(mine.keys() & theirs.keys())
         if not common:
             continue

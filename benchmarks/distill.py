@@ -34,7 +34,15 @@ import SimpleITK as sitk
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import TITLES, atlas_cohort, mean_over_seeds, paired_comparison, seed_table, train_command  # noqa: E402
+from accuracy import (  # noqa: E402
+    TITLES,
+    atlas_cohort,
+    mean_over_seeds,
+    paired_comparison,
+    rows_by_pair,
+    seed_table,
+    train_command,
+)
 from classical import DATA, DATASETS, OUT, Timer, Warped, pairs, read_csv, score, table, write_csv  # noqa: E402
 from report import machine, write_section  # noqa: E402
 
@@ -125,8 +133,7 @@ def ceiling_text(rows: list[dict], refined: str, spacings: set[float], dataset) 
     """What the grids' ceilings (``through_the_grid``) say, for the text: the network grid's mean Dice per label and
     HD95, how often the refined registration, which labels at the atlas's resolution, exceeds it, and the ceiling of a
     grid twice as fine."""
-    on = lambda method: {(r["atlas"], r["target"]): r for r in rows if r["method"] == method}  # noqa: E731
-    mine, finer, theirs = on(CEILING), on(CEILING_FINER), on(refined)
+    mine, finer, theirs = (rows_by_pair(rows, method) for method in (CEILING, CEILING_FINER, refined))
     above = sum(float(theirs[k]["mean_dice"]) > float(mine[k]["mean_dice"]) for k in mine if k in theirs)
     mean = lambda key, of=mine: np.mean([float(r[key]) for r in of.values()])  # noqa: E731
     per_label = ", ".join(f"{name} {mean(f'dice_{name}'):.3f}" for name in dataset.labels.values())
